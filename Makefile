@@ -1,0 +1,48 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a building block.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null)
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include:$(CURDIR)/dags
+export NO_GCE_CHECK := True
+PYTEST := $(PY) -m pytest
+
+.PHONY: venv test test-unit test-integration stack-up stack-down stack-status demo airflow bench clean
+
+venv: $(STAMP)
+
+# uv installs the Airflow set in well under a minute; pip is the fallback that only bootstraps uv.
+$(STAMP): requirements.txt requirements-local.txt requirements-dev.txt
+	@if [ -z "$(UV)" ]; then $(PYTHON) -m pip install -q --disable-pip-version-check uv; fi
+	@uv=$$(command -v uv || echo $(PYTHON) -m uv); \
+	  [ -x $(PY) ] || $$uv venv -q --python $(PYTHON) $(VENV); \
+	  VIRTUAL_ENV=$(CURDIR)/$(VENV) $$uv pip install -q --compile-bytecode -r requirements-dev.txt
+	@# bqemulator starts offline only with DuckDB's extensions installed from the PyPI wheels.
+	@$(PY) -c "import duckdb; from duckdb_extensions import import_extension as i; c = duckdb.connect(); i('spatial', con=c); i('avro', con=c)"
+	@touch $(STAMP)
+
+test: venv
+	$(PYTEST) -q
+
+test-unit: venv
+	$(PYTEST) -q -m "not integration"
+
+test-integration: venv
+	$(PYTEST) -q -m integration
+
+stack-up: venv
+	$(PY) -m local_stack up
+
+stack-down: venv
+	$(PY) -m local_stack down
+
+stack-status: venv
+	$(PY) -m local_stack status
+
+bench: venv
+	$(PY) bench/emulator.py
+
+clean:
+	rm -rf $(VENV) .local-stack .airflow
