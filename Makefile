@@ -41,6 +41,12 @@ stack-down: venv
 stack-status: venv
 	$(PY) -m local_stack status
 
+demo: venv
+	$(PY) include/dev/demo.py
+
+airflow: venv
+	include/dev/airflow_local.sh
+
 bench: venv
 	$(PY) bench/emulator.py
 

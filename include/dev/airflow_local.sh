@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `make airflow`: the local stack plus `airflow standalone` serving our DAGs at localhost:8080.
+# Login: admin / admin. New DAG files are picked up within seconds. Ctrl-C stops every process
+# this script started (Airflow's process group, then the local stack).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+venv="$root/.venv"
+export PATH="$venv/bin:$PATH"
+export PYTHONPATH="$root/plugins:$root/include:$root/dags"
+
+started_stack=0
+if ! python -m local_stack status >/dev/null 2>&1; then
+  python -m local_stack up
+  started_stack=1
+fi
+set -a
+# shellcheck disable=SC1091
+. "${LOCAL_STACK_DIR:-$root/.local-stack}/env"
+set +a
+
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$root/.airflow/standalone}"
+mkdir -p "$AIRFLOW_HOME"
+export AIRFLOW__CORE__DAGS_FOLDER="$root/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$root/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
+export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-5}"
+export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="${AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL:-5}"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/passwords.json"
+export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
+[ -f "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" ] || echo '{"admin": "admin"}' > "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+
+stop() {
+  trap - INT TERM EXIT
+  if [ -n "${airflow_pid:-}" ] && kill -0 "$airflow_pid" 2>/dev/null; then
+    echo "Stopping Airflow..."
+    kill -INT -- "-$airflow_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$airflow_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$airflow_pid" 2>/dev/null || true
+  fi
+  if [ "$started_stack" = 1 ]; then python -m local_stack down; fi
+}
+trap stop INT TERM EXIT
+
+echo "Airflow UI: http://localhost:$AIRFLOW__API__PORT  (login admin / admin). Ctrl-C stops everything."
+set -m
+airflow standalone &
+airflow_pid=$!
+set +m
+wait "$airflow_pid" || true
