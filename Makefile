@@ -13,12 +13,19 @@ PYTEST := $(PY) -m pytest
 
 venv: $(STAMP)
 
-# uv installs the Airflow set in well under a minute; pip is the fallback that only bootstraps uv.
+# uv installs the Airflow set in well under a minute. With no uv on PATH, pip only bootstraps it
+# into a throwaway folder (`--target` works even where the system Python is externally managed,
+# and needs no python3-venv); uv then creates the venv itself.
 $(STAMP): requirements.txt requirements-local.txt requirements-dev.txt
-	@if [ -z "$(UV)" ]; then $(PYTHON) -m pip install -q --disable-pip-version-check uv; fi
-	@uv=$$(command -v uv || echo $(PYTHON) -m uv); \
+	@set -e; uv="$(UV)"; boot=""; \
+	  if [ -z "$$uv" ]; then \
+	    boot=$$(mktemp -d); echo "venv: bootstrapping uv with pip into $$boot"; \
+	    $(PYTHON) -m pip install -q --disable-pip-version-check --target "$$boot" uv; \
+	    uv="$$boot/bin/uv"; \
+	  fi; \
 	  [ -x $(PY) ] || $$uv venv -q --python $(PYTHON) $(VENV); \
-	  VIRTUAL_ENV=$(CURDIR)/$(VENV) $$uv pip install -q --compile-bytecode -r requirements-dev.txt
+	  VIRTUAL_ENV=$(CURDIR)/$(VENV) $$uv pip install -q --compile-bytecode -r requirements-dev.txt; \
+	  if [ -n "$$boot" ]; then rm -rf "$$boot"; fi
 	@# bqemulator starts offline only with DuckDB's extensions installed from the PyPI wheels.
 	@$(PY) -c "import duckdb; from duckdb_extensions import import_extension as i; c = duckdb.connect(); i('spatial', con=c); i('avro', con=c)"
 	@touch $(STAMP)
@@ -51,4 +58,6 @@ bench: venv
 	$(PY) bench/emulator.py
 
 clean:
+	@# Stop a running stack first: deleting its state dir would orphan its processes.
+	-@[ -x $(PY) ] && $(PY) -m local_stack down
 	rm -rf $(VENV) .local-stack .airflow

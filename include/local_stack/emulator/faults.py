@@ -1,0 +1,200 @@
+"""Fault switches: what the admin API sets, what a job snapshots, what the API layer injects.
+
+Invariants: a job copies the job-level switches (:data:`JOB_LEVEL`) when it is created and
+never sees later changes; ``api_error_ratio`` applies live to every API call (never to admin
+calls or upload chunks) and is deterministic: with ratio r, call number n fails exactly when
+``floor(n*r) > floor((n-1)*r)``, so 0.5 fails every second call and 1.0 every call. Row
+failures are deterministic by the hash of the row's content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+#: Fields a job snapshots at create time.
+JOB_LEVEL: tuple[str, ...] = (
+    "job_failure",
+    "row_failure_ratio",
+    "row_latency_ms",
+    "queue_delay_s",
+    "pause_s",
+    "expire_after_s",
+    "partial_success_state",
+)
+
+#: HTTP status -> (gRPC status name, message) for injected API errors.
+API_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("INVALID_ARGUMENT", "Request contains an invalid argument."),
+    403: ("PERMISSION_DENIED", "The caller does not have permission."),
+    404: ("NOT_FOUND", "Requested entity was not found."),
+    408: ("DEADLINE_EXCEEDED", "Request timed out."),
+    409: ("ABORTED", "The operation was aborted."),
+    429: ("RESOURCE_EXHAUSTED", "Resource exhausted. Please try again later."),
+    500: ("INTERNAL", "Internal error encountered."),
+    502: ("UNAVAILABLE", "Bad gateway."),
+    503: ("UNAVAILABLE", "The service is currently unavailable."),
+    504: ("DEADLINE_EXCEEDED", "Deadline exceeded."),
+}
+
+
+class FaultError(ValueError):
+    """An admin request set a fault to a value it cannot take."""
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The fault switches (defaults: no faults).
+
+    :param job_failure: Optional. Jobs created while set fail (FAILED) with this message once
+        they leave the queue.
+    :param row_failure_ratio: Optional. 0..1: the share of rows that fail with a 429-style
+        row error, chosen by a hash of the row's request.
+    :param api_error_ratio: Optional. 0..1: the share of API calls answered with an error.
+    :param api_error_codes: Optional. HTTP codes used in turn for injected API errors.
+    :param row_latency_ms: Optional. Extra time each row takes.
+    :param queue_delay_s: Optional. How long a job stays PENDING.
+    :param pause_s: Optional. When > 0, a job is PAUSED for this long once half its rows are done.
+    :param expire_after_s: Optional. A job not finished this long after create becomes EXPIRED.
+    :param partial_success_state: Optional. A job with failed rows ends PARTIALLY_SUCCEEDED
+        (Vertex) instead of SUCCEEDED.
+    """
+
+    job_failure: str | None = None
+    row_failure_ratio: float = 0.0
+    api_error_ratio: float = 0.0
+    api_error_codes: tuple[int, ...] = (429, 503)
+    row_latency_ms: float = 0.0
+    queue_delay_s: float = 0.0
+    pause_s: float = 0.0
+    expire_after_s: float | None = None
+    partial_success_state: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form the admin API returns."""
+        data = asdict(self)
+        data["api_error_codes"] = list(self.api_error_codes)
+        return data
+
+    def updated(self, changes: dict[str, Any]) -> Faults:
+        """A copy with ``changes`` applied (a partial update); raises :class:`FaultError`."""
+        if not isinstance(changes, dict):
+            raise FaultError("the body must be a JSON object of fault fields")
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise FaultError(f"unknown fault fields {unknown}; known: {sorted(known)}")
+        values = {name: _coerce(name, value) for name, value in changes.items()}
+        return replace(self, **values)
+
+    def for_job(self) -> JobFaults:
+        """The job-level snapshot."""
+        return JobFaults(**{name: getattr(self, name) for name in JOB_LEVEL})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Faults:
+        """The inverse of :meth:`to_dict` (unknown keys ignored)."""
+        return cls().updated({k: v for k, v in data.items() if k in {f.name for f in fields(cls)}})
+
+
+def _ratio(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise FaultError(f"{name} must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _non_negative(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or math.isinf(value):
+        raise FaultError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name == "job_failure":
+        if value is not None and not (isinstance(value, str) and value):
+            raise FaultError(f"job_failure must be a non-empty string or null, got {value!r}")
+        return value
+    if name in ("row_failure_ratio", "api_error_ratio"):
+        return _ratio(name, value)
+    if name == "api_error_codes":
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c in API_ERRORS for c in value)
+        ):
+            raise FaultError(f"api_error_codes must be a non-empty list drawn from {sorted(API_ERRORS)}")
+        return tuple(value)
+    if name == "expire_after_s":
+        return None if value is None else _non_negative(name, value)
+    if name == "partial_success_state":
+        if not isinstance(value, bool):
+            raise FaultError(f"partial_success_state must be true or false, got {value!r}")
+        return value
+    return _non_negative(name, value)
+
+
+@dataclass(frozen=True)
+class JobFaults:
+    """The job-level switches as one job saw them at create time (see :class:`Faults`)."""
+
+    job_failure: str | None = None
+    row_failure_ratio: float = 0.0
+    row_latency_ms: float = 0.0
+    queue_delay_s: float = 0.0
+    pause_s: float = 0.0
+    expire_after_s: float | None = None
+    partial_success_state: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, stored with the job."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobFaults:
+        """The inverse of :meth:`to_dict`."""
+        return cls(**{k: v for k, v in data.items() if k in JOB_LEVEL})
+
+    def row_fails(self, row_bytes: bytes) -> bool:
+        """Whether the row with this canonical content fails under ``row_failure_ratio``."""
+        if self.row_failure_ratio <= 0:
+            return False
+        if self.row_failure_ratio >= 1:
+            return True
+        bucket = int.from_bytes(hashlib.blake2b(row_bytes, digest_size=8).digest(), "big") / 2**64
+        return bucket < self.row_failure_ratio
+
+
+ROW_FAILURE_ERROR: dict[str, Any] = {
+    "code": 429,
+    "message": (
+        "Resource exhausted. Please try again later. "
+        "(injected by the local emulator: row_failure_ratio)"
+    ),
+    "status": "RESOURCE_EXHAUSTED",
+}
+
+
+@dataclass
+class ApiErrorInjector:
+    """Decides, call by call, whether an API call gets an injected error (see module doc)."""
+
+    calls: int = 0
+    injected: int = 0
+    _last_ratio: float = field(default=0.0, repr=False)
+
+    def next_error(self, faults: Faults) -> int | None:
+        """The HTTP code to answer this call with, or None to serve it."""
+        ratio = faults.api_error_ratio
+        if ratio != self._last_ratio:
+            self.calls = 0
+            self._last_ratio = ratio
+        if ratio <= 0:
+            return None
+        self.calls += 1
+        if math.floor(self.calls * ratio) <= math.floor((self.calls - 1) * ratio):
+            return None
+        code = faults.api_error_codes[self.injected % len(faults.api_error_codes)]
+        self.injected += 1
+        return code

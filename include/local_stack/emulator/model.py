@@ -1,0 +1,426 @@
+"""The local model: a deterministic, documented function from a request to a response.
+
+Invariants: the same (model id, request) always gives the same response, byte for byte, in
+every process; nothing here touches the network, the clock or global state. A request that the
+real API would reject row by row raises :class:`InvalidRequest` (the batch keeps going).
+
+The response text (see ``include/local_stack/README.md``):
+
+- plain text: ``"[<model id> <digest>] <prompt>"`` where ``prompt`` is the last text part of
+  the last ``user`` turn (first 200 characters) and ``digest`` is the first 8 hex digits of
+  ``sha256("<model id>\\n<prompt>")``; :func:`response_text` computes it for tests;
+- ``responseMimeType: application/json`` with a schema (``responseSchema`` /
+  ``response_schema`` in OpenAPI form, or ``responseJsonSchema`` / ``response_json_schema``):
+  compact JSON that validates against the schema, values derived from the digest; without a
+  schema: ``{"response": "<plain text>"}``;
+- ``responseMimeType: text/x.enum`` with an enum schema: one of the enum values.
+
+Token counts: ``promptTokenCount`` is ceil(characters of every text part, system instruction
+included, / 4), at least 1; ``candidatesTokenCount`` is ceil(characters of the answer / 4), at
+least 1; ``totalTokenCount`` is their sum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import uuid
+from typing import Any
+
+#: Model ids that exist for both backends (Vertex ``publishers/google/models/<id>``, Gemini
+#: API ``models/<id>``). Anything else must match :data:`MODEL_ID_PATTERN`.
+KNOWN_MODELS: tuple[str, ...] = (
+    "gemini-3-pro-preview",
+    "gemini-3-flash-preview",
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "gemini-2.5-flash-lite",
+    "gemini-2.5-flash-preview-09-2025",
+    "gemini-2.5-flash-lite-preview-09-2025",
+    "gemini-2.0-flash",
+    "gemini-2.0-flash-001",
+    "gemini-2.0-flash-lite",
+    "gemini-2.0-flash-lite-001",
+    "gemini-flash-latest",
+    "gemini-flash-lite-latest",
+    "gemini-pro-latest",
+)
+
+#: A versioned Gemini model id: ``gemini-<major>[.<minor>]-<pro|flash|flash-lite>`` with an
+#: optional ``-NNN`` version, ``-preview[-MM-YYYY]`` or ``-exp[-MMDD]`` suffix. This accepts
+#: real ids that are newer than :data:`KNOWN_MODELS` and still rejects typos
+#: (``gemini-2.5-flsh``) and made-up families, with a 404 as the real API does.
+MODEL_ID_PATTERN = re.compile(
+    r"^gemini-\d+(?:\.\d+)?-(?:pro|flash|flash-lite)(?:-\d{3}|-preview(?:-\d{2}-\d{4})?|-exp(?:-\d{4})?)?$"
+)
+
+PROMPT_SNIPPET_CHARS = 200
+_VALID_ROLES = frozenset({"user", "model", "function", "tool"})
+_PART_DATA_KEYS = frozenset(
+    {
+        "text",
+        "inlineData",
+        "inline_data",
+        "fileData",
+        "file_data",
+        "functionCall",
+        "function_call",
+        "functionResponse",
+        "function_response",
+        "executableCode",
+        "executable_code",
+        "codeExecutionResult",
+        "code_execution_result",
+    }
+)
+_MAX_SCHEMA_DEPTH = 12
+
+
+class InvalidRequest(ValueError):
+    """One row's request is not a valid GenerateContentRequest (a 400 for that row only)."""
+
+    code = 400
+    status = "INVALID_ARGUMENT"
+
+    def to_error(self) -> dict[str, Any]:
+        """The ``{"code", "message", "status"}`` body the real API uses."""
+        return {"code": self.code, "message": str(self), "status": self.status}
+
+
+def is_known_model(model_id: str) -> bool:
+    """True when ``model_id`` (a bare id such as ``gemini-2.5-flash``) names a model we serve."""
+    return model_id in KNOWN_MODELS or bool(MODEL_ID_PATTERN.match(model_id))
+
+
+def _get(mapping: dict[str, Any], *names: str) -> Any:
+    """The first present key of ``names`` (camelCase and snake_case spellings)."""
+    for name in names:
+        if name in mapping:
+            return mapping[name]
+    return None
+
+
+def validate_request(request: Any) -> None:
+    """Raise :class:`InvalidRequest` with the real API's wording if ``request`` is not usable."""
+    if not isinstance(request, dict):
+        raise InvalidRequest(
+            f"Invalid JSON payload: the request must be a JSON object, got {type(request).__name__}."
+        )
+    contents = request.get("contents")
+    if contents is None or contents == []:
+        raise InvalidRequest("* GenerateContentRequest.contents: contents is not specified")
+    if not isinstance(contents, list):
+        raise InvalidRequest("Invalid JSON payload: GenerateContentRequest.contents must be a list.")
+    for index, content in enumerate(contents):
+        if not isinstance(content, dict):
+            raise InvalidRequest(f"Invalid JSON payload: contents[{index}] must be an object.")
+        role = content.get("role")
+        if role is not None and role not in _VALID_ROLES:
+            raise InvalidRequest("Please use a valid role: user, model.")
+        parts = content.get("parts")
+        if not parts or not isinstance(parts, list):
+            raise InvalidRequest(
+                f"* GenerateContentRequest.contents[{index}].parts: contents.parts must not be empty."
+            )
+        for part_index, part in enumerate(parts):
+            if not isinstance(part, dict) or not (_PART_DATA_KEYS & part.keys()):
+                raise InvalidRequest(
+                    f"* GenerateContentRequest.contents[{index}].parts[{part_index}].data: "
+                    "required oneof field 'data' must have one initialized field"
+                )
+
+
+def _texts(content: Any) -> list[str]:
+    if not isinstance(content, dict):
+        return []
+    parts = content.get("parts")
+    if not isinstance(parts, list):
+        return []
+    return [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+
+
+def prompt_text(request: dict[str, Any]) -> str:
+    """The last text part of the last ``user`` turn (a turn without a role counts as user)."""
+    for content in reversed(request.get("contents") or []):
+        if isinstance(content, dict) and content.get("role", "user") == "user":
+            texts = _texts(content)
+            if texts:
+                return texts[-1]
+    return ""
+
+
+def _digest(model_id: str, prompt: str) -> str:
+    return hashlib.sha256(f"{model_id}\n{prompt}".encode()).hexdigest()
+
+
+def response_text(model_id: str, request: dict[str, Any]) -> str:
+    """The plain answer text for ``request``: ``"[<model id> <digest8>] <prompt[:200]>"``."""
+    prompt = prompt_text(request)
+    return f"[{model_id} {_digest(model_id, prompt)[:8]}] {prompt[:PROMPT_SNIPPET_CHARS]}"
+
+
+def _generation_config(request: dict[str, Any]) -> dict[str, Any]:
+    config = _get(request, "generationConfig", "generation_config")
+    return config if isinstance(config, dict) else {}
+
+
+def _prompt_chars(request: dict[str, Any]) -> int:
+    chars = 0
+    for content in request.get("contents") or []:
+        chars += sum(len(t) for t in _texts(content))
+    system = _get(request, "systemInstruction", "system_instruction")
+    chars += sum(len(t) for t in _texts(system))
+    return chars
+
+
+def _tokens(chars: int) -> int:
+    return max(1, math.ceil(chars / 4))
+
+
+def answer_text(model_id: str, request: dict[str, Any]) -> str:
+    """The text of the single candidate, honouring ``responseMimeType`` and the schema."""
+    config = _generation_config(request)
+    mime = _get(config, "responseMimeType", "response_mime_type")
+    json_schema = _get(config, "responseJsonSchema", "response_json_schema", "_responseJsonSchema")
+    schema = _get(config, "responseSchema", "response_schema")
+    digest = _digest(model_id, prompt_text(request))
+    if mime == "application/json":
+        if isinstance(json_schema, dict):
+            value = SchemaValueGenerator(digest, json_schema).value()
+        elif isinstance(schema, dict):
+            value = SchemaValueGenerator(digest, schema).value()
+        else:
+            value = {"response": response_text(model_id, request)}
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if mime == "text/x.enum":
+        chosen = json_schema if isinstance(json_schema, dict) else schema
+        options = chosen.get("enum") if isinstance(chosen, dict) else None
+        if isinstance(options, list) and options:
+            return str(options[int(digest, 16) % len(options)])
+    return response_text(model_id, request)
+
+
+def generate_content(model_id: str, request: Any) -> dict[str, Any]:
+    """The ``GenerateContentResponse`` (camelCase) for one row; raises :class:`InvalidRequest`."""
+    validate_request(request)
+    text = answer_text(model_id, request)
+    prompt_tokens = _tokens(_prompt_chars(request))
+    candidate_tokens = _tokens(len(text))
+    return {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": text}]},
+                "finishReason": "STOP",
+            }
+        ],
+        "usageMetadata": {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": candidate_tokens,
+            "totalTokenCount": prompt_tokens + candidate_tokens,
+        },
+        "modelVersion": model_id,
+        "responseId": _digest(model_id, text)[:24],
+    }
+
+
+# --- JSON values that match a schema ---------------------------------------------------------
+
+
+def _schema_type(schema: dict[str, Any]) -> str | None:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if str(k).lower() != "null"), None)
+    if isinstance(kind, str):
+        return kind.lower()
+    if "properties" in schema:
+        return "object"
+    if "items" in schema:
+        return "array"
+    if "enum" in schema:
+        return "string"
+    return None
+
+
+class SchemaValueGenerator:
+    """Builds one deterministic JSON value that validates against an OpenAPI or JSON schema.
+
+    Supported: ``type`` (either case, or a list with ``null``), ``properties`` (every property
+    is filled, ``propertyOrdering`` respected), ``required``, ``items``, ``prefixItems``,
+    ``enum``, ``const``, ``anyOf`` / ``oneOf`` (first non-null choice), ``allOf`` (merged),
+    ``$ref`` into ``$defs`` / ``definitions``, ``minimum`` / ``maximum`` (and exclusive forms),
+    ``minItems`` / ``maxItems``, ``minLength`` / ``maxLength``, ``format`` (date, date-time,
+    time, email, uri, uuid). ``pattern`` is not honoured.
+
+    :param digest: Required. A hex digest seeding every value (from the prompt and model).
+    :param schema: Required. The root schema.
+    """
+
+    def __init__(self, digest: str, schema: dict[str, Any]) -> None:
+        self._digest = digest
+        self._root = schema
+
+    def value(self) -> Any:
+        """The value for the root schema."""
+        return self._value(self._root, "$", 0)
+
+    def _seed(self, path: str) -> int:
+        return int(hashlib.sha256(f"{self._digest}|{path}".encode()).hexdigest()[:12], 16)
+
+    def _resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        seen = 0
+        while isinstance(schema, dict) and "$ref" in schema and seen < _MAX_SCHEMA_DEPTH:
+            ref = schema["$ref"]
+            target: Any = self._root
+            if isinstance(ref, str) and ref.startswith("#/"):
+                for token in ref[2:].split("/"):
+                    target = target.get(token.replace("~1", "/").replace("~0", "~"), {})
+            schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+            seen += 1
+        return schema
+
+    def _value(self, schema: Any, path: str, depth: int) -> Any:
+        if not isinstance(schema, dict):
+            return None
+        schema = self._resolve(schema)
+        if "const" in schema:
+            return schema["const"]
+        enum = schema.get("enum")
+        if isinstance(enum, list) and enum:
+            return enum[self._seed(path) % len(enum)]
+        for key in ("anyOf", "oneOf"):
+            choices = schema.get(key)
+            if isinstance(choices, list) and choices:
+                usable = [c for c in choices if not (isinstance(c, dict) and _schema_type(c) == "null")]
+                return self._value((usable or choices)[0], path, depth + 1)
+        all_of = schema.get("allOf")
+        if isinstance(all_of, list) and all_of:
+            merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+            for part in all_of:
+                part = self._resolve(part) if isinstance(part, dict) else {}
+                for key, val in part.items():
+                    if key == "properties":
+                        merged["properties"] = {**merged.get("properties", {}), **val}
+                    elif key == "required":
+                        merged["required"] = list(merged.get("required", [])) + list(val)
+                    else:
+                        merged.setdefault(key, val)
+            return self._value(merged, path, depth + 1)
+        kind = _schema_type(schema)
+        if kind == "object":
+            return self._object(schema, path, depth)
+        if kind == "array":
+            return self._array(schema, path, depth)
+        if kind == "integer":
+            return self._integer(schema, path)
+        if kind == "number":
+            return self._number(schema, path)
+        if kind == "boolean":
+            return self._seed(path) % 2 == 0
+        if kind == "null":
+            return None
+        return self._string(schema, path)
+
+    def _object(self, schema: dict[str, Any], path: str, depth: int) -> dict[str, Any]:
+        properties = schema.get("properties")
+        if not isinstance(properties, dict):
+            return {}
+        required = set(schema.get("required") or [])
+        order = schema.get("propertyOrdering") or schema.get("property_ordering") or []
+        names = [n for n in order if n in properties] + [n for n in properties if n not in order]
+        result: dict[str, Any] = {}
+        for name in names:
+            if depth >= _MAX_SCHEMA_DEPTH and name not in required:
+                continue
+            result[name] = self._value(properties[name], f"{path}.{name}", depth + 1)
+        return result
+
+    def _array(self, schema: dict[str, Any], path: str, depth: int) -> list[Any]:
+        low = int(schema.get("minItems", schema.get("min_items", 0)) or 0)
+        high = schema.get("maxItems", schema.get("max_items"))
+        count = low if low > 0 or depth >= _MAX_SCHEMA_DEPTH else 2
+        if high is not None:
+            count = min(count, int(high))
+        prefix = schema.get("prefixItems") or []
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        count = max(count, len(prefix)) if high is None else count
+        return [
+            self._value(prefix[i] if i < len(prefix) else items, f"{path}[{i}]", depth + 1)
+            for i in range(count)
+        ]
+
+    @staticmethod
+    def _bounds(schema: dict[str, Any]) -> tuple[float | None, float | None, bool, bool]:
+        low = schema.get("minimum")
+        high = schema.get("maximum")
+        low_open = high_open = False
+        ex_low = schema.get("exclusiveMinimum")
+        ex_high = schema.get("exclusiveMaximum")
+        if isinstance(ex_low, (int, float)) and not isinstance(ex_low, bool):
+            low, low_open = ex_low, True
+        elif ex_low is True:
+            low_open = True
+        if isinstance(ex_high, (int, float)) and not isinstance(ex_high, bool):
+            high, high_open = ex_high, True
+        elif ex_high is True:
+            high_open = True
+        low = float(low) if low is not None else None
+        high = float(high) if high is not None else None
+        return low, high, low_open, high_open
+
+    def _integer(self, schema: dict[str, Any], path: str) -> int:
+        low_f, high_f, low_open, high_open = self._bounds(schema)
+        low = math.ceil(low_f) if low_f is not None else None
+        high = math.floor(high_f) if high_f is not None else None
+        if low is not None and low_open and low == low_f:
+            low += 1
+        if high is not None and high_open and high == high_f:
+            high -= 1
+        if low is None and high is None:
+            low, high = 0, 99
+        elif low is None:
+            low = high - 99  # type: ignore[operator]
+        elif high is None:
+            high = low + 99
+        if high < low:  # type: ignore[operator]
+            return int(low)  # type: ignore[arg-type]
+        return int(low) + self._seed(path) % (int(high) - int(low) + 1)  # type: ignore[arg-type]
+
+    def _number(self, schema: dict[str, Any], path: str) -> float:
+        low, high, _, _ = self._bounds(schema)
+        if low is None and high is None:
+            low, high = 0.0, 100.0
+        elif low is None:
+            low = high - 100.0  # type: ignore[operator]
+        elif high is None:
+            high = low + 100.0
+        # Strictly inside the bounds, so exclusive bounds hold too.
+        fraction = (self._seed(path) % 998 + 1) / 1000.0
+        return round(low + (high - low) * fraction, 6)  # type: ignore[operator]
+
+    def _string(self, schema: dict[str, Any], path: str) -> str:
+        seed = self._seed(path)
+        fmt = schema.get("format")
+        if fmt == "date-time":
+            value = f"2025-{seed % 12 + 1:02d}-{seed % 28 + 1:02d}T{seed % 24:02d}:{seed % 60:02d}:00Z"
+        elif fmt == "date":
+            value = f"2025-{seed % 12 + 1:02d}-{seed % 28 + 1:02d}"
+        elif fmt == "time":
+            value = f"{seed % 24:02d}:{seed % 60:02d}:00"
+        elif fmt == "email":
+            value = f"user{seed % 10000}@example.com"
+        elif fmt in ("uri", "url"):
+            value = f"https://example.com/{seed % 100000}"
+        elif fmt == "uuid":
+            value = str(uuid.UUID(int=seed << 64 | seed))
+        else:
+            name = path.rsplit(".", 1)[-1].split("[", 1)[0].lstrip("$") or "value"
+            value = f"{name}-{seed % 16**6:06x}"
+        low = int(schema.get("minLength", schema.get("min_length", 0)) or 0)
+        high = schema.get("maxLength", schema.get("max_length"))
+        if len(value) < low:
+            value = value + "x" * (low - len(value))
+        if high is not None and len(value) > int(high):
+            value = value[: int(high)]
+        return value

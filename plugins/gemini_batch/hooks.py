@@ -1,0 +1,652 @@
+"""GeminiBatchHook: one google-genai client per connection, with sync and async job methods.
+
+Invariants:
+- One ``genai.Client`` per (backend, connection, project, location, impersonation chain) per
+  process, kept referenced in a module cache (``Client.__del__`` closes its pool). Thousands of
+  triggers in one triggerer share it; its async side opens one HTTP session per event loop,
+  lazily, inside the loop that first uses it.
+- Credentials come from the connection only: Vertex AI through providers-google's
+  ``GoogleBaseHook`` (service account, ADC, impersonation), the Gemini API key from the
+  ``gemini_api`` connection's password. No secret is a method argument, an attribute shown in
+  a repr, or a log line.
+- The hook never retries ``create`` by itself (a lost response would make a second, billed job);
+  the operator decides, after looking the job up by identity.
+- Async methods never block the event loop: building a client (connection lookup, credential
+  load) runs in a worker thread, HTTP goes through ``client.aio``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.sdk import BaseHook
+
+from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFound
+from gemini_batch.sources import BACKENDS, Backend, JobRef
+
+if TYPE_CHECKING:
+    from google import genai
+    from google.genai import types
+
+    from gemini_batch.identity import WorkIdentity
+    from gemini_batch.sources import BatchSource
+
+DEFAULT_GCP_CONN_ID = "google_cloud_default"
+DEFAULT_GEMINI_API_CONN_ID = "gemini_api_default"
+#: The extra (on either connection type) that overrides the service endpoint.
+BASE_URL_EXTRA = "genai_base_url"
+#: Vertex AI rejects AnonymousCredentials in google-genai ("cannot be refreshed"); an anonymous
+#: connection (the local stack) gets a static bearer token instead. Not a secret.
+ANONYMOUS_TOKEN = "anonymous-local-token"
+
+ErrorKind = Literal["transient", "auth", "not_found", "fatal"]
+TRANSIENT_HTTP_CODES = frozenset({408, 429, 500, 502, 503, 504})
+
+_TRANSIENT_EXCEPTION_NAMES = frozenset(
+    {
+        # httpx (sync and async transports of google-genai)
+        "httpx.TimeoutException",
+        "httpx.TransportError",
+        # aiohttp (google-genai's async transport when installed)
+        "aiohttp.ClientConnectionError",
+        "aiohttp.ClientPayloadError",
+        "aiohttp.ServerTimeoutError",
+        # google-auth token refresh over the network
+        "google.auth.exceptions.TransportError",
+    }
+)
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status of an API error (google-genai ``APIError.code``, api_core ``.code``), else None."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int) and 100 <= code <= 599:
+        return code
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def _exception_names(exc: BaseException) -> set[str]:
+    names = set()
+    for cls in type(exc).__mro__:
+        module = cls.__module__
+        top = module.split(".")[0]
+        names.add(f"{top}.{cls.__name__}")
+        names.add(f"{module}.{cls.__name__}")
+    return names
+
+
+def error_kind(exc: BaseException) -> ErrorKind:
+    """Classify an exception from a call to the service.
+
+    - ``transient``: 408, 429, 5xx, timeouts, connection errors: back off and try again.
+    - ``auth``: 401: the credentials may have rotated; rebuild the client and try again.
+    - ``not_found``: 404: the job does not exist (any more).
+    - ``fatal``: everything else (400, 403, programming errors): stop.
+    """
+    status = http_status(exc)
+    if status is not None:
+        if status in TRANSIENT_HTTP_CODES:
+            return "transient"
+        if status == 401:
+            return "auth"
+        if status == 404:
+            return "not_found"
+        return "fatal"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, ConnectionError)):
+        return "transient"
+    if _exception_names(exc) & _TRANSIENT_EXCEPTION_NAMES:
+        return "transient"
+    return "fatal"
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """True for errors a later attempt may not see (see :func:`error_kind`)."""
+    return error_kind(exc) in ("transient", "auth")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter, within a budget of consecutive failures.
+
+    :param base: seconds before the first retry (before jitter).
+    :param cap: the longest single wait, seconds.
+    :param budget: consecutive transient failures tolerated; one more ends the wait.
+    """
+
+    base: float = 2.0
+    cap: float = 120.0
+    budget: int = 8
+
+    def delay(self, failures: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after the ``failures``-th consecutive failure: half fixed, half random."""
+        ceiling = min(self.cap, self.base * (2 ** max(failures - 1, 0)))
+        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+    def exhausted(self, failures: int) -> bool:
+        return failures > self.budget
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What a client talks to; no secrets, safe to log and to build console links from.
+
+    :param backend: ``vertex`` or ``gemini_api``.
+    :param conn_id: the Airflow connection id.
+    :param project: the Google Cloud project (Vertex AI), else None.
+    :param location: the Vertex AI location (``us-central1``, ``global``...), else None.
+    :param base_url: the endpoint override from the connection extra, else None.
+    """
+
+    backend: Backend
+    conn_id: str
+    project: str | None = None
+    location: str | None = None
+    base_url: str | None = None
+
+
+@dataclass
+class _ClientEntry:
+    client: Any
+    settings: ClientSettings
+
+
+_CLIENTS: dict[tuple, _ClientEntry] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def clear_client_cache() -> None:
+    """Forget every cached client (tests; a connection edited in a long-lived process)."""
+    with _CLIENTS_LOCK:
+        _CLIENTS.clear()
+
+
+def _chain_key(chain: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
+    if chain is None or isinstance(chain, str):
+        return chain
+    return tuple(chain)
+
+
+class GeminiBatchHook(BaseHook):
+    """Create, get, list, cancel, delete and find Gemini batch jobs on Vertex AI or the Gemini API.
+
+    .. seealso:: docs/design.md, "Product contracts" (connections).
+
+    :param backend: Required. ``vertex`` (Google Cloud connection) or ``gemini_api`` (API key
+        connection).
+    :param conn_id: Optional. The connection id; defaults to ``google_cloud_default`` for Vertex AI
+        and ``gemini_api_default`` for the Gemini API. Both connection types accept the extra
+        ``genai_base_url`` (endpoint override, e.g. the local stack or a private endpoint).
+    :param project_id: Optional (Vertex AI). Defaults to the connection's project.
+    :param location: Optional (Vertex AI). Defaults to the connection extra ``location``; one of the
+        two is required. ``global`` is accepted.
+    :param impersonation_chain: Optional (Vertex AI). A service account, or a chain of them, to
+        impersonate, as in every providers-google hook.
+    """
+
+    conn_name_attr = "gemini_api_conn_id"
+    default_conn_name = DEFAULT_GEMINI_API_CONN_ID
+    conn_type = "gemini_api"
+    hook_name = "Gemini API"
+
+    #: Per-request HTTP timeout (seconds): a hung call cannot hang a worker or the triggerer.
+    HTTP_TIMEOUT_S = 120
+    #: Page size when listing.
+    LIST_PAGE_SIZE = 100
+
+    def __init__(
+        self,
+        backend: Backend,
+        conn_id: str | None = None,
+        *,
+        project_id: str | None = None,
+        location: str | None = None,
+        impersonation_chain: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if backend not in BACKENDS:
+            raise GeminiBatchConfigError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+        if backend == "gemini_api" and (project_id or impersonation_chain):
+            raise GeminiBatchConfigError(
+                "project_id and impersonation_chain apply to Vertex AI only; the Gemini API "
+                "authenticates with the key of its connection. Remove them."
+            )
+        self.backend: Backend = backend
+        self.conn_id = conn_id or (DEFAULT_GCP_CONN_ID if backend == "vertex" else DEFAULT_GEMINI_API_CONN_ID)
+        self.project_id = project_id
+        self.location = location
+        self.impersonation_chain = impersonation_chain
+
+    # ------------------------------------------------------------------ clients
+
+    @property
+    def _key(self) -> tuple:
+        return (self.backend, self.conn_id, self.project_id, self.location, _chain_key(self.impersonation_chain))
+
+    def _entry(self) -> _ClientEntry:
+        entry = _CLIENTS.get(self._key)
+        if entry is None:
+            with _CLIENTS_LOCK:
+                entry = _CLIENTS.get(self._key)
+                if entry is None:
+                    entry = self._build_entry()
+                    _CLIENTS[self._key] = entry
+        return entry
+
+    async def _aentry(self) -> _ClientEntry:
+        entry = _CLIENTS.get(self._key)
+        if entry is None:
+            # Connection lookup and credential loading are sync (and may do I/O): off the loop.
+            entry = await asyncio.to_thread(self._entry)
+        return entry
+
+    def get_conn(self) -> genai.Client:
+        """The shared ``google.genai.Client`` of this connection (built once per process)."""
+        return self._entry().client
+
+    async def aget_conn(self) -> genai.Client:
+        """As :meth:`get_conn`, without blocking the event loop."""
+        return (await self._aentry()).client
+
+    @property
+    def settings(self) -> ClientSettings:
+        """Project, location and endpoint the client talks to (builds the client if needed)."""
+        return self._entry().settings
+
+    async def asettings(self) -> ClientSettings:
+        return (await self._aentry()).settings
+
+    def invalidate(self) -> None:
+        """Drop this connection's cached client; the next call rebuilds it from the connection."""
+        with _CLIENTS_LOCK:
+            _CLIENTS.pop(self._key, None)
+
+    def _connection_missing(self, conn_type: str, how: str) -> GeminiBatchConfigError:
+        return GeminiBatchConfigError(
+            f"Airflow connection {self.conn_id!r} is not defined. Create a {conn_type} connection "
+            f"named {self.conn_id!r} ({how}), or pass another connection id."
+        )
+
+    def _http_options(self, base_url: str | None) -> types.HttpOptions:
+        from google.genai import types
+
+        options: dict[str, Any] = {"timeout": int(self.HTTP_TIMEOUT_S * 1000)}
+        if base_url:
+            options["base_url"] = base_url
+        return types.HttpOptions(**options)
+
+    def _build_entry(self) -> _ClientEntry:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            if self.backend == "vertex":
+                return self._build_vertex()
+            return self._build_gemini_api()
+        except AirflowNotFoundException:
+            if self.backend == "vertex":
+                raise self._connection_missing(
+                    "google_cloud_platform", "service account key, ADC or impersonation"
+                ) from None
+            raise self._connection_missing("gemini_api", "the API key in its password") from None
+
+    def _build_vertex(self) -> _ClientEntry:
+        from google import genai
+        from google.auth.credentials import AnonymousCredentials
+
+        from airflow.providers.google.common.hooks.base_google import GoogleBaseHook, get_field
+
+        google_hook = GoogleBaseHook(gcp_conn_id=self.conn_id, impersonation_chain=self.impersonation_chain)
+        credentials, conn_project = google_hook.get_credentials_and_project_id()
+        extras = google_hook.extras
+        if isinstance(credentials, AnonymousCredentials):
+            from google.oauth2.credentials import Credentials
+
+            credentials = Credentials(token=ANONYMOUS_TOKEN)
+        project = self.project_id or conn_project
+        location = self.location or get_field(extras, "location")
+        if not project:
+            raise GeminiBatchConfigError(
+                f"No Google Cloud project for Vertex AI: pass project_id=, or set 'project' in the extra "
+                f"of connection {self.conn_id!r}."
+            )
+        if not location:
+            raise GeminiBatchConfigError(
+                f"No Vertex AI location: pass location= (e.g. 'us-central1' or 'global'), or set "
+                f"'location' in the extra of connection {self.conn_id!r}."
+            )
+        base_url = get_field(extras, BASE_URL_EXTRA)
+        client = genai.Client(
+            vertexai=True,
+            credentials=credentials,
+            project=project,
+            location=location,
+            http_options=self._http_options(base_url),
+        )
+        settings = ClientSettings("vertex", self.conn_id, project, location, base_url)
+        self.log.info(
+            "Vertex AI client for connection %s: project %s, location %s%s",
+            self.conn_id,
+            project,
+            location,
+            f", endpoint {base_url}" if base_url else "",
+        )
+        return _ClientEntry(client, settings)
+
+    def _build_gemini_api(self) -> _ClientEntry:
+        from google import genai
+
+        conn = self.get_connection(self.conn_id)
+        api_key = conn.password
+        if not api_key:
+            raise GeminiBatchConfigError(
+                f"Connection {self.conn_id!r} has no API key: put the Gemini API key in its password field."
+            )
+        extras = conn.extra_dejson or {}
+        base_url = extras.get(BASE_URL_EXTRA) or None
+        http_options = self._http_options(base_url)
+        if extras.get("api_version"):
+            http_options.api_version = str(extras["api_version"])
+        client = genai.Client(vertexai=False, api_key=api_key, http_options=http_options)
+        settings = ClientSettings("gemini_api", self.conn_id, None, None, base_url)
+        self.log.info(
+            "Gemini API client for connection %s%s", self.conn_id, f", endpoint {base_url}" if base_url else ""
+        )
+        return _ClientEntry(client, settings)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _ref(self, name: str) -> JobRef:
+        return JobRef.parse(name, backend=self.backend)
+
+    @staticmethod
+    def build_create_config(
+        backend: Backend,
+        *,
+        display_name: str,
+        dest: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        create_config: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The SDK ``CreateBatchJobConfig`` dict: the user's config plus display name, dest and labels.
+
+        Labels travel in ``http_options.extra_body.labels`` (the SDK config has no labels field);
+        the Gemini API has no labels, so they are dropped there.
+        """
+        config: dict[str, Any] = {k: v for k, v in dict(create_config or {}).items() if v is not None}
+        config["display_name"] = display_name
+        if dest:
+            config["dest"] = dest
+        if labels and backend == "vertex":
+            http_options = dict(config.get("http_options") or {})
+            extra_body = dict(http_options.get("extra_body") or {})
+            extra_body["labels"] = {**dict(extra_body.get("labels") or {}), **dict(labels)}
+            http_options["extra_body"] = extra_body
+            config["http_options"] = http_options
+        return config
+
+    def _not_found(self, name: str, exc: BaseException) -> GeminiBatchJobNotFound:
+        return GeminiBatchJobNotFound(name, f"{self.backend} answered {http_status(exc)}")
+
+    # Gemini API batches: google-genai 2.x drops ``metadata.batchStats`` (the row counts), so a get
+    # reads the raw body through the client's own transport (same auth, endpoint, timeouts) and
+    # converts it with the SDK's own converter; if the SDK internals ever move, the public get is
+    # used and counts are simply unknown.
+
+    @staticmethod
+    def _gemini_job_from_body(body: dict[str, Any]) -> types.BatchJob:
+        from google.genai import batches as sdk_batches, types
+
+        job = types.BatchJob._from_response(response=sdk_batches._BatchJob_from_mldev(body), kwargs={})
+        stats = (body.get("metadata") or {}).get("batchStats") or {}
+        if stats:
+            job.completion_stats = types.CompletionStats(
+                successful_count=int(stats.get("successfulRequestCount") or 0),
+                failed_count=int(stats.get("failedRequestCount") or 0),
+                incomplete_count=int(stats.get("pendingRequestCount") or 0),
+            )
+        return job
+
+    def _gemini_raw_get(self, client: Any, ref: JobRef) -> types.BatchJob | None:
+        try:
+            request = client._api_client.request
+        except AttributeError:
+            return None
+        response = request("get", f"batches/{ref.job_id}", {}, None)
+        try:
+            return self._gemini_job_from_body(json.loads(response.body) if response.body else {})
+        except (AttributeError, ImportError, TypeError, ValueError) as exc:
+            self.log.debug("Raw Gemini API batch body not understood (%s); using the SDK get", exc)
+            return None
+
+    async def _agemini_raw_get(self, client: Any, ref: JobRef) -> types.BatchJob | None:
+        try:
+            request = client.aio._api_client.async_request
+        except AttributeError:
+            return None
+        response = await request("get", f"batches/{ref.job_id}", {}, None)
+        try:
+            return self._gemini_job_from_body(json.loads(response.body) if response.body else {})
+        except (AttributeError, ImportError, TypeError, ValueError) as exc:
+            self.log.debug("Raw Gemini API batch body not understood (%s); using the SDK get", exc)
+            return None
+
+    # ------------------------------------------------------------------ sync API
+
+    def create_job(
+        self,
+        *,
+        model: str,
+        source: BatchSource,
+        display_name: str,
+        dest: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        create_config: Mapping[str, Any] | None = None,
+    ) -> types.BatchJob:
+        """Submit one batch job (exactly one request; never retried here).
+
+        :param model: Required. The model, e.g. ``gemini-2.5-flash``.
+        :param source: Required. A parsed :class:`~gemini_batch.sources.BatchSource`.
+        :param display_name: Required. The display name (carries the work identity).
+        :param dest: Optional (Vertex AI). ``gs://`` prefix or ``bq://`` dataset/table for results.
+        :param labels: Optional (Vertex AI). Job labels.
+        :param create_config: Optional. Further ``CreateBatchJobConfig`` fields (e.g. webhook_config).
+        """
+        config = self.build_create_config(
+            self.backend, display_name=display_name, dest=dest, labels=labels, create_config=create_config
+        )
+        return self.get_conn().batches.create(model=model, src=source.sdk_src(), config=config)
+
+    def get_job(self, name: str) -> types.BatchJob:
+        """Get a job by name.
+
+        :raises GeminiBatchJobNotFound: when the service answers 404.
+        """
+        ref = self._ref(name)
+        client = self.get_conn()
+        try:
+            if self.backend == "gemini_api":
+                job = self._gemini_raw_get(client, ref)
+                if job is not None:
+                    return job
+            return client.batches.get(name=name)
+        except Exception as exc:
+            if error_kind(exc) == "not_found":
+                raise self._not_found(name, exc) from exc
+            if error_kind(exc) == "auth":
+                self.invalidate()
+            raise
+
+    def iter_jobs(self, *, filter: str | None = None, page_size: int | None = None) -> Iterator[types.BatchJob]:
+        """Every job, page after page.
+
+        :param filter: Optional (Vertex AI only). A list filter, e.g. ``labels.team="ml"``.
+        :param page_size: Optional. Jobs per page.
+        """
+        if filter and self.backend == "gemini_api":
+            raise GeminiBatchConfigError("The Gemini API cannot filter batch lists; remove filter.")
+        config: dict[str, Any] = {"page_size": page_size or self.LIST_PAGE_SIZE}
+        if filter:
+            config["filter"] = filter
+        yield from self.get_conn().batches.list(config=config)
+
+    def list_jobs(
+        self, *, filter: str | None = None, page_size: int | None = None, limit: int | None = None
+    ) -> list[types.BatchJob]:
+        """As :meth:`iter_jobs`, as a list of at most ``limit`` jobs."""
+        jobs = []
+        for job in self.iter_jobs(filter=filter, page_size=page_size):
+            jobs.append(job)
+            if limit is not None and len(jobs) >= limit:
+                break
+        return jobs
+
+    def cancel_job(self, name: str) -> None:
+        """Ask the service to cancel a job (it moves to CANCELLING, then CANCELLED).
+
+        :raises GeminiBatchJobNotFound: when the service answers 404.
+        """
+        self._ref(name)
+        try:
+            self.get_conn().batches.cancel(name=name)
+        except Exception as exc:
+            if error_kind(exc) == "not_found":
+                raise self._not_found(name, exc) from exc
+            raise
+
+    def delete_job(self, name: str) -> None:
+        """Delete a job resource.
+
+        :raises GeminiBatchJobNotFound: when the service answers 404.
+        """
+        self._ref(name)
+        try:
+            self.get_conn().batches.delete(name=name)
+        except Exception as exc:
+            if error_kind(exc) == "not_found":
+                raise self._not_found(name, exc) from exc
+            raise
+
+    def find_jobs_by_identity(self, identity: WorkIdentity) -> list[types.BatchJob]:
+        """Jobs that carry ``identity``'s tag, newest first (Vertex AI filters by label server-side)."""
+        filter = identity.vertex_list_filter() if self.backend == "vertex" else None
+        jobs = [job for job in self.iter_jobs(filter=filter) if identity.owns(job)]
+        return _newest_first(jobs)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """List one page of jobs: proves credentials, endpoint and permissions."""
+        try:
+            self.get_conn().batches.list(config={"page_size": 1})
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, f"Listed {self.backend} batch jobs"
+
+    # ------------------------------------------------------------------ async API
+
+    async def acreate_job(
+        self,
+        *,
+        model: str,
+        source: BatchSource,
+        display_name: str,
+        dest: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        create_config: Mapping[str, Any] | None = None,
+    ) -> types.BatchJob:
+        """As :meth:`create_job`, on the async client."""
+        config = self.build_create_config(
+            self.backend, display_name=display_name, dest=dest, labels=labels, create_config=create_config
+        )
+        client = await self.aget_conn()
+        return await client.aio.batches.create(model=model, src=source.sdk_src(), config=config)
+
+    async def aget_job(self, name: str) -> types.BatchJob:
+        """As :meth:`get_job`, on the async client."""
+        ref = self._ref(name)
+        client = await self.aget_conn()
+        try:
+            if self.backend == "gemini_api":
+                job = await self._agemini_raw_get(client, ref)
+                if job is not None:
+                    return job
+            return await client.aio.batches.get(name=name)
+        except Exception as exc:
+            if error_kind(exc) == "not_found":
+                raise self._not_found(name, exc) from exc
+            if error_kind(exc) == "auth":
+                self.invalidate()
+            raise
+
+    async def aiter_jobs(
+        self, *, filter: str | None = None, page_size: int | None = None
+    ) -> AsyncIterator[types.BatchJob]:
+        """As :meth:`iter_jobs`, on the async client."""
+        if filter and self.backend == "gemini_api":
+            raise GeminiBatchConfigError("The Gemini API cannot filter batch lists; remove filter.")
+        config: dict[str, Any] = {"page_size": page_size or self.LIST_PAGE_SIZE}
+        if filter:
+            config["filter"] = filter
+        client = await self.aget_conn()
+        pager = await client.aio.batches.list(config=config)
+        async for job in pager:
+            yield job
+
+    async def alist_jobs(
+        self, *, filter: str | None = None, page_size: int | None = None, limit: int | None = None
+    ) -> list[types.BatchJob]:
+        """As :meth:`list_jobs`, on the async client."""
+        jobs = []
+        async for job in self.aiter_jobs(filter=filter, page_size=page_size):
+            jobs.append(job)
+            if limit is not None and len(jobs) >= limit:
+                break
+        return jobs
+
+    async def acancel_job(self, name: str) -> None:
+        """As :meth:`cancel_job`, on the async client."""
+        self._ref(name)
+        client = await self.aget_conn()
+        try:
+            await client.aio.batches.cancel(name=name)
+        except Exception as exc:
+            if error_kind(exc) == "not_found":
+                raise self._not_found(name, exc) from exc
+            raise
+
+    async def adelete_job(self, name: str) -> None:
+        """As :meth:`delete_job`, on the async client."""
+        self._ref(name)
+        client = await self.aget_conn()
+        try:
+            await client.aio.batches.delete(name=name)
+        except Exception as exc:
+            if error_kind(exc) == "not_found":
+                raise self._not_found(name, exc) from exc
+            raise
+
+    async def afind_jobs_by_identity(self, identity: WorkIdentity) -> list[types.BatchJob]:
+        """As :meth:`find_jobs_by_identity`, on the async client."""
+        filter = identity.vertex_list_filter() if self.backend == "vertex" else None
+        jobs = [job async for job in self.aiter_jobs(filter=filter) if identity.owns(job)]
+        return _newest_first(jobs)
+
+
+def _newest_first(jobs: list[Any]) -> list[Any]:
+    import datetime as dt
+
+    floor = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+
+    def key(job: Any) -> dt.datetime:
+        created = getattr(job, "create_time", None)
+        if created is None:
+            return floor
+        return created if created.tzinfo else created.replace(tzinfo=dt.timezone.utc)
+
+    return sorted(jobs, key=key, reverse=True)

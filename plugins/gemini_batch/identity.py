@@ -1,0 +1,142 @@
+"""The identity of a piece of work and how a job carries it.
+
+Invariants: the identity is (dag_id, task_id, run_id, map_index) and never includes
+try_number, so every try, clear and re-run of the same task instance names the same work.
+``work_id`` is a short hash of it; every job carries ``awid-<work_id>`` in its display name
+(both backends) and Vertex AI jobs also carry the label ``airflow-work-id``. A job is "ours"
+only if its display name ends with that tag, so a lookup never adopts somebody else's job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gemini_batch.exceptions import GeminiBatchConfigError
+
+WORK_ID_LABEL = "airflow-work-id"
+DISPLAY_TAG_PREFIX = "awid-"
+#: Vertex AI display names hold at most 128 characters.
+MAX_DISPLAY_NAME = 128
+#: Vertex AI label keys and values: at most 63 characters, lowercase letters, digits, _ and -.
+MAX_LABEL_LENGTH = 63
+MAX_LABELS = 64
+
+_LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
+_LABEL_VALUE_RE = re.compile(r"^[a-z0-9_\-]{0,63}$")
+
+
+def label_value(text: str) -> str:
+    """Turn any text into a valid Vertex label value (lowercase ``[a-z0-9_-]``, at most 63 chars)."""
+    value = re.sub(r"[^a-z0-9_\-]+", "-", text.lower()).strip("-")
+    return value[:MAX_LABEL_LENGTH]
+
+
+def validate_labels(labels: Mapping[str, Any] | None) -> dict[str, str]:
+    """Check user labels against Vertex AI's rules; return them as a ``dict[str, str]``.
+
+    :raises GeminiBatchConfigError: naming the first bad key or value and the rule.
+    """
+    if not labels:
+        return {}
+    if not isinstance(labels, Mapping):
+        raise GeminiBatchConfigError(f"labels must be a dict of str to str, got {type(labels).__name__}.")
+    if len(labels) > MAX_LABELS - 1:
+        raise GeminiBatchConfigError(
+            f"{len(labels)} labels given; Vertex AI allows {MAX_LABELS} per job and one is "
+            f"'{WORK_ID_LABEL}'. Drop some."
+        )
+    result: dict[str, str] = {}
+    for key, value in labels.items():
+        if key == WORK_ID_LABEL:
+            raise GeminiBatchConfigError(f"Label '{WORK_ID_LABEL}' is set by the operator; remove it.")
+        if not isinstance(key, str) or not _LABEL_KEY_RE.match(key):
+            raise GeminiBatchConfigError(
+                f"Label key {key!r} is invalid: Vertex AI label keys start with a lowercase letter and hold "
+                "at most 63 lowercase letters, digits, '_' or '-'."
+            )
+        text = "" if value is None else str(value)
+        if not _LABEL_VALUE_RE.match(text):
+            raise GeminiBatchConfigError(
+                f"Label {key}={text!r} is invalid: Vertex AI label values hold at most 63 lowercase "
+                f"letters, digits, '_' or '-'. Try {label_value(text)!r}."
+            )
+        result[key] = text
+    return result
+
+
+@dataclass(frozen=True)
+class WorkIdentity:
+    """Which task instance a job does the work of; the same on every try.
+
+    :param dag_id: the DAG id.
+    :param task_id: the task id.
+    :param run_id: the DAG run id.
+    :param map_index: the map index, -1 for an unmapped task.
+    """
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int = -1
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> WorkIdentity:
+        """The identity of the running task instance (reads ``ti``; never its try_number)."""
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        return cls(
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            map_index=-1 if map_index is None else int(map_index),
+        )
+
+    @property
+    def work_id(self) -> str:
+        """16 hex characters of SHA-256 over the four fields: stable, label-safe, collision-safe."""
+        payload = json.dumps([self.dag_id, self.task_id, self.run_id, self.map_index])
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @property
+    def tag(self) -> str:
+        """``awid-<work_id>``: the suffix every job's display name ends with."""
+        return f"{DISPLAY_TAG_PREFIX}{self.work_id}"
+
+    def labels(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Vertex AI labels: the user's, the work id, and readable dag and task labels."""
+        labels = dict(extra or {})
+        labels.setdefault("airflow-dag", label_value(self.dag_id))
+        labels.setdefault("airflow-task", label_value(self.task_id))
+        labels[WORK_ID_LABEL] = self.work_id
+        return labels
+
+    def display_name(self, base: str | None = None) -> str:
+        """``<base> awid-<work_id>``, at most 128 characters; the default base is ``dag.task[i]``.
+
+        :param base: Optional. The user's display name; shortened if needed, the tag is never cut.
+        """
+        if not base:
+            base = f"{self.dag_id}.{self.task_id}"
+            if self.map_index >= 0:
+                base += f"[{self.map_index}]"
+        suffix = f" {self.tag}"
+        base = base[: MAX_DISPLAY_NAME - len(suffix)]
+        return f"{base}{suffix}"
+
+    def owns(self, job: Any) -> bool:
+        """True when ``job`` (an SDK BatchJob, or anything with ``display_name``) carries this work's tag."""
+        display_name = getattr(job, "display_name", None) or ""
+        return display_name.endswith(self.tag)
+
+    def vertex_list_filter(self) -> str:
+        """The Vertex AI list filter that selects this work's jobs server-side."""
+        return f'labels.{WORK_ID_LABEL}="{self.work_id}"'
+
+    def describe(self) -> str:
+        mapped = f", map_index={self.map_index}" if self.map_index >= 0 else ""
+        return f"dag_id={self.dag_id}, task_id={self.task_id}, run_id={self.run_id}{mapped}"

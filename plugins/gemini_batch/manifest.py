@@ -1,0 +1,201 @@
+"""The small, JSON-able manifest of a batch job: what the operator and sensor hand downstream.
+
+Invariants: a manifest names where results are, it never holds them. The one exception is
+the Gemini API's inline responses, kept only under a size cap (:data:`MAX_INLINE_RESULTS_BYTES`
+by default); above it :func:`build_manifest` raises and says to use a file source. Keys follow
+docs/design.md ("The manifest"); every value is a str, int, float, bool, None, list or dict.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gemini_batch.exceptions import GeminiBatchInlineResultsTooLarge
+from gemini_batch.states import Counts, counts_of, normalize_state, outcome_of
+
+if TYPE_CHECKING:
+    from gemini_batch.sources import Backend
+
+#: Default cap on inline responses carried in XCom (bytes of JSON).
+MAX_INLINE_RESULTS_BYTES = 256 * 1024
+
+VERTEX_CONSOLE = "https://console.cloud.google.com/vertex-ai/locations/{location}/batch-predictions/{job_id}?project={project}"
+#: AI Studio has no per-batch page; its batch list is the closest view.
+AI_STUDIO_BATCHES = "https://aistudio.google.com/batches"
+
+
+def console_url(backend: Backend, job_name: str | None, project: str | None, location: str | None) -> str | None:
+    """The page of a job in the Google Cloud console (Vertex AI) or AI Studio (Gemini API)."""
+    if not job_name:
+        return None
+    if backend == "gemini_api":
+        return AI_STUDIO_BATCHES
+    parts = job_name.split("/")
+    job_id = parts[-1]
+    if len(parts) == 6:
+        project, location = parts[1], parts[3]
+    if not project or not location:
+        return None
+    return VERTEX_CONSOLE.format(location=location, job_id=job_id, project=project)
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _bq_uri(value: str | None) -> str | None:
+    if not value:
+        return None
+    return value if value.startswith("bq://") else f"bq://{value}"
+
+
+def _bq_dataset(table_uri: str | None) -> str | None:
+    if not table_uri:
+        return None
+    parts = table_uri[len("bq://") :].split(".")
+    return f"bq://{parts[0]}.{parts[1]}" if len(parts) >= 2 else None
+
+
+def _bigquery_output(job: Any) -> tuple[str | None, str | None]:
+    """(table, dataset) as bq:// URIs. The SDK drops ``outputInfo.bigqueryOutputDataset`` and Vertex may
+    give the table as a bare ``predictions_<ts>`` name: it is then joined to the dataset of ``dest``."""
+    output_info = getattr(job, "output_info", None)
+    table = getattr(output_info, "bigquery_output_table", None)
+    dest_uri = getattr(getattr(job, "dest", None), "bigquery_uri", None)
+    dest_dataset = _bq_dataset(_bq_uri(dest_uri)) if dest_uri else None
+    if table:
+        if "." in table.removeprefix("bq://"):
+            table_uri = _bq_uri(table)
+        elif dest_dataset:
+            table_uri = f"{dest_dataset}.{table}"
+        else:
+            table_uri = None
+        return table_uri, _bq_dataset(table_uri) or dest_dataset
+    return None, dest_dataset if output_info is not None else None
+
+
+def _inline_results(job: Any) -> tuple[list[dict[str, Any]] | None, Counts | None, dict[str, int] | None]:
+    responses = getattr(getattr(job, "dest", None), "inlined_responses", None)
+    if responses is None:
+        return None, None, None
+    items: list[dict[str, Any]] = []
+    failed = 0
+    tokens = {"prompt": 0, "candidates": 0, "total": 0}
+    saw_tokens = False
+    for item in responses:
+        data = item.model_dump(mode="json", exclude_none=True) if hasattr(item, "model_dump") else dict(item)
+        items.append(data)
+        if data.get("error"):
+            failed += 1
+        usage = (data.get("response") or {}).get("usage_metadata") or {}
+        if usage:
+            saw_tokens = True
+            tokens["prompt"] += int(usage.get("prompt_token_count") or 0)
+            tokens["candidates"] += int(usage.get("candidates_token_count") or 0)
+            tokens["total"] += int(usage.get("total_token_count") or 0)
+    counts = Counts(succeeded=len(items) - failed, failed=failed, incomplete=0, total=len(items))
+    return items, counts, tokens if saw_tokens else None
+
+
+@dataclass(frozen=True)
+class BatchManifest:
+    """The manifest (see docs/design.md). Build it with :func:`build_manifest`; hand on :meth:`as_dict`."""
+
+    job_name: str
+    backend: str
+    model: str | None
+    state: str
+    outcome: str | None
+    source: str | None
+    display_name: str | None
+    work_id: str | None
+    gcs_output_directory: str | None = None
+    bigquery_output_table: str | None = None
+    bigquery_output_dataset: str | None = None
+    file_name: str | None = None
+    inline_responses: list[dict[str, Any]] | None = None
+    counts: dict[str, int] | None = None
+    tokens: dict[str, int] | None = None
+    create_time: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    console_url: str | None = None
+    error: str | None = field(default=None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def counts_obj(self) -> Counts | None:
+        return Counts.from_dict(self.counts)
+
+
+def build_manifest(
+    job: Any,
+    *,
+    backend: Backend,
+    source: str | None = None,
+    work_id: str | None = None,
+    model: str | None = None,
+    project: str | None = None,
+    location: str | None = None,
+    max_inline_bytes: int = MAX_INLINE_RESULTS_BYTES,
+) -> BatchManifest:
+    """The manifest of an SDK ``BatchJob``.
+
+    :param job: Required. A ``google.genai.types.BatchJob`` (or a look-alike in tests).
+    :param backend: Required. ``vertex`` or ``gemini_api``.
+    :param source: Optional. The source description (``bq://...``, ``inline:12 requests``...).
+    :param work_id: Optional. The work id of the task instance that owns the job.
+    :param model: Optional. The model asked for, when the job does not say.
+    :param project: Optional. For the console link.
+    :param location: Optional. For the console link.
+    :param max_inline_bytes: Optional. Cap on inline responses carried in the manifest.
+    :raises GeminiBatchInlineResultsTooLarge: inline responses above the cap.
+    """
+    name = getattr(job, "name", None) or ""
+    state = normalize_state(getattr(job, "state", None))
+    inline, inline_counts, tokens = _inline_results(job)
+    counts = counts_of(job) or inline_counts
+    if inline is not None:
+        size = len(json.dumps(inline, default=str).encode())
+        if size > max_inline_bytes:
+            raise GeminiBatchInlineResultsTooLarge(
+                f"Batch job {name} returned {len(inline):,} inline responses, {size:,} bytes of JSON, above "
+                f"the XCom cap of {max_inline_bytes:,} bytes (max_inline_results_bytes). Results do not "
+                "belong in XCom: upload the requests as a JSONL file and pass 'files/NAME' as src so the "
+                "service writes a results file (manifest 'file_name'), or raise max_inline_results_bytes."
+            )
+    dest = getattr(job, "dest", None)
+    output_info = getattr(job, "output_info", None)
+    table, dataset = _bigquery_output(job)
+    error = getattr(job, "error", None)
+    error_text = None
+    if error is not None:
+        error_text = getattr(error, "message", None) or str(error)
+    return BatchManifest(
+        job_name=name,
+        backend=backend,
+        model=getattr(job, "model", None) or model,
+        state=state,
+        outcome=outcome_of(state, counts),
+        source=source,
+        display_name=getattr(job, "display_name", None),
+        work_id=work_id,
+        gcs_output_directory=getattr(output_info, "gcs_output_directory", None),
+        bigquery_output_table=table,
+        bigquery_output_dataset=dataset,
+        file_name=getattr(dest, "file_name", None),
+        inline_responses=inline,
+        counts=counts.as_dict() if counts else None,
+        tokens=tokens,
+        create_time=_iso(getattr(job, "create_time", None)),
+        start_time=_iso(getattr(job, "start_time", None)),
+        end_time=_iso(getattr(job, "end_time", None)),
+        console_url=console_url(backend, name, project, location),
+        error=error_text,
+    )

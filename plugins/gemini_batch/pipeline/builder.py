@@ -1,0 +1,251 @@
+"""Build batch requests from a prompts query and a request template, server-side.
+
+Two outputs, one SQL expression for the request (request_sql):
+
+* a BigQuery table ``(key STRING, request JSON)`` for ``bq://`` jobs: one ``CREATE OR REPLACE
+  TABLE ... AS SELECT``; no row leaves BigQuery.
+* JSONL files in GCS for ``gs://`` jobs (``{"request": ...}`` lines for Vertex, with the key in
+  ``request.labels``; ``{"key", "request"}`` lines for the Gemini API). BigQuery builds every
+  line as a string; the worker only pages through the query result and appends the lines to a
+  GCS resumable upload.
+
+Trade-off of the JSONL path: in production, ``EXPORT DATA ... OPTIONS(format='JSON')`` would
+write the files without the worker, but the BigQuery emulator cannot export to gs:// (its
+exports land where the GCS emulator cannot see them). One code path serves both, so the worker
+streams: memory stays bounded by one result page plus one upload chunk (about ``page_size``
+lines and 8 MiB), and the bytes cross the worker once. Files roll over before a per-job limit
+(requests or bytes) would be crossed, so the export is also the sharding of a built input.
+
+Invariants: prompt text and keys are never formatted into SQL (they are columns, made JSON by
+``TO_JSON_STRING``); the template is a query parameter; a template that would make an invalid
+request is refused before any query runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from gemini_batch.pipeline import sql
+from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
+from gemini_batch.pipeline.refs import GcsUri, TableRef
+from gemini_batch.pipeline.validation import KEY_LABEL, check_request
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery, storage
+
+__all__ = ["BuiltFile", "RequestTemplate", "build_bigquery_requests", "export_requests_jsonl"]
+
+JsonlFormat = Literal["vertex_jsonl", "gemini_jsonl"]
+
+
+@dataclass(frozen=True)
+class RequestTemplate:
+    """A GenerateContentRequest without its ``contents``: the part every request shares.
+
+    Load one with :meth:`from_file` (e.g. ``include/templates/request.json``): a JSON object with
+    ``systemInstruction``, ``generationConfig`` (with an optional ``responseSchema``),
+    ``safetySettings``, ``tools``... in the REST spelling. Each request is the template plus
+    ``contents`` holding the prompt as one user turn.
+
+    :param fields_json: The template as canonical JSON text (immutable and hashable).
+    """
+
+    fields_json: str
+
+    def __post_init__(self) -> None:
+        fields = json.loads(self.fields_json)
+        if not isinstance(fields, dict):
+            raise ValueError("a request template is a JSON object (a GenerateContentRequest without contents)")
+        if "contents" in fields:
+            raise ValueError("a request template must not hold 'contents': the prompt becomes the contents")
+        problems = check_request({**fields, "contents": [{"role": "user", "parts": [{"text": "x"}]}]},
+                                 path="template")
+        if problems:
+            raise ValueError("invalid request template: " + "; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, fields: Mapping[str, Any]) -> RequestTemplate:
+        return cls(json.dumps(dict(fields), sort_keys=True, separators=(",", ":")))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> RequestTemplate:
+        """Read a template file; errors name the file."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (ValueError, OSError) as error:
+            raise ValueError(f"{path}: {error}") from error
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return json.loads(self.fields_json)
+
+    def with_generation_config(self, **overrides: Any) -> RequestTemplate:
+        """A copy with ``generationConfig`` fields replaced (None values are dropped)."""
+        fields = self.fields
+        name = "generation_config" if "generation_config" in fields else "generationConfig"
+        config = {**fields.get(name, {}), **{k: v for k, v in overrides.items() if v is not None}}
+        return RequestTemplate.from_dict({**fields, name: config})
+
+    def render(self, prompt: str, *, key: str | None = None, key_label: str = KEY_LABEL) -> dict[str, Any]:
+        """One request in Python (inline jobs and tests); the SQL path builds the same JSON."""
+        request: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": prompt}]}], **self.fields}
+        if key is not None:
+            request["labels"] = {**request.get("labels", {}), key_label: key}
+        return request
+
+    def json_suffix(self) -> str:
+        """The template's fields as a JSON text fragment that follows ``contents`` in an object."""
+        body = self.fields_json[1:-1]
+        return f",{body}" if body else ""
+
+
+def request_sql(template: RequestTemplate, *, with_key_label: bool, key_label: str = KEY_LABEL) -> str:
+    """A SQL STRING expression of the request JSON text, over columns ``key`` and ``prompt``.
+
+    Uses the query parameter ``@template_suffix`` (pass :func:`template_params`).
+    """
+    labels = ""
+    if with_key_label:
+        if "labels" in template.fields:
+            raise ValueError("a template with its own labels cannot carry the key label; drop 'labels' from it")
+        labels = f"',\"labels\":{{\"{key_label}\":', TO_JSON_STRING(key), '}}', "
+    return (
+        "CONCAT('{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":', TO_JSON_STRING(prompt), '}]}]', "
+        f"{labels}@template_suffix, '}}')"
+    )
+
+
+def _source(source_sql: str) -> str:
+    text = source_sql.strip().rstrip(";")
+    if not text:
+        raise ValueError("the prompts query is empty")
+    return f"(\n{text}\n)"
+
+
+def build_bigquery_requests(
+    client: bigquery.Client,
+    *,
+    source_sql: str,
+    destination: TableRef,
+    template: RequestTemplate,
+    params: Mapping[str, Any] | None = None,
+    key_label: str | None = None,
+) -> int:
+    """Create (or replace) ``destination`` as ``(key STRING, request JSON)`` from a prompts query.
+
+    :param client: Required. A ``google.cloud.bigquery.Client``.
+    :param source_sql: Required. A SELECT with columns ``key`` and ``prompt`` (it may use the
+        query parameters in ``params``, e.g. ``@interval_start``).
+    :param destination: Required. The requests table (replaced: a re-run rebuilds it).
+    :param template: Required. The request template.
+    :param params: Optional. Query parameters of ``source_sql``.
+    :param key_label: Optional. Also put the key in ``request.labels[key_label]`` (not needed
+        for ``bq://`` jobs, which pass the ``key`` column through).
+    :return: The number of requests built.
+    """
+    request = request_sql(template, with_key_label=key_label is not None, key_label=key_label or KEY_LABEL)
+    text = sql.render("build_requests.sql", destination=destination.sql, source=_source(source_sql),
+                      request=request)
+    values = {**(params or {}), "template_suffix": template.json_suffix()}
+    sql.run(client, text, **values)
+    return int(sql.query_one(client, f"SELECT COUNT(*) AS n FROM {destination.sql}")["n"])
+
+
+@dataclass(frozen=True)
+class BuiltFile:
+    """One JSONL file written by :func:`export_requests_jsonl`.
+
+    :param uri: ``gs://`` URI of the file.
+    :param requests: Lines (requests) in it.
+    :param bytes: Its size.
+    """
+
+    uri: str
+    requests: int
+    bytes: int
+
+
+def export_requests_jsonl(
+    client: bigquery.Client,
+    storage_client: storage.Client,
+    *,
+    source_sql: str,
+    destination: str,
+    template: RequestTemplate,
+    params: Mapping[str, Any] | None = None,
+    input_format: JsonlFormat = "vertex_jsonl",
+    limits: JobLimits = VERTEX_LIMITS,
+    key_label: str = KEY_LABEL,
+    page_size: int = 5_000,
+    chunk_size: int = 8 * 1024 * 1024,
+) -> list[BuiltFile]:
+    """Write the requests of a prompts query as JSONL files in GCS, split under ``limits``.
+
+    BigQuery builds each line; the worker pages through the result and streams the lines into
+    resumable uploads (see the module docstring for why). ``destination`` ending in ``.jsonl``
+    names the single file (an error if the limits would need more); otherwise it is a prefix and
+    files are ``<prefix>/requests-00000.jsonl``, ``-00001``...
+
+    :return: The files written, in order (an empty query writes one empty file).
+    """
+    if input_format == "vertex_jsonl":
+        line = f"CONCAT('{{\"request\":', {request_sql(template, with_key_label=True, key_label=key_label)}, '}}')"
+    elif input_format == "gemini_jsonl":
+        line = (
+            "CONCAT('{\"key\":', TO_JSON_STRING(key), ',\"request\":', "
+            f"{request_sql(template, with_key_label=False)}, '}}')"
+        )
+    else:
+        raise ValueError(f"unknown JSONL format {input_format!r}")
+    text = sql.render("export_requests.sql", source=_source(source_sql), line=line)
+    values = {**(params or {}), "template_suffix": template.json_suffix()}
+    target = GcsUri.parse(destination)
+    single = target.name.endswith(".jsonl")
+    rows = client.query(text, job_config=sql.job_config(values)).result(page_size=page_size)
+
+    files: list[BuiltFile] = []
+    writer = None
+    requests = size = 0
+
+    def open_next() -> Any:
+        name = target.name if single else target.child(f"requests-{len(files):05d}.jsonl").name
+        blob = storage_client.bucket(target.bucket).blob(name)
+        blob.content_type = "application/jsonl"
+        return blob, blob.open("wb", chunk_size=chunk_size, ignore_flush=True)
+
+    blob, writer = open_next()
+    try:
+        for page in rows.pages:
+            for row in page:
+                data = row["line"].encode("utf-8") + b"\n"
+                if requests and (requests + 1 > limits.max_requests or size + len(data) > limits.max_bytes):
+                    if single:
+                        raise ValueError(
+                            f"{destination}: the requests exceed the {limits.name} limits ({limits.max_requests:,} "
+                            f"requests, {limits.max_bytes:,} bytes) for one file; give a prefix to shard"
+                        )
+                    writer.close()
+                    files.append(BuiltFile(f"gs://{target.bucket}/{blob.name}", requests, size))
+                    blob, writer = open_next()
+                    requests = size = 0
+                writer.write(data)
+                requests += 1
+                size += len(data)
+        writer.close()
+    except BaseException:
+        # The open upload is abandoned unfinished (never a partial object); finished files go too,
+        # so no half of an input looks like a whole one.
+        from google.api_core.exceptions import NotFound
+
+        for done in files:
+            try:
+                storage_client.bucket(target.bucket).blob(GcsUri.parse(done.uri).name).delete()
+            except NotFound:
+                pass
+        raise
+    files.append(BuiltFile(f"gs://{target.bucket}/{blob.name}", requests, size))
+    return files

@@ -1,0 +1,477 @@
+"""Load the outputs of batch jobs into the typed results and errors tables, then reconcile.
+
+One loader for every output kind a manifest can name (docs/design.md, "The manifest"):
+
+``vertex_gcs``
+    ``gcs_output_directory``: every ``*.jsonl`` prediction file in the folder is loaded by one
+    BigQuery load job from GCS. No byte passes through the worker.
+``vertex_bigquery``
+    ``bigquery_output_table``: read by SQL in place. No byte passes through the worker.
+``gemini_file``
+    ``file_name`` (``files/...``): the Files API has no server-side copy, so the file is streamed
+    from the Files API into a GCS resumable upload in chunks (memory bounded by two chunks), then
+    loaded like the Vertex files.
+``gemini_inline``
+    ``inline_responses``: at most 20 MB by the service's own limit; fetched from the job and
+    loaded from a spooled temporary file.
+
+Invariants:
+
+* Everything after staging is SQL run by BigQuery: parse (finalize.sql), MERGE keyed by
+  (key, logical_date) in one transaction (merge_results.sql), reconcile (reconcile.sql). Only
+  counts and samples come back.
+* After a load, every input key of the date is in the results table or in the errors table
+  exactly once; otherwise :class:`~gemini_batch.pipeline.results.ReconciliationError` names the
+  count and a sample. A re-run of the same load replaces rows and leaves the same state.
+* Scratch tables are named from a hash of (results table, date, job names), so a retried load
+  overwrites its own leftovers, carry a one-day expiry, and are dropped when the load ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from gemini_batch.pipeline import sql
+from gemini_batch.pipeline.refs import GcsUri, TableRef
+from gemini_batch.pipeline.results import LoadCounts, ReconciliationError, ensure_results_tables
+from gemini_batch.pipeline.validation import KEY_LABEL
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery, storage
+    from google.genai import Client as GenaiClient
+
+__all__ = ["InputKeys", "JobOutput", "OutputKind", "ResultsLoader"]
+
+log = logging.getLogger(__name__)
+
+OutputKind = Literal["vertex_gcs", "vertex_bigquery", "gemini_file", "gemini_inline"]
+
+_LABEL = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_CHUNK_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class JobOutput:
+    """Where one finished job's answers are.
+
+    :param kind: Which output kind (see the module docstring).
+    :param job_name: The job's resource name (written to every row).
+    :param location: ``gs://`` folder, ``bq://`` table, ``files/...`` name, or the job name (inline).
+    :param model: The model the job ran (used when a response names no model version).
+    :param end_time: The job's end time (RFC 3339), the processing time of rows that carry none.
+    """
+
+    kind: OutputKind
+    job_name: str
+    location: str
+    model: str | None = None
+    end_time: str | None = None
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> JobOutput:
+        """The output a job manifest names.
+
+        :raises ValueError: The job failed or its manifest names no output.
+        """
+        job_name = manifest.get("job_name") or "<unnamed job>"
+        if manifest.get("outcome") == "failed":
+            raise ValueError(
+                f"job {job_name} ended {manifest.get('state')}: it has no results to load; "
+                f"fix the cause and re-run the job task"
+            )
+        common = {"job_name": job_name, "model": manifest.get("model"), "end_time": manifest.get("end_time")}
+        if manifest.get("gcs_output_directory"):
+            return cls("vertex_gcs", location=manifest["gcs_output_directory"], **common)
+        if manifest.get("bigquery_output_table"):
+            return cls("vertex_bigquery", location=manifest["bigquery_output_table"], **common)
+        if manifest.get("file_name"):
+            return cls("gemini_file", location=manifest["file_name"], **common)
+        if manifest.get("backend") == "gemini_api" and manifest.get("inline_responses") is not None:
+            return cls("gemini_inline", location=job_name, **common)
+        raise ValueError(
+            f"the manifest of job {job_name} (state {manifest.get('state')}) names no output: no "
+            f"gcs_output_directory, bigquery_output_table, file_name or inline_responses"
+        )
+
+
+@dataclass(frozen=True)
+class InputKeys:
+    """Where the keys of the submitted requests are, to reconcile the answers against.
+
+    Build one with :meth:`from_table`, :meth:`from_gcs` or :meth:`from_keys`.
+
+    :param kind: ``bigquery`` (a requests table), ``gcs_jsonl`` (the submitted JSONL files) or
+        ``keys`` (an explicit, small list: inline jobs).
+    """
+
+    kind: Literal["bigquery", "gcs_jsonl", "keys"]
+    table: str | None = None
+    key_column: str = "key"
+    request_column: str | None = "request"
+    uris: tuple[str, ...] = ()
+    keys: tuple[str, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def from_table(cls, table: str, key_column: str = "key", request_column: str | None = "request") -> InputKeys:
+        """The keys of a BigQuery requests table (every shard's table, or the unsharded one)."""
+        return cls("bigquery", table=str(table), key_column=key_column, request_column=request_column)
+
+    @classmethod
+    def from_gcs(cls, *uris: str) -> InputKeys:
+        """The keys inside JSONL input files (``key`` or ``request.labels.gemini_batch_key``)."""
+        if not uris:
+            raise ValueError("from_gcs needs at least one gs:// URI")
+        return cls("gcs_jsonl", uris=tuple(uris))
+
+    @classmethod
+    def from_keys(cls, keys: Sequence[str]) -> InputKeys:
+        """An explicit list of keys (for inline jobs; it travels as one query parameter)."""
+        return cls("keys", keys=tuple(keys))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "table": self.table, "key_column": self.key_column,
+            "request_column": self.request_column, "uris": list(self.uris), "keys": list(self.keys),
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InputKeys:
+        return cls(
+            data["kind"], data.get("table"), data.get("key_column", "key"), data.get("request_column"),
+            tuple(data.get("uris", ())), tuple(data.get("keys", ())),
+        )  # fmt: skip
+
+
+class ResultsLoader:
+    """Loads job outputs into a results table and an errors table, and reconciles them.
+
+    :param bigquery_client: Required. A ``google.cloud.bigquery.Client``.
+    :param storage_client: Optional. A ``google.cloud.storage.Client``; needed for Vertex GCS
+        output, Gemini API results files and GCS input keys.
+    :param genai_client: Optional. A ``google.genai.Client`` for the Gemini API (results files and
+        inline responses).
+    :param staging_dataset: Optional. ``project.dataset`` for scratch tables (default: the
+        results table's dataset).
+    :param staging_gcs: Optional. ``gs://bucket/prefix`` where Gemini API results files are
+        staged before their load; required for ``gemini_file`` outputs.
+    :param key_label: The request label that carries the key through Vertex JSONL jobs.
+    :param sample_size: How many sample keys an error names.
+    """
+
+    def __init__(
+        self,
+        *,
+        bigquery_client: bigquery.Client,
+        storage_client: storage.Client | None = None,
+        genai_client: GenaiClient | None = None,
+        staging_dataset: str | None = None,
+        staging_gcs: str | None = None,
+        key_label: str = KEY_LABEL,
+        sample_size: int = 5,
+        chunk_size: int = _CHUNK_BYTES,
+    ) -> None:
+        if not _LABEL.match(key_label):
+            raise ValueError(f"key_label {key_label!r} must be a lowercase label name ([a-z][a-z0-9_]*)")
+        self.bq = bigquery_client
+        self.gcs = storage_client
+        self.genai = genai_client
+        self.staging_dataset = staging_dataset
+        self.staging_gcs = GcsUri.parse(staging_gcs) if staging_gcs else None
+        self.key_label = key_label
+        self.sample_size = sample_size
+        self.chunk_size = chunk_size
+
+    # --- the whole load ----------------------------------------------------------------------
+
+    def load(
+        self,
+        outputs: Sequence[JobOutput | Mapping[str, Any]],
+        *,
+        logical_date: dt.date | str,
+        input_keys: InputKeys,
+        results_table: str,
+        errors_table: str,
+        reconcile: bool = True,
+    ) -> LoadCounts:
+        """Load every output into the tables for ``logical_date`` and reconcile with the input.
+
+        :param outputs: Required. The jobs' outputs, or their manifests (all shards of a run).
+        :param logical_date: Required. The date the rows belong to (the MERGE key with the key).
+        :param input_keys: Required. Where the submitted keys are.
+        :param results_table: Required. ``bq://project.dataset.table`` for answers.
+        :param errors_table: Required. ``bq://project.dataset.table`` for failed rows.
+        :param reconcile: Optional. False skips the check (the counts are still returned).
+        :return: The counts; they add up: ``succeeded + failed + missing == input``.
+        :raises ReconciliationError: Input keys are missing or in both tables.
+        """
+        jobs = [o if isinstance(o, JobOutput) else JobOutput.from_manifest(o) for o in outputs]
+        if not jobs:
+            raise ValueError("no job outputs to load")
+        date = dt.date.fromisoformat(logical_date) if isinstance(logical_date, str) else logical_date
+        project = self.bq.project
+        results = TableRef.parse(results_table, default_project=project)
+        errors = TableRef.parse(errors_table, default_project=project)
+        ensure_results_tables(self.bq, results, errors)
+        load_id = hashlib.blake2b(
+            json.dumps([results.uri, date.isoformat(), sorted(j.job_name for j in jobs)]).encode(), digest_size=6
+        ).hexdigest()
+        scratch = _Scratch(self.bq, self._staging(results), load_id)
+        try:
+            stage = scratch.table("stage", _STAGE_SCHEMA)
+            for index, job in enumerate(jobs):
+                log.info("staging %s output %s of job %s", job.kind, job.location, job.job_name)
+                self._stage(job, stage, scratch, index)
+            input_sql = self._input_source(input_keys, scratch)
+            final = scratch.name("final")
+            sql.run(self.bq, sql.render("finalize.sql", final=final.sql, stage=stage.sql, input=input_sql),
+                    logical_date=date)
+            sql.run(
+                self.bq,
+                sql.render("merge_results.sql", results=results.sql, errors=errors.sql, final=final.sql,
+                           logical_date=sql.date_literal(date)),
+            )
+            row = sql.query_one(
+                self.bq,
+                sql.render("reconcile.sql", input=input_sql, results=results.sql, errors=errors.sql,
+                           stage=stage.sql),
+                logical_date=date,
+                sample_size=self.sample_size,
+            )
+        finally:
+            scratch.drop_all()
+        counts = LoadCounts(
+            logical_date=date.isoformat(),
+            jobs=len(jobs),
+            staged=row["staged"],
+            input=row["input"],
+            succeeded=row["succeeded"],
+            failed=row["failed"],
+            missing=row["missing"],
+            duplicated=row["duplicated"],
+            unexpected=row["unexpected"],
+            unkeyed=row["unkeyed"],
+        )
+        log.info("loaded %s", counts)
+        if counts.unexpected or counts.unkeyed:
+            log.warning(
+                "%d output keys are not input keys and %d output rows have no key; check that the "
+                "input reference matches what was submitted", counts.unexpected, counts.unkeyed,
+            )
+        if reconcile and (counts.missing or counts.duplicated):
+            raise ReconciliationError(counts, row["missing_sample"] or [], row["duplicated_sample"] or [])
+        return counts
+
+    def _staging(self, results: TableRef) -> tuple[str, str]:
+        if not self.staging_dataset:
+            return results.project, results.dataset
+        parts = self.staging_dataset.removeprefix("bq://").split(".")
+        return (parts[0], parts[1]) if len(parts) == 2 else (results.project, parts[0])
+
+    # --- staging each output kind ------------------------------------------------------------
+
+    def _stage(self, job: JobOutput, stage: TableRef, scratch: _Scratch, index: int) -> None:
+        params = {"job_name": job.job_name, "model": job.model or "", "end_time": job.end_time or ""}
+        if job.kind == "vertex_gcs":
+            raw = scratch.name(f"raw{index}")
+            self._load_uris(self._prediction_files(job.location), raw, _VERTEX_RAW_SCHEMA)
+            text = sql.render("stage_vertex_gcs.sql", stage=stage.sql, raw=raw.sql, key_label=self.key_label)
+            sql.run(self.bq, text, **params)
+        elif job.kind == "vertex_bigquery":
+            sql.run(self.bq, self._vertex_bigquery_sql(job, stage), **params)
+        elif job.kind == "gemini_file":
+            raw = scratch.name(f"raw{index}")
+            with self._staged_file(job, scratch.load_id, index) as uri:
+                self._load_uris([uri], raw, _GEMINI_RAW_SCHEMA)
+            sql.run(self.bq, sql.render("stage_gemini.sql", stage=stage.sql, raw=raw.sql), **params)
+        elif job.kind == "gemini_inline":
+            raw = scratch.name(f"raw{index}")
+            self._load_inline(job, raw)
+            sql.run(self.bq, sql.render("stage_gemini.sql", stage=stage.sql, raw=raw.sql), **params)
+        else:  # pragma: no cover - Literal guards this
+            raise ValueError(f"unknown output kind {job.kind!r}")
+
+    def _prediction_files(self, folder: str) -> list[str]:
+        """The ``*.jsonl`` files directly inside a Vertex output folder (listing only)."""
+        ref = GcsUri.parse(folder.rstrip("/") + "/")
+        client = self._require(self.gcs, "storage_client", "Vertex GCS output")
+        blobs = client.list_blobs(ref.bucket, prefix=ref.name, delimiter="/")
+        uris = [f"gs://{ref.bucket}/{blob.name}" for blob in blobs if blob.name.endswith(".jsonl")]
+        if not uris:
+            raise FileNotFoundError(
+                f"no *.jsonl prediction files in {folder}; the job's output folder is empty or was removed"
+            )
+        return sorted(uris)
+
+    def _vertex_bigquery_sql(self, job: JobOutput, stage: TableRef) -> str:
+        output = TableRef.parse(job.location, default_project=self.bq.project)
+        schema = {f.name: f for f in self.bq.get_table(output.api_repr).schema}
+
+        def as_json(name: str) -> str:
+            if name not in schema:
+                return "CAST(NULL AS JSON)"
+            return sql.ident(name) if schema[name].field_type == "JSON" else f"SAFE.PARSE_JSON({sql.ident(name)})"
+
+        label = f"JSON_VALUE({as_json('request')}, '$.labels.{self.key_label}')"
+        key = f"COALESCE(CAST(`key` AS STRING), {label})" if "key" in schema else label
+        if "processed_time" in schema:
+            processed = "COALESCE(SAFE_CAST(`processed_time` AS TIMESTAMP), SAFE_CAST(@end_time AS TIMESTAMP))"
+        else:
+            processed = "SAFE_CAST(@end_time AS TIMESTAMP)"
+        return sql.render(
+            "stage_vertex_bigquery.sql",
+            stage=stage.sql,
+            output=output.sql,
+            key=key,
+            request_json=as_json("request"),
+            response_json=as_json("response"),
+            processed_time=processed,
+            status="CAST(`status` AS STRING)" if "status" in schema else "CAST(NULL AS STRING)",
+        )
+
+    @contextmanager
+    def _staged_file(self, job: JobOutput, load_id: str, index: int) -> Iterator[str]:
+        """Stream a Files API file into GCS in chunks; yield its gs:// URI, delete it afterwards."""
+        genai = self._require(self.genai, "genai_client", "Gemini API results files")
+        client = self._require(self.gcs, "storage_client", "Gemini API results files")
+        if self.staging_gcs is None:
+            raise ValueError("staging_gcs (gs://bucket/prefix) is required to load Gemini API results files")
+        name = job.location.rsplit("/", 1)[-1]
+        target = self.staging_gcs.child(f"gemini_batch_results/{load_id}/{index}-{name}.jsonl")
+        blob = client.bucket(target.bucket).blob(target.name)
+        with blob.open("wb", chunk_size=self.chunk_size, ignore_flush=True) as writer:
+            genai.files.download(file=job.location, destination=writer)
+        try:
+            yield str(target)
+        finally:
+            blob.delete()
+
+    def _load_inline(self, job: JobOutput, raw: TableRef) -> None:
+        """Write a job's inline responses as NDJSON to a spooled file and load it."""
+        from google.cloud import bigquery
+
+        genai = self._require(self.genai, "genai_client", "Gemini API inline responses")
+        batch = genai.batches.get(name=job.job_name)
+        responses = (batch.dest.inlined_responses if batch.dest else None) or []
+        # mode "r+b": the BigQuery client refuses to upload from a file opened "w+b".
+        with tempfile.SpooledTemporaryFile(max_size=self.chunk_size, mode="r+b") as spool:
+            for index, item in enumerate(responses):
+                metadata = item.metadata or {}
+                line = {
+                    "key": str(metadata.get("key", index)),
+                    "response": item.response.model_dump(mode="json", by_alias=True, exclude_none=True)
+                    if item.response else None,
+                    "error": item.error.model_dump(mode="json", by_alias=True, exclude_none=True)
+                    if item.error else None,
+                }
+                spool.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+            spool.seek(0)
+            config = bigquery.LoadJobConfig(
+                source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+                schema=_fields(_GEMINI_RAW_SCHEMA),
+                write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                ignore_unknown_values=True,
+            )
+            self.bq.load_table_from_file(spool, raw.api_repr, job_config=config).result()
+
+    def _load_uris(self, uris: Sequence[str], raw: TableRef, schema: Sequence[tuple[str, str]]) -> None:
+        """One BigQuery load job from GCS: the files go straight from GCS into BigQuery."""
+        from google.cloud import bigquery
+
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+            schema=_fields(schema),
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            ignore_unknown_values=True,
+        )
+        self.bq.load_table_from_uri(list(uris), raw.api_repr, job_config=config).result()
+
+    # --- the input side ----------------------------------------------------------------------
+
+    def _input_source(self, keys: InputKeys, scratch: _Scratch) -> str:
+        """A subquery of the input as (key STRING, request JSON)."""
+        if keys.kind == "bigquery":
+            table = TableRef.parse(keys.table or "", default_project=self.bq.project)
+            schema = {f.name: f.field_type for f in self.bq.get_table(table.api_repr).schema}
+            if keys.key_column not in schema:
+                raise ValueError(f"{table.uri} has no key column `{keys.key_column}` to reconcile against")
+            column = keys.request_column
+            if column and column in schema:
+                request = sql.ident(column) if schema[column] == "JSON" else f"SAFE.PARSE_JSON({sql.ident(column)})"
+            else:
+                request = "CAST(NULL AS JSON)"
+            return f"(SELECT CAST({sql.ident(keys.key_column)} AS STRING) AS key, {request} AS request FROM {table.sql})"
+        if keys.kind == "gcs_jsonl":
+            raw = scratch.name("input")
+            self._load_uris(keys.uris, raw, _INPUT_RAW_SCHEMA)
+            label = f"JSON_VALUE(request, '$.labels.{self.key_label}')"
+            return f"(SELECT COALESCE(key, {label}) AS key, request FROM {raw.sql})"
+        if keys.kind == "keys":
+            table = scratch.table("keys", (("key", "STRING"),))
+            sql.run(self.bq, f"INSERT INTO {table.sql} (key) SELECT key FROM UNNEST(@keys) AS key", keys=list(keys.keys))
+            return f"(SELECT key, CAST(NULL AS JSON) AS request FROM {table.sql})"
+        raise ValueError(f"unknown input kind {keys.kind!r}")
+
+    @staticmethod
+    def _require(value: Any, name: str, what: str) -> Any:
+        if value is None:
+            raise ValueError(f"{name} is required to load {what}")
+        return value
+
+
+_STAGE_SCHEMA = (
+    ("key", "STRING"), ("request", "JSON"), ("response", "JSON"), ("status", "STRING"),
+    ("error_message", "STRING"), ("error_code", "INT64"), ("processed_time", "TIMESTAMP"),
+    ("job_name", "STRING"), ("model", "STRING"),
+)  # fmt: skip
+_VERTEX_RAW_SCHEMA = (("status", "STRING"), ("processed_time", "STRING"), ("request", "JSON"), ("response", "JSON"))
+_GEMINI_RAW_SCHEMA = (("key", "STRING"), ("response", "JSON"), ("error", "JSON"))
+_INPUT_RAW_SCHEMA = (("key", "STRING"), ("request", "JSON"))
+
+
+def _fields(schema: Sequence[tuple[str, str]]) -> list[Any]:
+    from google.cloud import bigquery
+
+    return [bigquery.SchemaField(name, kind) for name, kind in schema]
+
+
+class _Scratch:
+    """Scratch tables of one load: deterministic names, a one-day expiry, dropped at the end."""
+
+    def __init__(self, client: bigquery.Client, dataset: tuple[str, str], load_id: str) -> None:
+        self.client = client
+        self.project, self.dataset = dataset
+        self.load_id = load_id
+        self._names: list[TableRef] = []
+
+    def name(self, purpose: str) -> TableRef:
+        ref = TableRef(self.project, self.dataset, f"_gemini_batch_{purpose}_{self.load_id}")
+        if ref not in self._names:
+            self._names.append(ref)
+        return ref
+
+    def table(self, purpose: str, schema: Sequence[tuple[str, str]]) -> TableRef:
+        """Create (or re-create) an empty scratch table."""
+        from google.cloud import bigquery
+
+        ref = self.name(purpose)
+        self.client.delete_table(ref.api_repr, not_found_ok=True)
+        table = bigquery.Table(ref.api_repr, schema=_fields(schema))
+        table.expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
+        self.client.create_table(table)
+        return ref
+
+    def drop_all(self) -> None:
+        for ref in self._names:
+            try:
+                self.client.delete_table(ref.api_repr, not_found_ok=True)
+            except Exception:  # noqa: BLE001 - cleanup must not hide the load's own error
+                log.warning("could not drop scratch table %s (it expires in a day)", ref.uri, exc_info=True)

@@ -1,0 +1,145 @@
+"""The typed results and errors tables, and the figures a load returns.
+
+Invariants: a (key, logical_date) pair is in the results table or in the errors table, never
+both and never twice; both tables are partitioned by ``logical_date`` and clustered by ``key``,
+so a re-run of one day touches one partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+    from gemini_batch.pipeline.refs import TableRef
+
+__all__ = [
+    "ERRORS_SCHEMA",
+    "RESULTS_SCHEMA",
+    "LoadCounts",
+    "ReconciliationError",
+    "ensure_results_tables",
+]
+
+# (name, type, mode, description)
+RESULTS_SCHEMA: tuple[tuple[str, str, str, str], ...] = (
+    ("key", "STRING", "REQUIRED", "The request's key (a pass-through column or the gemini_batch_key label)."),
+    ("logical_date", "DATE", "REQUIRED", "The data interval the request belongs to (the DAG run's date)."),
+    ("model", "STRING", "NULLABLE", "The model version that answered."),
+    ("response_text", "STRING", "NULLABLE", "The text of the first candidate, parts joined, thoughts left out."),
+    ("finish_reason", "STRING", "NULLABLE", "The first candidate's finish reason (STOP, MAX_TOKENS, SAFETY...)."),
+    ("prompt_tokens", "INT64", "NULLABLE", "usageMetadata.promptTokenCount."),
+    ("output_tokens", "INT64", "NULLABLE", "usageMetadata.candidatesTokenCount."),
+    ("total_tokens", "INT64", "NULLABLE", "usageMetadata.totalTokenCount."),
+    ("status", "STRING", "REQUIRED", "succeeded, or blocked when the response has no candidate."),
+    ("error", "STRING", "NULLABLE", "Why a blocked response has no candidate (promptFeedback.blockReason)."),
+    ("job_name", "STRING", "REQUIRED", "The batch job that produced the row."),
+    ("processed_time", "TIMESTAMP", "NULLABLE", "When the service processed the request (job end if not given)."),
+    ("loaded_at", "TIMESTAMP", "REQUIRED", "When the row was last written by the loader."),
+)
+
+ERRORS_SCHEMA: tuple[tuple[str, str, str, str], ...] = (
+    ("key", "STRING", "REQUIRED", "The request's key."),
+    ("logical_date", "DATE", "REQUIRED", "The data interval the request belongs to."),
+    ("status", "STRING", "REQUIRED", "The service's status for the row (Vertex status text, Gemini API error status)."),
+    ("error_code", "INT64", "NULLABLE", "The Gemini API error code, when given."),
+    ("error", "STRING", "NULLABLE", "The error message."),
+    ("request", "JSON", "NULLABLE", "The request as the service echoed it (or as it was submitted)."),
+    ("job_name", "STRING", "REQUIRED", "The batch job that produced the row."),
+    ("processed_time", "TIMESTAMP", "NULLABLE", "When the service processed the request (job end if not given)."),
+    ("loaded_at", "TIMESTAMP", "REQUIRED", "When the row was last written by the loader."),
+)
+
+
+def _schema(spec: Sequence[tuple[str, str, str, str]]) -> list[bigquery.SchemaField]:
+    from google.cloud import bigquery
+
+    return [bigquery.SchemaField(name, kind, mode=mode, description=text) for name, kind, mode, text in spec]
+
+
+def ensure_results_tables(client: bigquery.Client, results: TableRef, errors: TableRef) -> None:
+    """Create the results and errors tables if they do not exist; check their columns if they do.
+
+    :raises ValueError: An existing table lacks a column the loader writes (names table and column).
+    """
+    from google.cloud import bigquery
+
+    for ref, spec in ((results, RESULTS_SCHEMA), (errors, ERRORS_SCHEMA)):
+        table = bigquery.Table(ref.api_repr, schema=_schema(spec))
+        table.time_partitioning = bigquery.TimePartitioning(field="logical_date")
+        table.clustering_fields = ["key"]
+        existing = client.create_table(table, exists_ok=True)
+        have = {field.name: field.field_type for field in existing.schema}
+        missing = [name for name, *_ in spec if name not in have]
+        if missing:
+            raise ValueError(
+                f"{ref.uri} exists without column(s) {', '.join(missing)} that the loader writes; "
+                f"add them (ALTER TABLE ... ADD COLUMN) or point the loader at a new table"
+            )
+
+
+@dataclass(frozen=True)
+class LoadCounts:
+    """What one load did, reconciled against the input.
+
+    :param logical_date: The date loaded (ISO).
+    :param jobs: How many job outputs were loaded.
+    :param staged: Output rows read from the jobs (before removing repeats).
+    :param input: Distinct input keys.
+    :param succeeded: Input keys now in the results table for the date.
+    :param failed: Input keys now in the errors table for the date.
+    :param missing: Input keys in neither table (the load fails when this is not 0).
+    :param duplicated: Input keys in both tables (the load fails when this is not 0).
+    :param unexpected: Output keys that are not input keys (a warning: the input reference is off).
+    :param unkeyed: Output rows without a key (they cannot be matched to a request).
+    """
+
+    logical_date: str
+    jobs: int
+    staged: int
+    input: int
+    succeeded: int
+    failed: int
+    missing: int
+    duplicated: int
+    unexpected: int
+    unkeyed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoadCounts:
+        return cls(**data)
+
+
+class ReconciliationError(RuntimeError):
+    """Input keys are missing from (or doubled across) the results and errors tables.
+
+    :param counts: The figures of the load.
+    :param missing_sample: Some missing keys.
+    :param duplicated_sample: Some keys found in both tables.
+    """
+
+    def __init__(
+        self, counts: LoadCounts, missing_sample: Sequence[str], duplicated_sample: Sequence[str] = ()
+    ) -> None:
+        self.counts = counts
+        self.missing_sample = tuple(missing_sample)
+        self.duplicated_sample = tuple(duplicated_sample)
+        problems = []
+        if counts.missing:
+            problems.append(
+                f"{counts.missing:,} of {counts.input:,} input keys have no row in results or errors for "
+                f"{counts.logical_date} (sample: {', '.join(self.missing_sample)}); the job's output lacks "
+                f"them (incomplete job, or keys lost on the way): re-run the job for this date"
+            )
+        if counts.duplicated:
+            problems.append(
+                f"{counts.duplicated:,} input keys are in both results and errors for {counts.logical_date} "
+                f"(sample: {', '.join(self.duplicated_sample)}); re-run the load"
+            )
+        super().__init__("; ".join(problems) + f". Counts: {counts.to_dict()}")

@@ -1,0 +1,57 @@
+-- Write one load into the results and errors tables in one transaction. MERGE on
+-- (key, logical_date): a re-run or a backfill replaces rows, never adds a second one. A key that
+-- moved between success and failure since the last run leaves the table it was in.
+-- {{logical_date}} is a DATE literal made from a date object (sql.date_literal): the BigQuery
+-- emulator binds no query parameters inside multi-statement scripts, and a constant date lets
+-- BigQuery prune the MERGE to one partition.
+BEGIN TRANSACTION;
+
+MERGE {{results}} AS target
+USING (SELECT * FROM {{final}} WHERE ok) AS source
+ON target.logical_date = {{logical_date}} AND target.key = source.key
+WHEN MATCHED THEN UPDATE SET
+  model = source.model,
+  response_text = source.response_text,
+  finish_reason = source.finish_reason,
+  prompt_tokens = source.prompt_tokens,
+  output_tokens = source.output_tokens,
+  total_tokens = source.total_tokens,
+  status = source.status,
+  error = source.error,
+  job_name = source.job_name,
+  processed_time = source.processed_time,
+  loaded_at = CURRENT_TIMESTAMP()
+WHEN NOT MATCHED THEN INSERT (
+  key, logical_date, model, response_text, finish_reason, prompt_tokens, output_tokens,
+  total_tokens, status, error, job_name, processed_time, loaded_at
+) VALUES (
+  source.key, source.logical_date, source.model, source.response_text, source.finish_reason,
+  source.prompt_tokens, source.output_tokens, source.total_tokens, source.status, source.error,
+  source.job_name, source.processed_time, CURRENT_TIMESTAMP()
+);
+
+MERGE {{errors}} AS target
+USING (SELECT * FROM {{final}} WHERE NOT ok) AS source
+ON target.logical_date = {{logical_date}} AND target.key = source.key
+WHEN MATCHED THEN UPDATE SET
+  status = source.status,
+  error_code = source.error_code,
+  error = source.error,
+  request = source.request,
+  job_name = source.job_name,
+  processed_time = source.processed_time,
+  loaded_at = CURRENT_TIMESTAMP()
+WHEN NOT MATCHED THEN INSERT (
+  key, logical_date, status, error_code, error, request, job_name, processed_time, loaded_at
+) VALUES (
+  source.key, source.logical_date, source.status, source.error_code, source.error, source.request,
+  source.job_name, source.processed_time, CURRENT_TIMESTAMP()
+);
+
+DELETE FROM {{results}}
+WHERE logical_date = {{logical_date}} AND key IN (SELECT key FROM {{final}} WHERE NOT ok);
+
+DELETE FROM {{errors}}
+WHERE logical_date = {{logical_date}} AND key IN (SELECT key FROM {{final}} WHERE ok);
+
+COMMIT TRANSACTION;

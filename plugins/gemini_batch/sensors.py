@@ -1,0 +1,202 @@
+"""GeminiBatchJobSensor: wait on an existing batch job by name (jobs created elsewhere, split create/wait DAGs).
+
+Invariants: the sensor never creates or (by default) cancels a job; it shares the trigger,
+the state classification and the manifest with the create operator, so a job ends a sensor
+exactly as it ends the operator (failure raises, partial is checked against
+``max_failed_ratio``, success returns the manifest).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk.bases.sensor import PokeReturnValue
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from gemini_batch.exceptions import GeminiBatchPollingError
+from gemini_batch.hooks import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, GeminiBatchHook, is_transient_error
+from gemini_batch.links import GeminiBatchJobLink
+from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, console_url
+from gemini_batch.identity import WorkIdentity
+from gemini_batch.operators import _check_ratio, _ti_state_blocking, finish_job, retry_read
+from gemini_batch.sources import BACKENDS, JobRef, is_templated
+from gemini_batch.states import PAUSED, counts_of, is_terminal, normalize_state, progress_line
+from gemini_batch.triggers import GeminiBatchJobTrigger, kill_decision
+
+if TYPE_CHECKING:
+    from airflow.sdk.definitions.context import Context
+
+
+class GeminiBatchJobSensor(BaseSensorOperator):
+    """Wait until a batch job ends; return its manifest.
+
+    :param job_name: Required. ``projects/P/locations/L/batchPredictionJobs/N``, ``N`` or
+        ``batches/ID`` (e.g. ``{{ ti.xcom_pull('create')['job_name'] }}``). Templated.
+    :param backend: Optional. Follows from ``job_name``; must agree with it.
+    :param gcp_conn_id: Optional. Google Cloud connection (Vertex AI).
+    :param gemini_api_conn_id: Optional. ``gemini_api`` connection (Gemini API).
+    :param project_id: Optional (Vertex AI). Defaults to the project in ``job_name`` or the connection's.
+    :param location: Optional (Vertex AI). Defaults to the location in ``job_name`` or the connection extra.
+    :param impersonation_chain: Optional (Vertex AI). Service account(s) to impersonate.
+    :param deferrable: Optional. Wait in the triggerer (default ``[operators] default_deferrable``).
+    :param max_failed_ratio: Optional. As in GeminiBatchCreateJobOperator (default 0).
+    :param cancel_on_kill: Optional. Cancel the job on mark-failed / mark-success (default False:
+        the job was created elsewhere).
+    :param max_inline_results_bytes: Optional. Cap on inline results carried in the manifest.
+    :param error_budget: Optional. Consecutive transient errors tolerated while waiting.
+
+    ``poke_interval`` is the poll interval and ``timeout`` the wait's bound, in both modes.
+    """
+
+    template_fields: Sequence[str] = ("job_name", "project_id", "location", "impersonation_chain")
+    operator_extra_links = (GeminiBatchJobLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        job_name: str,
+        backend: str | None = None,
+        gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
+        gemini_api_conn_id: str = DEFAULT_GEMINI_API_CONN_ID,
+        project_id: str | None = None,
+        location: str | None = None,
+        impersonation_chain: str | Sequence[str] | None = None,
+        deferrable: bool | None = None,
+        max_failed_ratio: float = 0.0,
+        cancel_on_kill: bool = False,
+        max_inline_results_bytes: int = MAX_INLINE_RESULTS_BYTES,
+        error_budget: int = 8,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_name = job_name
+        self.backend = backend
+        self.gcp_conn_id = gcp_conn_id
+        self.gemini_api_conn_id = gemini_api_conn_id
+        self.project_id = project_id
+        self.location = location
+        self.impersonation_chain = impersonation_chain
+        self.deferrable = (
+            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
+        )
+        self.max_failed_ratio = _check_ratio(max_failed_ratio)
+        self.cancel_on_kill = cancel_on_kill
+        self.max_inline_results_bytes = int(max_inline_results_bytes)
+        self.error_budget = int(error_budget)
+        self._last_line: str | None = None
+        self._job_name: str | None = None
+        self._hook_obj: GeminiBatchHook | None = None
+        self._identity: WorkIdentity | None = None
+        if backend is not None and backend not in BACKENDS:
+            from gemini_batch.exceptions import GeminiBatchConfigError
+
+            raise GeminiBatchConfigError(f"backend must be one of {BACKENDS} or None, got {backend!r}.")
+        if not is_templated(job_name):
+            JobRef.parse(job_name, backend=backend)
+
+    def _resolve(self, context: Context) -> tuple[JobRef, GeminiBatchHook]:
+        self._identity = WorkIdentity.from_context(context)
+        ref = JobRef.parse(self.job_name, backend=self.backend)
+        if ref.backend == "vertex":
+            hook = GeminiBatchHook(
+                "vertex",
+                self.gcp_conn_id,
+                project_id=ref.project or self.project_id,
+                location=ref.location or self.location,
+                impersonation_chain=self.impersonation_chain,
+            )
+        else:
+            hook = GeminiBatchHook("gemini_api", self.gemini_api_conn_id)
+        hook.settings  # noqa: B018 - a missing connection fails here, clearly
+        self._job_name, self._hook_obj = ref.name, hook
+        return ref, hook
+
+    def _finish(self, context: Context, ref: JobRef, hook: GeminiBatchHook, job: Any) -> dict[str, Any]:
+        settings = hook.settings
+        return finish_job(
+            self,
+            context,
+            job,
+            backend=ref.backend,
+            source=None,
+            work_id=None,
+            model=None,
+            project=settings.project,
+            location=settings.location,
+            max_failed_ratio=self.max_failed_ratio,
+            max_inline_results_bytes=self.max_inline_results_bytes,
+        )
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        ref, hook = self._resolve(context)
+        try:
+            job = hook.get_job(ref.name)
+        except Exception as exc:
+            if is_transient_error(exc):
+                self.log.warning("Batch job %s: transient error %s; trying again at the next poke", ref.name, exc)
+                return False
+            raise
+        state = normalize_state(job.state)
+        line = progress_line(state, counts_of(job))
+        if line != self._last_line:
+            self.log.info("Batch job %s: %s", ref.name, line)
+            if state == PAUSED:
+                self.log.warning("Batch job %s is PAUSED; still waiting (the pause counts toward the timeout)", ref.name)
+            self._last_line = line
+        if not is_terminal(state):
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, ref, hook, job))
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        ref, hook = self._resolve(context)
+        settings = hook.settings
+        job = retry_read(self.log, f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name), self.error_budget)
+        if is_terminal(job.state):
+            return self._finish(context, ref, hook, job)
+        GeminiBatchJobLink.persist(context, console_url(ref.backend, ref.name, settings.project, settings.location))
+        self.log.info("Batch job %s: %s; deferring", ref.name, progress_line(job.state, counts_of(job)))
+        self.defer(
+            trigger=GeminiBatchJobTrigger(
+                job_name=ref.name,
+                backend=ref.backend,
+                conn_id=hook.conn_id,
+                project_id=settings.project,
+                location=settings.location,
+                impersonation_chain=self.impersonation_chain if ref.backend == "vertex" else None,
+                poll_interval=self.poke_interval,
+                deadline=time.time() + float(self.timeout),
+                cancel_on_kill=self.cancel_on_kill,
+                error_budget=self.error_budget,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        status = event.get("status")
+        if status == "timeout":
+            raise AirflowSensorTimeout(f"{event.get('message')} (sensor timeout={self.timeout} s)")
+        if status == "error":
+            raise GeminiBatchPollingError(str(event.get("message")))
+        ref, hook = self._resolve(context)
+        job = retry_read(self.log, f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name), self.error_budget)
+        return self._finish(context, ref, hook, job)
+
+    def on_kill(self) -> None:
+        """Poke mode: cancel on mark-failed / mark-success when cancel_on_kill; never after a clear."""
+        if not (self.cancel_on_kill and self._job_name and self._hook_obj):
+            return
+        known, state = _ti_state_blocking(self._identity, timeout=2.0)
+        if not known or kill_decision(state) == "keep":
+            self.log.info("Task instance state %s: batch job %s is kept", state if known else "unknown", self._job_name)
+            return
+        try:
+            self._hook_obj.cancel_job(self._job_name)
+            self.log.info("Task instance marked %s: cancelled batch job %s", state, self._job_name)
+        except Exception as exc:
+            self.log.warning("Could not cancel batch job %s: %s", self._job_name, exc)

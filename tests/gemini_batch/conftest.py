@@ -1,0 +1,82 @@
+"""Fixtures of the unit tests: fake services installed at the client boundary, no sleeping."""
+
+from __future__ import annotations
+
+import time
+import types as pytypes
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.gemini_batch.fakes import FakeService
+
+
+@pytest.fixture
+def install(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """``install(vertex=FakeService(), gemini_api=FakeService("gemini_api"))``: hooks get fake clients."""
+    from gemini_batch import hooks
+
+    hooks.clear_client_cache()
+    services: dict[str, FakeService] = {}
+
+    def build(self: hooks.GeminiBatchHook) -> hooks._ClientEntry:
+        service = services.get(self.backend)
+        if service is None:
+            raise AssertionError(f"no fake service installed for {self.backend}")
+        vertex = self.backend == "vertex"
+        settings = hooks.ClientSettings(
+            self.backend,
+            self.conn_id,
+            (self.project_id or service.project) if vertex else None,
+            (self.location or service.location) if vertex else None,
+            None,
+        )
+        return hooks._ClientEntry(service.client(), settings)
+
+    monkeypatch.setattr(hooks.GeminiBatchHook, "_build_entry", build)
+
+    def _install(**by_backend: FakeService) -> None:
+        services.update(by_backend)
+
+    yield _install
+    hooks.clear_client_cache()
+
+
+@pytest.fixture
+def vertex(install: Callable[..., None]) -> FakeService:
+    service = FakeService("vertex")
+    install(vertex=service)
+    return service
+
+
+@pytest.fixture
+def gemini(install: Callable[..., None]) -> FakeService:
+    service = FakeService("gemini_api")
+    install(gemini_api=service)
+    return service
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """No real sleeping in operators or the trigger; the requested sleeps are recorded."""
+    from gemini_batch import operators, triggers
+
+    recorded: list[float] = []
+    monkeypatch.setattr(operators, "time", pytypes.SimpleNamespace(time=time.time, sleep=recorded.append))
+
+    async def fake_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(triggers, "asyncio", pytypes.SimpleNamespace(**{**vars(__import__("asyncio")), "sleep": fake_sleep}))
+    return recorded
+
+
+def run_trigger(trigger: Any) -> list[Any]:
+    """Run a trigger to its end in a fresh event loop; return its events."""
+    import asyncio
+
+    async def collect() -> list[Any]:
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(collect())

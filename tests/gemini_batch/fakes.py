@@ -1,0 +1,245 @@
+"""Fakes at the client boundary: a google-genai ``Client`` look-alike and Airflow context bits.
+
+``FakeService`` holds jobs as real ``google.genai.types.BatchJob`` objects; each job walks a
+scripted list of states, one step per ``get``. Faults are queued per method
+(``service.fail("get", error, times=2)``). Every call is recorded in ``service.calls``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from types import SimpleNamespace
+
+from google.genai import errors, pagers, types
+
+SUCCEEDED = "JOB_STATE_SUCCEEDED"
+RUNNING = "JOB_STATE_RUNNING"
+PENDING = "JOB_STATE_PENDING"
+
+
+def api_error(code: int, message: str = "boom") -> errors.APIError:
+    """A google-genai API error as the SDK raises it."""
+    status = {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE", 404: "NOT_FOUND", 400: "INVALID_ARGUMENT"}
+    cls = errors.ClientError if code < 500 else errors.ServerError
+    return cls(code, {"error": {"code": code, "message": message, "status": status.get(code, "UNKNOWN")}})
+
+
+@dataclass
+class FakeJob:
+    job: types.BatchJob
+    script: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, str] | None = None
+
+
+class FakeService:
+    """In-memory jobs of one backend; ``client()`` returns a google-genai Client look-alike."""
+
+    def __init__(self, backend: str = "vertex", project: str = "local-project", location: str = "us-central1"):
+        self.backend = backend
+        self.project = project
+        self.location = location
+        self.jobs: dict[str, FakeJob] = {}
+        self.calls: list[tuple[str, Any]] = []
+        self.faults: dict[str, list[BaseException]] = defaultdict(list)
+        self.default_script: list[dict[str, Any]] = [{"state": RUNNING}, {"state": SUCCEEDED}]
+        self.page_size_seen: list[int | None] = []
+        self._ids = itertools.count(1000)
+        self._clock = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+        self.create_lands_then_fails: int = 0
+
+    # --------------------------------------------------------------- scripting
+
+    def fail(self, method: str, error: BaseException, times: int = 1) -> None:
+        self.faults[method].extend([error] * times)
+
+    def _maybe_fail(self, method: str) -> None:
+        if self.faults[method]:
+            raise self.faults[method].pop(0)
+
+    def _new_name(self) -> str:
+        number = next(self._ids)
+        if self.backend == "vertex":
+            return f"projects/{self.project}/locations/{self.location}/batchPredictionJobs/{number}"
+        return f"batches/b{number}"
+
+    def add_job(self, *, display_name: str = "x", state: str = PENDING, script: list[dict] | None = None, **fields: Any) -> str:
+        """Put a job into the service directly (a job created 'elsewhere')."""
+        self._clock += dt.timedelta(minutes=1)
+        name = self._new_name()
+        job = types.BatchJob(name=name, display_name=display_name, state=state, create_time=self._clock, **fields)
+        self.jobs[name] = FakeJob(job, list(script if script is not None else self.default_script))
+        return name
+
+    def _advance(self, fake: FakeJob) -> None:
+        if fake.script:
+            step = fake.script.pop(0)
+            data = fake.job.model_dump()
+            data.update(step)
+            fake.job = types.BatchJob.model_validate(data)
+
+    def _lookup(self, name: str) -> FakeJob:
+        for key, fake in self.jobs.items():
+            if key == name or key.rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1]:
+                return fake
+        raise api_error(404, f"job {name} not found")
+
+    # --------------------------------------------------------------- operations
+
+    def create(self, *, model: str, src: Any, config: dict[str, Any] | None = None) -> types.BatchJob:
+        self.calls.append(("create", {"model": model, "src": src, "config": config}))
+        self._maybe_fail("create")
+        config = dict(config or {})
+        name = self.add_job(display_name=config.get("display_name") or "genai_batch_job", state=PENDING)
+        fake = self.jobs[name]
+        fake.job = fake.job.model_copy(update={"model": model})
+        fake.labels = ((config.get("http_options") or {}).get("extra_body") or {}).get("labels")
+        if self.create_lands_then_fails:
+            self.create_lands_then_fails -= 1
+            raise api_error(503, "response lost after the job was created")
+        return fake.job
+
+    def get(self, *, name: str) -> types.BatchJob:
+        self.calls.append(("get", name))
+        self._maybe_fail("get")
+        fake = self._lookup(name)
+        self._advance(fake)
+        return fake.job
+
+    def list_page(self, *, config: dict[str, Any] | None = None) -> SimpleNamespace:
+        """One page of a list call, as the SDK's ``_list`` returns it (``batch_jobs``, ``next_page_token``)."""
+        config = dict(config or {})
+        self.calls.append(("list", config))
+        self._maybe_fail("list")
+        self.page_size_seen.append(config.get("page_size"))
+        jobs = [f.job for f in self.jobs.values()]
+        label_filter = config.get("filter")
+        if label_filter and "airflow-work-id" in label_filter:
+            wanted = label_filter.split('"')[1]
+            jobs = [f.job for f in self.jobs.values() if (f.labels or {}).get("airflow-work-id") == wanted]
+        size = int(config.get("page_size") or 50)
+        start = int(config.get("page_token") or 0)
+        end = start + size
+        token = str(end) if end < len(jobs) else None
+        return SimpleNamespace(batch_jobs=jobs[start:end], next_page_token=token, sdk_http_response=None)
+
+    def list(self, *, config: dict[str, Any] | None = None) -> pagers.Pager:
+        return pagers.Pager("batch_jobs", lambda config: self.list_page(config=config), self.list_page(config=config), config)
+
+    async def alist(self, *, config: dict[str, Any] | None = None) -> pagers.AsyncPager:
+        async def request(config: dict[str, Any]) -> SimpleNamespace:
+            return self.list_page(config=config)
+
+        return pagers.AsyncPager("batch_jobs", request, self.list_page(config=config), config)
+
+    def cancel(self, *, name: str) -> None:
+        self.calls.append(("cancel", name))
+        self._maybe_fail("cancel")
+        fake = self._lookup(name)
+        fake.script = [{"state": "JOB_STATE_CANCELLED"}]
+        fake.job = fake.job.model_copy(update={"state": types.JobState.JOB_STATE_CANCELLING})
+
+    def delete(self, *, name: str) -> None:
+        self.calls.append(("delete", name))
+        self._maybe_fail("delete")
+        fake = self._lookup(name)
+        del self.jobs[fake.job.name]
+
+    def client(self) -> FakeClient:
+        return FakeClient(self)
+
+    def count(self, method: str) -> int:
+        return sum(1 for m, _ in self.calls if m == method)
+
+
+class _SyncBatches:
+    def __init__(self, service: FakeService):
+        self._s = service
+
+    def create(self, **kw: Any) -> types.BatchJob:
+        return self._s.create(**kw)
+
+    def get(self, **kw: Any) -> types.BatchJob:
+        return self._s.get(**kw)
+
+    def list(self, **kw: Any) -> pagers.Pager:
+        return self._s.list(**kw)
+
+    def cancel(self, **kw: Any) -> None:
+        return self._s.cancel(**kw)
+
+    def delete(self, **kw: Any) -> None:
+        return self._s.delete(**kw)
+
+
+class _AsyncBatches:
+    def __init__(self, service: FakeService):
+        self._s = service
+
+    async def create(self, **kw: Any) -> types.BatchJob:
+        return self._s.create(**kw)
+
+    async def get(self, **kw: Any) -> types.BatchJob:
+        return self._s.get(**kw)
+
+    async def list(self, **kw: Any) -> pagers.AsyncPager:
+        return await self._s.alist(**kw)
+
+    async def cancel(self, **kw: Any) -> None:
+        return self._s.cancel(**kw)
+
+    async def delete(self, **kw: Any) -> None:
+        return self._s.delete(**kw)
+
+
+class _Aio:
+    def __init__(self, service: FakeService):
+        self.batches = _AsyncBatches(service)
+
+
+class FakeClient:
+    """Stands in for ``google.genai.Client``: ``.batches`` and ``.aio.batches``."""
+
+    def __init__(self, service: FakeService):
+        self.batches = _SyncBatches(service)
+        self.aio = _Aio(service)
+
+
+class FakeTaskStateStore:
+    """``context['task_state_store']``: a dict that survives tries, like Airflow 3.3's store."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.fail_on_set: int = 0
+        self.sets: list[tuple[str, Any]] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any, **kwargs: Any) -> None:
+        if self.fail_on_set:
+            self.fail_on_set -= 1
+            raise RuntimeError("worker died between submit and record")
+        self.sets.append((key, value))
+        self.data[key] = value
+
+
+class FakeTI:
+    def __init__(self, dag_id="dag", task_id="task", run_id="manual__2026-01-01", map_index=-1, try_number=1):
+        self.dag_id = dag_id
+        self.task_id = task_id
+        self.run_id = run_id
+        self.map_index = map_index
+        self.try_number = try_number
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+def make_context(ti: FakeTI | None = None, store: FakeTaskStateStore | None = None) -> dict[str, Any]:
+    return {"ti": ti or FakeTI(), "task_state_store": store if store is not None else FakeTaskStateStore()}

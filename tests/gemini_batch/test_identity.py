@@ -1,0 +1,89 @@
+"""identity.py: the work identity never includes the try number; jobs carry it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from google.genai import types
+
+from gemini_batch.exceptions import GeminiBatchConfigError
+from gemini_batch.identity import WORK_ID_LABEL, WorkIdentity, label_value, validate_labels
+from tests.gemini_batch.fakes import FakeTI
+
+
+def test_work_id_is_the_same_on_every_try():
+    first = WorkIdentity.from_context({"ti": FakeTI(try_number=1)})
+    retry = WorkIdentity.from_context({"ti": FakeTI(try_number=4)})
+    assert first == retry
+    assert first.work_id == retry.work_id
+    assert re.fullmatch(r"[0-9a-f]{16}", first.work_id)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        WorkIdentity("dag", "task", "manual__2026-01-02", -1),
+        WorkIdentity("dag", "task", "manual__2026-01-01", 0),
+        WorkIdentity("dag", "other", "manual__2026-01-01", -1),
+        WorkIdentity("other", "task", "manual__2026-01-01", -1),
+    ],
+)
+def test_work_id_differs_per_run_task_dag_and_map_index(other):
+    assert WorkIdentity("dag", "task", "manual__2026-01-01", -1).work_id != other.work_id
+
+
+def test_map_index_none_means_unmapped():
+    assert WorkIdentity.from_context({"ti": FakeTI(map_index=None)}).map_index == -1
+
+
+def test_display_name_carries_the_tag_and_fits_vertex_limits():
+    identity = WorkIdentity("dag", "task", "run", 3)
+    assert identity.display_name() == f"dag.task[3] awid-{identity.work_id}"
+    assert identity.display_name("nightly scoring") == f"nightly scoring awid-{identity.work_id}"
+    long = identity.display_name("x" * 500)
+    assert len(long) == 128
+    assert long.endswith(identity.tag)
+
+
+def test_owns_only_jobs_with_its_tag():
+    identity = WorkIdentity("dag", "task", "run")
+    other = WorkIdentity("dag", "task", "run2")
+    assert identity.owns(types.BatchJob(display_name=identity.display_name("anything")))
+    assert not identity.owns(types.BatchJob(display_name=other.display_name()))
+    assert not identity.owns(types.BatchJob(display_name=None))
+
+
+def test_labels_add_the_work_id_and_are_valid_vertex_labels():
+    identity = WorkIdentity("My DAG!", "Task.With.Dots", "run")
+    labels = identity.labels({"team": "ml"})
+    assert labels[WORK_ID_LABEL] == identity.work_id
+    assert labels["team"] == "ml"
+    assert validate_labels({k: v for k, v in labels.items() if k != WORK_ID_LABEL})
+    assert identity.vertex_list_filter() == f'labels.airflow-work-id="{identity.work_id}"'
+
+
+def test_label_value_sanitises():
+    assert label_value("My DAG!") == "my-dag"
+    assert len(label_value("a" * 100)) == 63
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"Team": "ml"}, "Label key 'Team' is invalid"),
+        ({"team": "ML"}, "Try 'ml'"),
+        ({"team": "x" * 64}, "at most 63"),
+        ({WORK_ID_LABEL: "x"}, "set by the operator"),
+        ({f"k{i}": "v" for i in range(64)}, "allows 64 per job"),
+        (["team"], "must be a dict"),
+    ],
+)
+def test_bad_labels_name_the_rule(labels, message):
+    with pytest.raises(GeminiBatchConfigError) as error:
+        validate_labels(labels)
+    assert message in str(error.value)
+
+
+def test_no_labels():
+    assert validate_labels(None) == {}

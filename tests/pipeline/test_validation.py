@@ -1,0 +1,293 @@
+"""Streaming validation of batch inputs: a table of bad inputs, each rejected with its location."""
+
+from __future__ import annotations
+
+import io
+import json
+import tracemalloc
+
+import pytest
+
+from gemini_batch.pipeline import validation
+from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
+from gemini_batch.pipeline.validation import (
+    InputScan,
+    InputValidationError,
+    check_request,
+    scan_jsonl,
+    validate_inline_requests,
+)
+
+SOURCE = "gs://bucket/in/requests.jsonl"
+
+
+def vertex_line(key: str = "k1", text: str = "Hello", **request: object) -> str:
+    body = {"contents": [{"role": "user", "parts": [{"text": text}]}], "labels": {"gemini_batch_key": key}}
+    body.update(request)
+    return json.dumps({"request": body})
+
+
+def gemini_line(key: object = "k1", text: str = "Hello") -> str:
+    return json.dumps({"key": key, "request": {"contents": [{"parts": [{"text": text}]}]}})
+
+
+def with_contents(contents: object, key: str = "k1") -> str:
+    return json.dumps({"request": {"contents": contents, "labels": {"gemini_batch_key": key}}})
+
+
+def scan(data: str | bytes, **kwargs: object) -> InputScan:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return scan_jsonl(io.BytesIO(raw), source=SOURCE, **kwargs)  # type: ignore[arg-type]
+
+
+GOOD = vertex_line("k0") + "\n"
+
+# (id, file content, scan kwargs, expected location suffix, expected message fragment)
+BAD_INPUTS = [
+    ("invalid-json", GOOD + '{"request": {"contents": [\n', {}, ":2", "invalid JSON at column"),
+    ("truncated-json", '{"request": {"contents": [{"parts": [{"text": "x"}]}]}', {}, ":1", "invalid JSON"),
+    ("line-not-object", GOOD + "[1, 2]\n", {}, ":2", "must be a JSON object"),
+    ("request-missing", '{"req": {"contents": []}}\n', {}, ":1", "'request' is missing (found req)"),
+    ("request-not-object", '{"request": "Hello"}\n', {}, ":1", "request must be a JSON object"),
+    ("contents-missing", json.dumps({"request": {"labels": {"gemini_batch_key": "a"}}}) + "\n", {}, ":1",
+     "request.contents is missing"),
+    ("contents-empty", with_contents([]) + "\n", {}, ":1", "request.contents must be a non-empty list"),
+    ("contents-not-list", with_contents({"parts": [{"text": "x"}]}) + "\n", {}, ":1",
+     "request.contents must be a non-empty list of contents, got an object"),
+    ("content-without-parts", with_contents([{"role": "user"}]) + "\n", {}, ":1",
+     "request.contents[0].parts must be a non-empty list"),
+    ("parts-empty", with_contents([{"parts": []}]) + "\n", {}, ":1", "request.contents[0].parts must be"),
+    ("part-not-object", with_contents([{"parts": ["Hello"]}]) + "\n", {}, ":1",
+     "request.contents[0].parts[0] must be an object"),
+    ("part-without-data", with_contents([{"parts": [{}]}]) + "\n", {}, ":1", "parts[0] has no data"),
+    ("part-unknown-field", with_contents([{"parts": [{"txt": "x"}]}]) + "\n", {}, ":1",
+     "parts[0] has unknown field(s) txt"),
+    ("part-two-data-fields", with_contents([{"parts": [{"text": "x", "fileData": {}}]}]) + "\n", {}, ":1",
+     "has several data fields"),
+    ("text-not-string", with_contents([{"parts": [{"text": 5}]}]) + "\n", {}, ":1",
+     "parts[0].text must be a string, got a number"),
+    ("bad-role", with_contents([{"role": "assistant", "parts": [{"text": "x"}]}]) + "\n", {}, ":1",
+     "role must be 'user' or 'model', got 'assistant'"),
+    ("unknown-request-field", vertex_line(generation_configs={}) + "\n", {}, ":1",
+     "unknown field(s) generation_configs"),
+    ("system-instruction-without-parts", vertex_line(systemInstruction={"text": "Be brief"}) + "\n", {}, ":1",
+     "request.systemInstruction.parts must be a non-empty list"),
+    ("temperature-out-of-range", vertex_line(generationConfig={"temperature": 3}) + "\n", {}, ":1",
+     "generationConfig.temperature must be a number from 0 to 2, got 3"),
+    ("max-output-tokens-zero", vertex_line(generationConfig={"maxOutputTokens": 0}) + "\n", {}, ":1",
+     "maxOutputTokens must be a positive integer"),
+    ("schema-without-json-mime", vertex_line(generationConfig={"responseSchema": {"type": "OBJECT"}}) + "\n",
+     {}, ":1", "responseSchema needs responseMimeType 'application/json'"),
+    ("labels-not-object", json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}], "labels": ["a"]}})
+     + "\n", {}, ":1", "request.labels must be an object"),
+    ("key-label-missing", json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}]}}) + "\n", {}, ":1",
+     "request.labels.gemini_batch_key is missing"),
+    ("key-label-uppercase", vertex_line("Order-42") + "\n", {}, ":1", "may only hold lowercase letters"),
+    ("key-label-too-long", vertex_line("k" * 64) + "\n", {}, ":1", "is 64 characters long (limit: 63)"),
+    ("key-label-not-string", json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}],
+                                                     "labels": {"gemini_batch_key": 5}}}) + "\n", {}, ":1",
+     "label 'gemini_batch_key' must be a string, got int"),
+    ("duplicate-key", GOOD + vertex_line("k1") + "\n" + vertex_line("k0") + "\n", {}, ":3",
+     "duplicate key: the same key is on line 1"),
+    ("blank-line-inside", GOOD + "\n" + vertex_line("k1") + "\n", {}, ":2", "blank line inside the file"),
+    ("byte-order-mark", "\ufeff" + GOOD, {}, ":1", "byte order mark"),
+    ("invalid-utf8", GOOD.encode() + b'{"request": "\xff\xfe"}\n', {}, ":2", "not valid UTF-8"),
+    ("line-too-long", GOOD + vertex_line("k1", text="x" * 500) + "\n",
+     {"limits": JobLimits(max_requests=10, max_bytes=10_000, max_line_bytes=300)}, ":2",
+     "(limit: 300 bytes per line)"),
+    ("too-many-requests", GOOD + vertex_line("k1") + "\n" + vertex_line("k2") + "\n",
+     {"limits": JobLimits(max_requests=2, max_bytes=10_000)}, "requests.jsonl",
+     "3 requests exceed the Vertex AI batch limit of 2 requests per job; split the input into 2 shards"),
+    ("too-many-bytes", GOOD * 1 + vertex_line("k1") + "\n",
+     {"limits": JobLimits(max_requests=10, max_bytes=150)}, "requests.jsonl",
+     "bytes exceed the Vertex AI batch limit of 150 bytes per job"),
+    ("empty-file", "", {}, "requests.jsonl", "the file holds no requests"),
+    ("gemini-key-missing", json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}]}}) + "\n",
+     {"input_format": "gemini_jsonl"}, ":1", "'key' is missing"),
+    ("gemini-key-not-string", gemini_line(key=7) + "\n", {"input_format": "gemini_jsonl"}, ":1",
+     "'key' must be a non-empty string, got 7"),
+    ("gemini-duplicate-key", gemini_line("a") + "\n" + gemini_line("a") + "\n", {"input_format": "gemini_jsonl"},
+     ":2", "duplicate key: the same key is on line 1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "kwargs", "where", "fragment"),
+    [case[1:] for case in BAD_INPUTS],
+    ids=[case[0] for case in BAD_INPUTS],
+)
+def test_bad_input_is_rejected_naming_file_and_line(
+    content: str | bytes, kwargs: dict, where: str, fragment: str
+) -> None:
+    with pytest.raises(InputValidationError) as caught:
+        scan(content, **kwargs)
+    error = caught.value
+    assert error.source == SOURCE
+    matching = [issue for issue in error.issues if fragment in issue.message]
+    assert matching, f"no issue contains {fragment!r}: {error}"
+    assert matching[0].location.endswith(where)
+    assert matching[0].location.startswith(SOURCE)
+    assert "nothing was submitted" in str(error)
+
+
+def test_bad_input_table_has_at_least_twenty_cases() -> None:
+    assert len(BAD_INPUTS) >= 20
+
+
+def test_good_vertex_file_passes_with_one_shard() -> None:
+    data = "".join(vertex_line(f"k{i}") + "\n" for i in range(5))
+    result = scan(data)
+    assert (result.requests, result.bytes) == (5, len(data))
+    assert [(s.start, s.end, s.requests, s.first_line) for s in result.shards] == [(0, len(data), 5, 1)]
+
+
+def test_good_gemini_file_passes_and_crlf_and_missing_final_newline_are_fine() -> None:
+    data = gemini_line("a") + "\r\n" + gemini_line("b")
+    result = scan(data, input_format="gemini_jsonl")
+    assert result.requests == 2
+    assert result.bytes == len(data)
+
+
+def test_every_problem_is_reported_at_once_up_to_the_cap() -> None:
+    data = "".join("{bad\n" for _ in range(30))
+    with pytest.raises(InputValidationError) as caught:
+        scan(data, max_issues=10)
+    assert len(caught.value.issues) == 10
+    assert caught.value.more == 20
+    assert [issue.location for issue in caught.value.issues[:2]] == [f"{SOURCE}:1", f"{SOURCE}:2"]
+    assert "and 20 more" in str(caught.value)
+
+
+def test_shard_plan_respects_request_and_byte_limits_without_enforcing_them() -> None:
+    lines = [vertex_line(f"k{i}") + "\n" for i in range(10)]
+    data = "".join(lines)
+    result = scan(data, limits=JobLimits(max_requests=4, max_bytes=10_000), enforce_limits=False)
+    assert [s.requests for s in result.shards] == [4, 4, 2]
+    assert [s.first_line for s in result.shards] == [1, 5, 9]
+    raw = data.encode()
+    assert b"".join(raw[s.start : s.end] for s in result.shards) == raw
+    size = len(lines[0]) * 3  # every line has the same length
+    by_bytes = scan(data, limits=JobLimits(max_requests=100, max_bytes=size), enforce_limits=False)
+    assert [s.bytes for s in by_bytes.shards] == [size, size, size, len(lines[0])]
+
+
+def test_a_single_request_over_the_byte_limit_cannot_be_sharded() -> None:
+    with pytest.raises(InputValidationError, match="cannot be sharded"):
+        scan(vertex_line("k0", text="x" * 400) + "\n", limits=JobLimits(10, 200), enforce_limits=False)
+
+
+def test_scan_round_trips_through_xcom_form() -> None:
+    result = scan(GOOD)
+    assert InputScan.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 4096])
+def test_lines_split_across_chunks_are_read_whole(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    monkeypatch.setattr(validation, "_CHUNK_BYTES", chunk)
+    data = "".join(vertex_line(f"k{i}", text="é" * i) + "\n" for i in range(20))
+    result = scan(data, limits=JobLimits(max_requests=7, max_bytes=10**6), enforce_limits=False)
+    assert result.requests == 20
+    raw = data.encode()
+    assert sum(s.bytes for s in result.shards) == len(raw)
+    assert all(raw[s.start : s.end].endswith(b"\n") for s in result.shards)
+
+
+@pytest.mark.parametrize("chunk", [5, 64, 4096])
+def test_overlong_line_is_skipped_without_being_held(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    monkeypatch.setattr(validation, "_CHUNK_BYTES", chunk)
+    data = GOOD + vertex_line("k1", text="x" * 1000) + "\n" + vertex_line("k2") + "\n"
+    with pytest.raises(InputValidationError) as caught:
+        scan(data, limits=JobLimits(max_requests=10, max_bytes=10**6, max_line_bytes=200))
+    assert [issue.location for issue in caught.value.issues] == [f"{SOURCE}:2"]
+
+
+def test_duplicates_are_found_among_many_keys_in_line_order() -> None:
+    keys = [f"k{i}" for i in range(5000)] + ["k17", "k4999", "k17"]
+    data = "".join(vertex_line(key) + "\n" for key in keys)
+    with pytest.raises(InputValidationError) as caught:
+        scan(data)
+    assert [str(issue).split(": ", 1)[0] for issue in caught.value.issues] == [
+        f"{SOURCE}:5001", f"{SOURCE}:5002", f"{SOURCE}:5003"
+    ]
+    assert [issue.message.split("line ")[1].split(";")[0] for issue in caught.value.issues] == ["18", "5000", "18"]
+
+
+class _GeneratedStream(io.RawIOBase):
+    """A large JSONL file produced a line per read, so the test itself holds none of it."""
+
+    def __init__(self, lines: int) -> None:
+        self._lines = iter(range(lines))
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._pending:
+            index = next(self._lines, None)
+            if index is None:
+                return b""
+            self._pending = (vertex_line(f"k{index}", text="lorem ipsum " * 20) + "\n").encode()
+        chunk, self._pending = self._pending[:size], self._pending[size:]
+        return chunk
+
+
+def test_memory_is_bounded_by_chunk_and_keys_not_by_file_size() -> None:
+    import numpy  # noqa: F401  (imported before tracing: the import is not the scan's memory)
+
+    lines = 30_000  # about 10 MB
+    tracemalloc.start()
+    try:
+        result = scan_jsonl(_GeneratedStream(lines), source=SOURCE)  # type: ignore[arg-type]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.requests == lines
+    assert result.bytes > 10_000_000
+    # A line in flight plus 12 bytes per key (and numpy's sort), far below the file size.
+    assert peak < 2_000_000 + 40 * lines
+
+
+@pytest.mark.parametrize(
+    ("request_body", "expected"),
+    [
+        ({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, []),
+        (
+            {
+                "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                "system_instruction": {"parts": [{"text": "Be brief"}]},
+                "generation_config": {"temperature": 0.2, "response_mime_type": "application/json",
+                                      "response_schema": {"type": "OBJECT"}},
+                "labels": {"gemini_batch_key": "k-1", "team": "data_eng"},
+            },
+            [],
+        ),
+        ({"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "AA=="}}]}]}, []),
+        ({"contents": [{"parts": [{"text": "hi"}]}], "labels": {"1team": "x"}}, ["must start with a lowercase"]),
+    ],
+)
+def test_check_request_accepts_both_spellings_and_names_problems(request_body: dict, expected: list) -> None:
+    problems = check_request(request_body)
+    assert len(problems) == len(expected)
+    for problem, fragment in zip(problems, expected):
+        assert fragment in problem
+
+
+def test_inline_requests_are_checked_for_shape_keys_and_size() -> None:
+    good = {"request": {"contents": [{"parts": [{"text": "hi"}]}]}, "metadata": {"key": "a"}}
+    assert validate_inline_requests([good]).requests == 1
+    bad = [good, dict(good), {"request": {"contents": []}, "metadata": {"key": "b"}}]
+    with pytest.raises(InputValidationError) as caught:
+        validate_inline_requests(bad)
+    text = str(caught.value)
+    assert "inline requests[1]: duplicate key" in text
+    assert "inline requests[2]: request.contents must be a non-empty list" in text
+    big = [{"request": {"contents": [{"parts": [{"text": "x" * 1000}]}]}, "metadata": {"key": str(i)}}
+           for i in range(30)]
+    with pytest.raises(InputValidationError, match="exceed the Gemini API inline batch limit of 20,000 bytes"):
+        validate_inline_requests(big, limits=JobLimits(max_requests=100, max_bytes=20_000,
+                                                       name="Gemini API inline batch"))
+
+
+def test_default_limits_are_the_documented_ones() -> None:
+    assert (VERTEX_LIMITS.max_requests, VERTEX_LIMITS.max_bytes) == (200_000, 1_000_000_000)

@@ -1,0 +1,203 @@
+"""docker-compose.yaml: the official Airflow 3 layout plus the local stack, wired by env.
+
+Parses the YAML (merge keys resolved) and checks what the stack needs; runs
+``docker-compose config`` when the binary is installed (Debian: ``apt-get install docker-compose``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from local_stack.endpoints import ENV_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+
+AIRFLOW_SERVICES = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-worker": "celery worker",
+    "airflow-triggerer": "triggerer",
+    "flower": "celery flower",
+}
+EMULATORS = {"gcs-emulator": 9023, "bigquery-emulator": 9050, "gemini-emulator": 8090}
+LONG_RUNNING = ["postgres", "redis", *AIRFLOW_SERVICES, *EMULATORS]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    return compose["services"]
+
+
+def _health_test(service: dict[str, Any]) -> str:
+    test = service["healthcheck"]["test"]
+    return " ".join(test) if isinstance(test, list) else test
+
+
+def test_has_the_services_of_the_official_file_and_the_emulators(services: dict[str, Any]) -> None:
+    expected = {"postgres", "redis", "airflow-init", "airflow-cli", *AIRFLOW_SERVICES, *EMULATORS}
+    assert expected <= set(services)
+    for name, command in AIRFLOW_SERVICES.items():
+        assert services[name]["command"] == command, name
+    assert services["airflow-cli"]["profiles"] == ["debug"]
+    assert services["flower"]["profiles"] == ["flower"]
+
+
+def test_airflow_runs_celery_on_postgres_and_redis(services: dict[str, Any]) -> None:
+    env = services["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).hostname == "postgres"
+    assert urlsplit(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert env["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "true"
+    assert services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_every_long_running_service_has_a_healthcheck(services: dict[str, Any], name: str) -> None:
+    assert _health_test(services[name])
+
+
+@pytest.mark.parametrize(
+    ("name", "probe"),
+    [
+        ("airflow-apiserver", "http://localhost:8080/api/v2/version"),
+        ("airflow-scheduler", "http://localhost:8974/health"),
+        ("airflow-dag-processor", "--job-type DagProcessorJob"),
+        ("airflow-triggerer", "--job-type TriggererJob"),
+        ("airflow-worker", "inspect ping"),
+        ("postgres", "pg_isready"),
+        ("redis", "redis-cli ping"),
+        ("gcs-emulator", "http://localhost:9023/storage/v1/b"),
+        ("bigquery-emulator", "http://localhost:9050/readyz"),
+        ("gemini-emulator", "http://localhost:8090/admin/health"),
+    ],
+)
+def test_healthchecks_probe_the_right_endpoint(services: dict[str, Any], name: str, probe: str) -> None:
+    assert probe in _health_test(services[name])
+
+
+def test_airflow_services_wait_for_databases_and_emulators(services: dict[str, Any]) -> None:
+    for name in AIRFLOW_SERVICES:
+        depends = services[name]["depends_on"]
+        for dependency in ("postgres", "redis", *EMULATORS):
+            assert depends[dependency]["condition"] == "service_healthy", (name, dependency)
+        assert depends["airflow-init"]["condition"] == "service_completed_successfully", name
+
+
+def test_airflow_image_is_built_from_the_dockerfile(services: dict[str, Any]) -> None:
+    for name in [*AIRFLOW_SERVICES, "airflow-init", "airflow-cli"]:
+        assert services[name]["build"]["dockerfile"] == "Dockerfile", name
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "FROM apache/airflow:3.3.2" in dockerfile
+    assert '"apache-airflow==${AIRFLOW_VERSION}" -r /tmp/requirements.txt' in dockerfile
+    assert "--constraint" in dockerfile
+    assert "requirements-local" not in dockerfile
+
+
+def test_emulators_are_built_from_the_local_stack_dockerfile(services: dict[str, Any]) -> None:
+    for name in EMULATORS:
+        assert services[name]["build"]["dockerfile"] == "Dockerfile.local-stack", name
+    assert "-r /tmp/requirements-local.txt" in (ROOT / "Dockerfile.local-stack").read_text()
+
+
+def test_local_stack_image_has_what_the_emulators_import() -> None:
+    lines = (ROOT / "requirements-local.txt").read_text().splitlines()
+    names = {re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0].lower() for line in lines}
+    # numpy: bqemulator needs it at start without declaring it; the clients: the Gemini emulator.
+    needed = {
+        "gcp-storage-emulator",
+        "bqemulator",
+        "numpy",
+        "aiohttp",
+        "google-cloud-storage",
+        "google-cloud-bigquery",
+    }
+    assert needed <= names
+
+
+def test_volumes_hold_postgres_and_emulator_data(compose: dict[str, Any], services: dict[str, Any]) -> None:
+    assert {"postgres-db-volume", "local-stack-gcs", "local-stack-bq", "local-stack-gemini"} <= set(
+        compose["volumes"]
+    )
+    mounts = {name: services[name].get("volumes", []) for name in services}
+    assert "${AIRFLOW_PROJ_DIR:-.}/dags:/opt/airflow/dags" in mounts["airflow-scheduler"]
+    assert "${AIRFLOW_PROJ_DIR:-.}/plugins:/opt/airflow/plugins" in mounts["airflow-scheduler"]
+    assert "local-stack-gcs:/data/gcs" in mounts["gcs-emulator"]
+
+
+def test_bigquery_reads_the_gcs_emulator_objects(services: dict[str, Any]) -> None:
+    bigquery = services["bigquery-emulator"]
+    gcs_command = services["gcs-emulator"]["command"]
+    gcs_dir = gcs_command[gcs_command.index("-d") + 1]
+
+    assert f"local-stack-gcs:{gcs_dir}:ro" in bigquery["volumes"]
+    assert bigquery["environment"]["BQEMU_GCS_LOCAL_ROOT"] == f"{gcs_dir}/.cloudstorage"
+    assert "--persistent" in bigquery["command"]
+
+
+def test_gemini_emulator_reaches_gcs_and_bigquery(services: dict[str, Any]) -> None:
+    gemini = services["gemini-emulator"]
+    assert gemini["command"][:3] == ["python", "-m", "local_stack.emulator"]
+    assert "--port=8090" in gemini["command"] and "--host=0.0.0.0" in gemini["command"]
+    assert gemini["environment"]["STORAGE_EMULATOR_HOST"] == "http://gcs-emulator:9023"
+    assert gemini["environment"]["BIGQUERY_EMULATOR_HOST"] == "http://bigquery-emulator:9050"
+
+
+@pytest.mark.parametrize("name", [*AIRFLOW_SERVICES, "airflow-init", "airflow-cli"])
+def test_airflow_env_names_every_stack_variable_at_the_services(services: dict[str, Any], name: str) -> None:
+    env = services[name]["environment"]
+
+    assert set(ENV_NAMES) <= set(env)
+    for variable in ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "GOOGLE_VERTEX_BASE_URL"):
+        url = urlsplit(env[variable])
+        assert EMULATORS[url.hostname] == url.port, variable
+    gcp = json.loads(env["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"])
+    gemini = json.loads(env["AIRFLOW_CONN_GEMINI_API_DEFAULT"])
+    assert gcp["conn_type"] == "google_cloud_platform" and gcp["extra"]["is_anonymous"] is True
+    assert (
+        gcp["extra"]["genai_base_url"] == gemini["extra"]["genai_base_url"] == "http://gemini-emulator:8090"
+    )
+    assert gemini["password"] == env["GEMINI_API_KEY"]
+
+
+def _compose_command() -> list[str] | None:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    return None
+
+
+def test_docker_compose_config_accepts_the_file() -> None:
+    command = _compose_command()
+    if command is None:
+        pytest.skip("neither docker-compose nor `docker compose` is installed")
+
+    result = subprocess.run(
+        [*command, "-f", str(COMPOSE_FILE), "config", "--quiet"],
+        capture_output=True,
+        check=False,
+        text=True,
+        cwd=ROOT,
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "AIRFLOW_UID": "50000"},
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
