@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
 from local_stack.endpoints import ENV_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -319,7 +319,8 @@ def start(
     """Start GCS, BigQuery and the Gemini batch emulator in the background and wait until they answer.
 
     The three start in parallel on free ports of 127.0.0.1; health is polled every 50 ms. The
-    env file and the state file are written once all answer.
+    state file is written as soon as they are spawned (so ``down`` can stop them even if this
+    process dies while waiting), the env file once all answer.
 
     :param state_dir: Required. Directory for the env file, state file, logs and data.
     :param ephemeral: Optional. Keep BigQuery in memory (tests). GCS stays on disk under

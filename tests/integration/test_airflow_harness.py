@@ -19,8 +19,7 @@ RESUMED = "resumed-after-trigger"
 def _build_dag() -> Any:
     from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-    from airflow.sdk import DAG, BaseOperator, task
-    from airflow.sdk import timezone
+    from airflow.sdk import DAG, BaseOperator, task, timezone
 
     class DeferOnce(BaseOperator):
         """Defers to a one-second DateTimeTrigger, then returns a marker from the resume method."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from local_stack.endpoints import ENV_NAMES
 
 pytestmark = pytest.mark.integration

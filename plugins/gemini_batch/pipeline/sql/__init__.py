@@ -14,34 +14,53 @@ import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
-__all__ = ["date_literal", "ident", "job_config", "query_one", "query_rows", "render", "run"]
+__all__ = [
+    "date_literal", "ident", "job_config", "query_one", "query_rows", "render", "render_file", "render_text", "run",
+]
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
 
 
-@lru_cache(maxsize=None)
-def _text(name: str) -> str:
-    """The file's statements without its whole-line ``--`` comments (they document placeholders)."""
-    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+def _statements(text: str) -> str:
+    """SQL text without its whole-line ``--`` comments (they document the placeholders)."""
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--")) + "\n"
 
 
-def render(name: str, **identifiers: str) -> str:
-    """The SQL file ``name`` with its ``{{placeholders}}`` filled.
+@lru_cache(maxsize=None)
+def _text(name: str) -> str:
+    return _statements(resources.files(__package__).joinpath(name).read_text(encoding="utf-8"))
 
-    :raises KeyError: If a placeholder has no value (a bug, never user input).
+
+def render_text(text: str, **identifiers: str) -> str:
+    """``text`` without comment lines, its ``{{placeholders}}`` filled.
+
+    :raises KeyError: If a placeholder has no value.
     """
 
     def fill(match: re.Match[str]) -> str:
-        return identifiers[match.group(1)]
+        name = match.group(1)
+        if name not in identifiers:
+            raise KeyError(f"no value for the SQL placeholder {{{{{name}}}}}; pass {name}=...")
+        return identifiers[name]
 
-    return _PLACEHOLDER.sub(fill, _text(name))
+    return _PLACEHOLDER.sub(fill, _statements(text))
+
+
+def render(name: str, **identifiers: str) -> str:
+    """The pipeline's SQL file ``name`` (beside this module) with its placeholders filled."""
+    return render_text(_text(name), **identifiers)
+
+
+def render_file(path: str | Path, **identifiers: str) -> str:
+    """A project SQL file (e.g. ``include/sql/prompts_for_interval.sql``) with its placeholders filled."""
+    return render_text(Path(path).read_text(encoding="utf-8"), **identifiers)
 
 
 def ident(name: str) -> str:
