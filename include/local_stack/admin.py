@@ -61,7 +61,9 @@ class AdminClient:
     def __init__(self, admin_url: str | None = None, *, timeout: float = 30.0) -> None:
         url = admin_url or os.environ.get("LOCAL_STACK_ADMIN_URL")
         if not url:
-            raise ValueError("no admin URL: pass admin_url or set LOCAL_STACK_ADMIN_URL (make stack-up writes it)")
+            raise ValueError(
+                "no admin URL: pass admin_url or set LOCAL_STACK_ADMIN_URL (make stack-up writes it)"
+            )
         self.admin_url = url.rstrip("/")
         self.timeout = timeout
 

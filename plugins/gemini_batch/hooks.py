@@ -395,7 +395,8 @@ class GeminiBatchHook(BaseHook):
     def _not_found(self, name: str, exc: BaseException) -> GeminiBatchJobNotFound:
         return GeminiBatchJobNotFound(name, f"{self.backend} answered {http_status(exc)}")
 
-    # Gemini API batches: google-genai 2.x drops ``metadata.batchStats`` (the row counts), so a get
+    # Gemini API batches: google-genai 2.x drops ``metadata.batchStats`` (the row counts) and the
+    # operation's ``error`` (why a batch failed), so a get
     # reads the raw body through the client's own transport (same auth, endpoint, timeouts) and
     # converts it with the SDK's own converter; if the SDK internals ever move, the public get is
     # used and counts are simply unknown.
@@ -405,6 +406,10 @@ class GeminiBatchHook(BaseHook):
         from google.genai import batches as sdk_batches, types
 
         job = types.BatchJob._from_response(response=sdk_batches._BatchJob_from_mldev(body), kwargs={})
+        error = body.get("error")
+        if isinstance(error, dict) and job.error is None:
+            # The SDK drops the operation's error too: a failed batch would say nothing of why.
+            job.error = types.JobError(code=error.get("code"), message=error.get("message"))
         stats = (body.get("metadata") or {}).get("batchStats") or {}
         if stats:
             job.completion_stats = types.CompletionStats(

@@ -9,6 +9,9 @@ Invariants:
 - Only a terminal state, the budget of consecutive transient errors, a non-transient error or
   the wall-clock ``deadline`` ends the wait; 429/5xx/timeouts/connection errors back off
   exponentially with jitter. One small event is yielded, then ``run()`` returns.
+- Polls are spread: the first one comes after a random part of ``poll_interval`` (the caller
+  has just read the job), later ones every ``poll_interval`` +-10%, so triggers started
+  together (a triggerer restart) do not poll in lockstep.
 - ``on_kill`` (user action only) cancels the job only when the task instance was marked failed
   or success; after a clear the new try may already be waiting on the same job, so it is kept.
 """
@@ -36,6 +39,11 @@ KillDecision = Literal["cancel", "keep"]
 USER_ENDED_TI_STATES = frozenset({"failed", "success", "skipped", "upstream_failed", "removed"})
 
 _EVENT_STATUS: dict[str, EventStatus] = {"success": "success", "partial": "partial", "failure": "failed"}
+
+
+def _now() -> float:
+    """Wall-clock seconds (a function, so tests can move the clock)."""
+    return time.time()
 
 
 def kill_decision(ti_state: Any) -> KillDecision:
@@ -136,7 +144,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
         return TriggerEvent({"status": status, "job_name": self.job_name, "state": state, "message": message})
 
     def _remaining(self) -> float | None:
-        return None if self.deadline is None else self.deadline - time.time()
+        return None if self.deadline is None else self.deadline - _now()
 
     async def _sleep(self, seconds: float) -> None:
         remaining = self._remaining()
@@ -149,6 +157,9 @@ class GeminiBatchJobTrigger(BaseTrigger):
         failures = 0
         last_line: str | None = None
         last_state: str | None = None
+        # The caller read the job just before deferring; spreading the first poll over one
+        # interval keeps thousands of triggers (re)started together from polling in lockstep.
+        await self._sleep(random.uniform(0, self.poll_interval))
         while True:
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:

@@ -349,6 +349,18 @@ def test_gemini_api_get_keeps_the_row_counts_the_sdk_drops(gemini):
     assert client._api_client.requests == [("get", "batches/abc"), ("get", "batches/abc")]
 
 
+def test_gemini_api_get_keeps_the_error_of_a_failed_batch(gemini):
+    body = {
+        "name": "batches/abc",
+        "metadata": {"state": "BATCH_STATE_FAILED"},
+        "done": True,
+        "error": {"code": 3, "message": "input file is not JSONL"},
+    }
+    job = GeminiBatchHook._gemini_job_from_body(body)
+    assert job.state == types.JobState.JOB_STATE_FAILED
+    assert (job.error.code, job.error.message) == (3, "input file is not JSONL")
+
+
 def test_gemini_api_get_falls_back_to_the_sdk_get(gemini):
     name = gemini.add_job(state="JOB_STATE_PENDING", script=[])
     job = GeminiBatchHook("gemini_api").get_job(name)

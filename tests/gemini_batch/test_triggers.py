@@ -114,8 +114,10 @@ def test_transient_errors_back_off_with_growing_delays_then_succeed(vertex, slee
     vertex.fail("get", api_error(503), times=1)
     (event,) = run_trigger(make(name, poll_interval=1))
     assert event.payload["status"] == "success"
-    assert len(sleeps) == 3
-    assert sleeps[0] < sleeps[2]  # 1-2 s, then 4-8 s
+    first_poll, *backoffs = sleeps
+    assert 0 <= first_poll <= 1
+    assert len(backoffs) == 3
+    assert backoffs[0] < backoffs[2]  # 1-2 s, then 4-8 s
 
 
 def test_the_error_budget_ends_the_wait(vertex, sleeps):
@@ -170,6 +172,15 @@ def test_the_wall_clock_deadline_ends_the_wait(vertex, sleeps):
     (event,) = run_trigger(make(name, deadline=time.time() - 1))
     assert event.payload["status"] == "timeout"
     assert vertex.count("get") == 0
+
+
+def test_the_first_poll_is_spread_over_one_interval(vertex, sleeps):
+    name = vertex.add_job(script=[{"state": "JOB_STATE_SUCCEEDED"}])
+    for _ in range(20):
+        vertex.jobs[name].script = [{"state": "JOB_STATE_SUCCEEDED"}]
+        run_trigger(make(name, poll_interval=10))
+    assert all(0 <= s <= 10 for s in sleeps)
+    assert len(set(sleeps)) == 20
 
 
 def test_sleeps_never_overshoot_the_deadline(vertex, sleeps):

@@ -35,7 +35,9 @@ def test_an_inline_batch_returns_responses_in_order_with_schema_json(gemini_clie
     requests.append(sdk_request("json please", response_mime_type="application/json", response_schema=schema))
     requests.append({"contents": [{"role": "user", "parts": []}]})
 
-    job = gemini_client.batches.create(model="gemini-2.5-flash", src=requests, config={"display_name": "inline"})
+    job = gemini_client.batches.create(
+        model="gemini-2.5-flash", src=requests, config={"display_name": "inline"}
+    )
     assert job.name.startswith("batches/") and job.state == S.JOB_STATE_PENDING
     done = wait_for_job(gemini_client, job.name)
 
@@ -57,7 +59,9 @@ def test_a_file_batch_reads_an_uploaded_file_and_writes_a_results_file(gemini_cl
     )
     assert uploaded.name.startswith("files/") and uploaded.size_bytes == len(jsonl(lines))
 
-    done = wait_for_job(gemini_client, gemini_client.batches.create(model="gemini-2.5-flash-lite", src=uploaded.name).name)
+    done = wait_for_job(
+        gemini_client, gemini_client.batches.create(model="gemini-2.5-flash-lite", src=uploaded.name).name
+    )
 
     assert done.state == S.JOB_STATE_SUCCEEDED
     results = [json.loads(x) for x in gemini_client.files.download(file=done.dest.file_name).splitlines()]
@@ -73,7 +77,9 @@ def test_the_files_api_uploads_lists_gets_downloads_and_deletes(gemini_client, s
     payload = b"x" * (9 * 1024 * 1024) + b"\n"  # more than one 8 MiB chunk
     path.write_bytes(payload)
     big = gemini_client.files.upload(file=path, config={"mime_type": "application/jsonl"})
-    small = gemini_client.files.upload(file=io.BytesIO(b"{}\n"), config={"mime_type": "text/plain", "name": "my-file"})
+    small = gemini_client.files.upload(
+        file=io.BytesIO(b"{}\n"), config={"mime_type": "text/plain", "name": "my-file"}
+    )
 
     assert small.name == "files/my-file"
     assert gemini_client.files.get(name="my-file").size_bytes == 3
@@ -85,12 +91,17 @@ def test_the_files_api_uploads_lists_gets_downloads_and_deletes(gemini_client, s
         gemini_client.files.get(name=small.name)
     assert info.value.code == 403  # the real service's answer for a missing file
     with pytest.raises(errors.ClientError):
-        gemini_client.files.upload(file=io.BytesIO(b"{}"), config={"mime_type": "text/plain", "name": "Bad_Name"})
+        gemini_client.files.upload(
+            file=io.BytesIO(b"{}"), config={"mime_type": "text/plain", "name": "Bad_Name"}
+        )
 
 
 def test_batches_list_paginates_cancel_and_delete(gemini_client, stack_admin) -> None:
     stack_admin.set_faults(queue_delay_s=60)
-    names = [gemini_client.batches.create(model="gemini-2.5-flash", src=[sdk_request(str(i))]).name for i in range(3)]
+    names = [
+        gemini_client.batches.create(model="gemini-2.5-flash", src=[sdk_request(str(i))]).name
+        for i in range(3)
+    ]
 
     assert [b.name for b in gemini_client.batches.list(config={"page_size": 2})] == names[::-1]
     gemini_client.batches.cancel(name=names[0])

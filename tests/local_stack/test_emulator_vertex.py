@@ -47,7 +47,11 @@ def test_a_gcs_job_round_trips_and_writes_predictions_in_the_vertex_layout(
     assert done.completion_stats.incomplete_count == 0
     assert done.output_info.gcs_output_directory.startswith(f"{done.dest.gcs_uri}/prediction-model-")
     assert done.start_time and done.end_time and done.create_time <= done.start_time <= done.end_time
-    assert admin_states(stack_admin, job.name) == ["JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"]
+    assert admin_states(stack_admin, job.name) == [
+        "JOB_STATE_PENDING",
+        "JOB_STATE_RUNNING",
+        "JOB_STATE_SUCCEEDED",
+    ]
     assert stack_admin.job(job.name)["labels"] == {"team": "ml"}
 
     rows = predictions(gcs_client, done.output_info.gcs_output_directory)
@@ -68,7 +72,7 @@ def test_get_shows_every_state_of_a_job_and_the_progress_growing(
     vertex_client, stack_admin, upload_jsonl
 ) -> None:
     src = upload_jsonl("in.jsonl", [{"request": user_request(f"q{i}")} for i in range(30)])
-    stack_admin.set_faults(queue_delay_s=0.3, row_latency_ms=15)
+    stack_admin.set_faults(queue_delay_s=0.5, row_latency_ms=15)
     job = vertex_client.batches.create(model="gemini-2.5-flash", src=src)
 
     seen: list[S] = []
@@ -87,11 +91,16 @@ def test_get_shows_every_state_of_a_job_and_the_progress_growing(
     assert len(progress) >= 3  # completionStats grows while it runs
 
 
-def test_a_job_with_an_explicit_gcs_destination_writes_there(vertex_client, stack_admin, upload_jsonl, gcs_bucket) -> None:
+def test_a_job_with_an_explicit_gcs_destination_writes_there(
+    vertex_client, stack_admin, upload_jsonl, gcs_bucket
+) -> None:
     src = upload_jsonl("in.jsonl", [{"request": user_request("hello")}])
     dest = f"gs://{gcs_bucket.name}/custom/out"
 
-    done = wait_for_job(vertex_client, vertex_client.batches.create(model="gemini-2.5-pro", src=src, config={"dest": dest}).name)
+    done = wait_for_job(
+        vertex_client,
+        vertex_client.batches.create(model="gemini-2.5-pro", src=src, config={"dest": dest}).name,
+    )
 
     assert done.dest.gcs_uri == dest
     assert done.output_info.gcs_output_directory.startswith(f"{dest}/prediction-model-")
@@ -106,7 +115,9 @@ def test_a_folder_source_without_destination_gets_the_documented_default(
     src = upload_jsonl("batch/b.jsonl", [{"request": user_request("b")}, {"request": user_request("c")}])
     folder = src.rsplit("/", 1)[0] + "/"
 
-    done = wait_for_job(vertex_client, vertex_client.batches.create(model="gemini-2.5-flash", src=folder).name)
+    done = wait_for_job(
+        vertex_client, vertex_client.batches.create(model="gemini-2.5-flash", src=folder).name
+    )
 
     assert done.state == S.JOB_STATE_SUCCEEDED
     assert done.dest.gcs_uri == folder + "dest"
@@ -120,7 +131,9 @@ def test_a_wildcard_source_reads_every_matching_object(vertex_client, stack_admi
     src = upload_jsonl("w/other.txt", [{"request": user_request("x")}])
     pattern = src.rsplit("/", 1)[0] + "/part-*.jsonl"
 
-    done = wait_for_job(vertex_client, vertex_client.batches.create(model="gemini-2.5-flash", src=pattern).name)
+    done = wait_for_job(
+        vertex_client, vertex_client.batches.create(model="gemini-2.5-flash", src=pattern).name
+    )
 
     assert done.completion_stats.successful_count == 2
 
@@ -156,27 +169,56 @@ def test_a_bigquery_job_writes_input_columns_plus_response_status_and_processed_
 def test_a_bigquery_source_with_a_json_string_column_can_write_to_gcs(
     vertex_client, stack_admin, bq_table, gcs_bucket, gcs_client
 ) -> None:
-    src = bq_table("strings", [{"id": 1, "request": json.dumps(user_request("as string")), "note": "x"}], "STRING")
+    src = bq_table(
+        "strings", [{"id": 1, "request": json.dumps(user_request("as string")), "note": "x"}], "STRING"
+    )
     dest = f"gs://{gcs_bucket.name}/from-bq"
 
-    done = wait_for_job(vertex_client, vertex_client.batches.create(model="gemini-2.5-flash", src=src, config={"dest": dest}).name)
+    done = wait_for_job(
+        vertex_client,
+        vertex_client.batches.create(model="gemini-2.5-flash", src=src, config={"dest": dest}).name,
+    )
 
     [row] = predictions(gcs_client, done.output_info.gcs_output_directory)
     assert row["status"] == "" and row["request"] == user_request("as string")
 
 
-def test_a_gcs_source_can_write_to_a_bigquery_table(vertex_client, stack_admin, upload_jsonl, bq_dataset, bq_client) -> None:
+def test_a_gcs_source_can_write_to_a_bigquery_table(
+    vertex_client, stack_admin, upload_jsonl, bq_dataset, bq_client
+) -> None:
     src = upload_jsonl("in.jsonl", [{"request": user_request("to bq")}])
     dest = f"bq://{bq_client.project}.{bq_dataset.dataset_id}.results"
 
-    done = wait_for_job(vertex_client, vertex_client.batches.create(model="gemini-2.5-flash", src=src, config={"dest": dest}).name)
+    done = wait_for_job(
+        vertex_client,
+        vertex_client.batches.create(model="gemini-2.5-flash", src=src, config={"dest": dest}).name,
+    )
 
     assert done.output_info.bigquery_output_table == "results"
     [row] = list(bq_client.list_rows(f"{bq_client.project}.{bq_dataset.dataset_id}.results"))
     assert row["request"] == user_request("to bq") and row["status"] == ""
 
 
-def test_list_paginates_and_filters_by_display_name_labels_and_state(vertex_client, stack_admin, upload_jsonl) -> None:
+def test_a_bigquery_dataset_destination_gets_a_predictions_table(
+    vertex_client, stack_admin, bq_table, bq_dataset, bq_client
+) -> None:
+    src = bq_table("prompts", [{"id": 1, "request": user_request("x"), "note": "n"}])
+    dest = f"bq://{bq_client.project}.{bq_dataset.dataset_id}"
+
+    done = wait_for_job(
+        vertex_client,
+        vertex_client.batches.create(model="gemini-2.5-flash", src=src, config={"dest": dest}).name,
+    )
+
+    table = done.output_info.bigquery_output_table
+    assert table.startswith("predictions_") and table.endswith("Z")
+    [row] = list(bq_client.list_rows(f"{bq_client.project}.{bq_dataset.dataset_id}.{table}"))
+    assert row["id"] == 1 and row["note"] == "n" and row["status"] == ""
+
+
+def test_list_paginates_and_filters_by_display_name_labels_and_state(
+    vertex_client, stack_admin, upload_jsonl
+) -> None:
     src = upload_jsonl("in.jsonl", [{"request": user_request("q")}])
     stack_admin.set_faults(queue_delay_s=60)
     names = []
@@ -205,7 +247,9 @@ def test_list_paginates_and_filters_by_display_name_labels_and_state(vertex_clie
     assert info.value.code == 400
 
 
-def test_cancel_passes_through_cancelling_and_delete_hides_the_job(vertex_client, stack_admin, upload_jsonl) -> None:
+def test_cancel_passes_through_cancelling_and_delete_hides_the_job(
+    vertex_client, stack_admin, upload_jsonl
+) -> None:
     src = upload_jsonl("in.jsonl", [{"request": user_request("q")}])
     stack_admin.set_faults(queue_delay_s=60)
     job = vertex_client.batches.create(model="gemini-2.5-flash", src=src)
@@ -238,7 +282,11 @@ def test_a_running_cancelled_job_keeps_and_writes_the_rows_already_done(
     stack_admin.set_faults(row_latency_ms=10)
     job = vertex_client.batches.create(model="gemini-2.5-flash", src=src)
     wait_until(
-        lambda: (vertex_client.batches.get(name=job.name).completion_stats or types.CompletionStats()).successful_count,
+        lambda: (
+            (
+                vertex_client.batches.get(name=job.name).completion_stats or types.CompletionStats()
+            ).successful_count
+        ),
         what="some rows done",
     )
 
@@ -252,7 +300,9 @@ def test_a_running_cancelled_job_keeps_and_writes_the_rows_already_done(
     assert len(predictions(gcs_client, done.output_info.gcs_output_directory)) == stats.successful_count
 
 
-async def test_the_async_client_creates_gets_lists_cancels_and_deletes(local_stack, stack_admin, upload_jsonl) -> None:
+async def test_the_async_client_creates_gets_lists_cancels_and_deletes(
+    local_stack, stack_admin, upload_jsonl
+) -> None:
     from conftest import make_vertex_client
 
     client = make_vertex_client(local_stack)
@@ -278,26 +328,47 @@ def test_the_v1_api_version_is_served_too(local_stack, stack_admin, upload_jsonl
 
     client = make_vertex_client(local_stack, api_version="v1")
     src = upload_jsonl("in.jsonl", [{"request": user_request("v1")}])
-    assert wait_for_job(client, client.batches.create(model="gemini-2.0-flash-001", src=src).name).state == S.JOB_STATE_SUCCEEDED
+    assert (
+        wait_for_job(client, client.batches.create(model="gemini-2.0-flash-001", src=src).name).state
+        == S.JOB_STATE_SUCCEEDED
+    )
 
 
 # --- errors ----------------------------------------------------------------------------------
 
 
-def raw_call(url: str, method: str = "GET", body: Any = None, token: str | None = "local") -> tuple[int, dict]:
+def raw_call(
+    url: str, method: str = "GET", body: Any = None, token: str | None = "local"
+) -> tuple[int, dict]:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     data = json.dumps(body).encode() if body is not None else None
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data, method=method, headers=headers)) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, data=data, method=method, headers=headers)
+        ) as r:
             return r.status, json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
 
 
 def jobs_url(stack: Any, version: str = "v1") -> str:
-    return f"{stack.gemini_url}/{version}/projects/{stack.project}/locations/{stack.location}/batchPredictionJobs"
+    parent = f"projects/{stack.project}/locations/{stack.location}"
+    return f"{stack.gemini_url}/{version}/{parent}/batchPredictionJobs"
+
+
+def test_create_accepts_snake_case_field_names_as_proto_json_does(local_stack, stack_admin) -> None:
+    body = {
+        "display_name": "snake",
+        "model": "publishers/google/models/gemini-2.5-flash",
+        "input_config": {"instances_format": "jsonl", "gcs_source": {"uris": ["gs://b/in.jsonl"]}},
+        "labels": {"my_key": "v"},
+    }
+    status, answer = raw_call(jobs_url(local_stack), "POST", body)
+    assert status == 200, answer
+    assert answer["displayName"] == "snake" and answer["labels"] == {"my_key": "v"}
+    assert answer["outputConfig"]["gcsDestination"]["outputUriPrefix"] == "gs://b/in/dest"
 
 
 def test_calls_without_a_bearer_token_get_401_in_the_real_error_shape(local_stack, stack_admin) -> None:
@@ -320,14 +391,23 @@ GOOD_BODY = {
         ({"model": None}, "model is required"),
         ({"displayName": None}, "display_name is required"),
         ({"inputConfig": None}, "input_config is required"),
-        ({"inputConfig": {"instancesFormat": "csv", "gcsSource": {"uris": ["gs://b/in.csv"]}}}, "instances format"),
+        (
+            {"inputConfig": {"instancesFormat": "csv", "gcsSource": {"uris": ["gs://b/in.csv"]}}},
+            "instances format",
+        ),
         ({"inputConfig": {"instancesFormat": "jsonl", "gcsSource": {"uris": ["s3://b/in.jsonl"]}}}, "gs://"),
         ({"inputConfig": {"instancesFormat": "bigquery", "bigquerySource": {"inputUri": "p.d.t"}}}, "bq://"),
-        ({"outputConfig": {"predictionsFormat": "jsonl", "gcsDestination": {"outputUriPrefix": "/tmp/x"}}}, "gs://"),
+        (
+            {"outputConfig": {"predictionsFormat": "jsonl", "gcsDestination": {"outputUriPrefix": "/tmp/x"}}},
+            "gs://",
+        ),
         ({"labels": {"Bad Key": "v"}}, "Label key"),
+        ({"lables": {"team": "ml"}}, 'Unknown name "lables"'),
     ],
 )
-def test_malformed_create_requests_get_400_invalid_argument(local_stack, stack_admin, change, message) -> None:
+def test_malformed_create_requests_get_400_invalid_argument(
+    local_stack, stack_admin, change, message
+) -> None:
     body = {k: v for k, v in {**GOOD_BODY, **change}.items() if v is not None}
     status, answer = raw_call(jobs_url(local_stack), "POST", body)
     assert status == 400, answer
@@ -336,31 +416,41 @@ def test_malformed_create_requests_get_400_invalid_argument(local_stack, stack_a
     assert stack_admin.jobs() == []
 
 
-@pytest.mark.parametrize("model", ["gemini-9.0-ultra-max", "gemini-2.5-flsh", "publishers/acme/models/gemini-2.5-flash"])
+@pytest.mark.parametrize(
+    "model", ["gemini-9.0-ultra-max", "gemini-2.5-flsh", "publishers/acme/models/gemini-2.5-flash"]
+)
 def test_unknown_models_get_404_not_found_at_create(vertex_client, stack_admin, model) -> None:
     with pytest.raises(errors.ClientError) as info:
         vertex_client.batches.create(model=model, src="gs://b/in.jsonl")
     assert info.value.code == 404 and info.value.status == "NOT_FOUND"
 
 
-def test_a_missing_gcs_object_fails_the_job_with_a_clear_error(vertex_client, stack_admin, gcs_bucket) -> None:
+def test_a_missing_gcs_object_fails_the_job_with_a_clear_error(
+    vertex_client, stack_admin, gcs_bucket
+) -> None:
     job = vertex_client.batches.create(model="gemini-2.5-flash", src=f"gs://{gcs_bucket.name}/nope.jsonl")
     done = wait_for_job(vertex_client, job.name)
     assert done.state == S.JOB_STATE_FAILED
     assert done.error.code == 5 and f"gs://{gcs_bucket.name}/nope.jsonl" in done.error.message
 
 
-def test_a_missing_bigquery_table_fails_the_job_with_a_clear_error(vertex_client, stack_admin, bq_dataset, bq_client) -> None:
+def test_a_missing_bigquery_table_fails_the_job_with_a_clear_error(
+    vertex_client, stack_admin, bq_dataset, bq_client
+) -> None:
     src = f"bq://{bq_client.project}.{bq_dataset.dataset_id}.missing"
     done = wait_for_job(vertex_client, vertex_client.batches.create(model="gemini-2.5-flash", src=src).name)
     assert done.state == S.JOB_STATE_FAILED
     assert src in done.error.message and "does not exist" in done.error.message
 
 
-def test_jobs_of_another_project_or_location_are_not_found(vertex_client, stack_admin, local_stack, upload_jsonl) -> None:
+def test_jobs_of_another_project_or_location_are_not_found(
+    vertex_client, stack_admin, local_stack, upload_jsonl
+) -> None:
     stack_admin.set_faults(queue_delay_s=60)
-    job = vertex_client.batches.create(model="gemini-2.5-flash", src=upload_jsonl("in.jsonl", [{"request": user_request("q")}]))
+    job = vertex_client.batches.create(
+        model="gemini-2.5-flash", src=upload_jsonl("in.jsonl", [{"request": user_request("q")}])
+    )
     job_id = job.name.rsplit("/", 1)[-1]
-    other = f"{local_stack.gemini_url}/v1beta1/projects/other/locations/{local_stack.location}/batchPredictionJobs/{job_id}"
+    other = f"{jobs_url(local_stack, 'v1beta1').replace(local_stack.project, 'other')}/{job_id}"
     status, body = raw_call(other)
     assert status == 404 and body["error"]["status"] == "NOT_FOUND"

@@ -34,7 +34,7 @@ def manifest(job: str, **output: object) -> dict:
         ({"gcs_output_directory": "gs://b/out/prediction-model-x"}, "vertex_gcs", "gs://b/out/prediction-model-x"),
         ({"bigquery_output_table": "bq://p.d.t"}, "vertex_bigquery", "bq://p.d.t"),
         ({"backend": "gemini_api", "file_name": "files/abc"}, "gemini_file", "files/abc"),
-        ({"backend": "gemini_api", "inline_responses": []}, "gemini_inline", "jobs/1"),
+        ({"backend": "gemini_api", "inline_responses": [{"response": {}}]}, "gemini_inline", "jobs/1"),
     ],
 )
 def test_manifest_names_the_output_kind(output: dict, kind: str, location: str) -> None:
@@ -162,15 +162,23 @@ def test_gemini_api_inline_responses_load(layouts, bq_client, gcs_client) -> Non
             inlined.append(types.InlinedResponse(metadata={"key": row.key},
                                                  response=types.GenerateContentResponse.model_validate(row.response())))
     job = types.BatchJob(name="batches/inline", dest=types.BatchJobDestination(inlined_responses=inlined))
-    counts = loader(bq_client, gcs_client, FakeGenai(jobs={"batches/inline": job})).load(
-        [manifest("batches/inline", backend="gemini_api", inline_responses=[])],
-        logical_date=DATE,
-        input_keys=InputKeys.from_keys([row.key for row in rows]),
-        results_table=layouts.table("results"),
-        errors_table=layouts.table("errors"),
+    tables = {"results_table": layouts.table("results"), "errors_table": layouts.table("errors")}
+    keys = InputKeys.from_keys([row.key for row in rows])
+    # as the operator's manifest carries them (snake_case dumps, see gemini_batch.manifest)
+    carried = [item.model_dump(mode="json", exclude_none=True) for item in inlined]
+    counts = loader(bq_client, gcs_client).load(
+        [manifest("batches/inline", backend="gemini_api", inline_responses=carried)],
+        logical_date=DATE, input_keys=keys, **tables,
     )
     assert (counts.succeeded, counts.failed, counts.missing) == (5, 1, 0)
     check_tables(layouts, rows, job="batches/inline")
+    # without them in the manifest, they are fetched from the job
+    fetched = loader(bq_client, gcs_client, FakeGenai(jobs={"batches/inline": job})).load(
+        [JobOutput("gemini_inline", "batches/inline", "batches/inline", model="gemini-2.5-flash")],
+        logical_date="2026-01-02", input_keys=keys, **tables,
+    )
+    assert (fetched.succeeded, fetched.failed) == (5, 1)
+    check_tables(layouts, rows, job="batches/inline", date="2026-01-02")
 
 
 @pytest.mark.integration

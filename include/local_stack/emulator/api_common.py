@@ -144,7 +144,9 @@ def base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
-def paginate_jobs(request: web.Request, jobs: list[Any], default: int, maximum: int) -> tuple[list[Any], str | None]:
+def paginate_jobs(
+    request: web.Request, jobs: list[Any], default: int, maximum: int
+) -> tuple[list[Any], str | None]:
     """One page of ``jobs`` (newest first) and the next page's token (None on the last page)."""
     size = page_size(request, default, maximum)
     position = decode_token(request.query.get("pageToken") or request.query.get("page_token"))
@@ -155,7 +157,9 @@ def paginate_jobs(request: web.Request, jobs: list[Any], default: int, maximum: 
     return page, token
 
 
-def paginate_offset(request: web.Request, items: list[Any], default: int, maximum: int) -> tuple[list[Any], str | None]:
+def paginate_offset(
+    request: web.Request, items: list[Any], default: int, maximum: int
+) -> tuple[list[Any], str | None]:
     """One page of ``items`` by offset, and the next page's token."""
     size = page_size(request, default, maximum)
     start = decode_token(request.query.get("pageToken") or request.query.get("page_token")) or 0

@@ -115,7 +115,9 @@ async def create_batch(request: web.Request) -> web.Response:
     else:
         inline = requests_holder.get("requests") if isinstance(requests_holder, dict) else None
         if not isinstance(inline, list) or not inline:
-            raise invalid_argument("* GenerateContentBatch.input_config.requests: at least one request is required.")
+            raise invalid_argument(
+                "* GenerateContentBatch.input_config.requests: at least one request is required."
+            )
         source = {"kind": "inline", "count": len(inline)}
         destination = {"kind": "inline"}
     display_name = batch.get("displayName", batch.get("display_name")) or ""
@@ -201,7 +203,9 @@ async def start_upload(request: web.Request) -> web.Response:
         request.headers.get("X-Goog-Upload-Header-Content-Type"),
     )
     version = request.match_info["version"]
-    upload_url = f"{base_url(request)}/upload/{version}/files?upload_id={session_id}&upload_protocol=resumable"
+    upload_url = (
+        f"{base_url(request)}/upload/{version}/files?upload_id={session_id}&upload_protocol=resumable"
+    )
     return web.Response(
         body=b"",
         headers={
@@ -225,18 +229,25 @@ async def upload_chunk(request: web.Request) -> web.StreamResponse:
         if "query" in commands:
             session = files.session(session_id)
             return web.Response(
-                headers={"x-goog-upload-status": "active", "x-goog-upload-size-received": str(session.received)}
+                headers={
+                    "x-goog-upload-status": "active",
+                    "x-goog-upload-size-received": str(session.received),
+                }
             )
         if "upload" in commands:
             data = await request.read()
             offset_header = request.headers.get("X-Goog-Upload-Offset")
             try:
-                offset = int(offset_header) if offset_header is not None else files.session(session_id).received
+                offset = (
+                    int(offset_header) if offset_header is not None else files.session(session_id).received
+                )
             except ValueError as exc:
                 raise invalid_argument(f"Invalid X-Goog-Upload-Offset {offset_header!r}.") from exc
             files.append(session_id, offset, data)
         elif "finalize" not in commands:
-            raise invalid_argument(f"Unknown X-Goog-Upload-Command {request.headers.get('X-Goog-Upload-Command')!r}.")
+            raise invalid_argument(
+                f"Unknown X-Goog-Upload-Command {request.headers.get('X-Goog-Upload-Command')!r}."
+            )
         if "finalize" in commands:
             meta = files.finalize(session_id)
             view = file_view(meta, base_url(request), "v1beta")
@@ -277,7 +288,9 @@ async def get_file(request: web.Request) -> web.StreamResponse:
             raise invalid_argument("Downloads need ?alt=media.")
         meta = service.files.get(file_id)
         path = service.files.data_path(file_id)
-        return web.FileResponse(path, headers={"Content-Type": meta.get("mimeType", "application/octet-stream")})
+        return web.FileResponse(
+            path, headers={"Content-Type": meta.get("mimeType", "application/octet-stream")}
+        )
     if verb:
         raise not_found(f"Unknown method {verb!r} on a file.")
     meta = service.files.get(file_id)

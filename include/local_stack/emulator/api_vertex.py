@@ -39,6 +39,43 @@ _PUBLISHER_MODEL = re.compile(
 LIST_DEFAULT_PAGE = 100
 LIST_MAX_PAGE = 1000
 
+#: Top-level fields of a BatchPredictionJob (REST v1/v1beta1). Anything else is rejected, as the
+#: real API rejects unknown names ("lables" is a 400, not silently dropped).
+JOB_FIELDS = frozenset(
+    {
+        "name", "displayName", "model", "modelVersionId", "unmanagedContainerModel", "inputConfig",
+        "instanceConfig", "modelParameters", "outputConfig", "dedicatedResources", "serviceAccount",
+        "manualBatchTuningParameters", "generateExplanation", "explanationSpec", "outputInfo", "state",
+        "error", "partialFailures", "resourcesConsumed", "completionStats", "createTime", "startTime",
+        "endTime", "updateTime", "labels", "encryptionSpec", "modelMonitoringConfig",
+        "modelMonitoringStatsAnomalies", "modelMonitoringStatus", "disableContainerLogging",
+        "satisfiesPzs", "satisfiesPzi",
+    }
+)  # fmt: skip
+#: Nested config objects whose field names may also be written in snake_case (proto JSON).
+_CONFIG_KEYS = frozenset(
+    {"inputConfig", "outputConfig", "gcsSource", "bigquerySource", "gcsDestination", "bigqueryDestination"}
+)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def camel_case_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """Proto JSON accepts ``display_name`` as well as ``displayName``: normalize to camelCase.
+
+    Only field names are touched (never label keys or other user data).
+    """
+    result: dict[str, Any] = {}
+    for key, value in body.items():
+        name = _camel(key)
+        if name in _CONFIG_KEYS and isinstance(value, dict):
+            value = camel_case_fields(value)
+        result[name] = value
+    return result
+
 
 def _model_id(model: Any, project: str, location: str) -> str:
     """The bare model id of a Vertex ``model`` field; 404 like the real API when unknown."""
@@ -60,7 +97,9 @@ def _validate_labels(labels: Any) -> dict[str, str]:
     if labels is None:
         return {}
     if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
-        raise invalid_argument("Field: batch_prediction_job.labels Error: labels must map strings to strings.")
+        raise invalid_argument(
+            "Field: batch_prediction_job.labels Error: labels must map strings to strings."
+        )
     if len(labels) > MAX_LABELS:
         raise invalid_argument(f"A resource can have at most {MAX_LABELS} labels, got {len(labels)}.")
     for key, value in labels.items():
@@ -166,7 +205,9 @@ def _destination(output_config: Any, source: dict[str, Any]) -> tuple[dict[str, 
         try:
             cloud.parse_gcs_uri(prefix if "/" in prefix[5:] else prefix + "/")
         except ValueError as exc:
-            raise invalid_argument(f"Field: output_config.gcs_destination.output_uri_prefix Error: {exc}.") from exc
+            raise invalid_argument(
+                f"Field: output_config.gcs_destination.output_uri_prefix Error: {exc}."
+            ) from exc
         fmt = fmt or "jsonl"
         if fmt != "jsonl":
             raise invalid_argument(f"Unsupported predictions format {fmt!r} for Cloud Storage: use jsonl.")
@@ -198,7 +239,12 @@ def _job_of(request: web.Request) -> tuple[Job, str]:
     if not job_id.isdigit():
         raise invalid_argument(f"Invalid BatchPredictionJob resource name: {job_id!r} is not a numeric id.")
     job = service_of(request).jobs.get(job_id)
-    if job is None or job.deleted or job.backend != "vertex" or (job.project, job.location) != (project, location):
+    if (
+        job is None
+        or job.deleted
+        or job.backend != "vertex"
+        or (job.project, job.location) != (project, location)
+    ):
         raise not_found(
             f"The BatchPredictionJob projects/{project}/locations/{location}/batchPredictionJobs/{job_id} "
             "does not exist."
@@ -215,6 +261,12 @@ async def create_job(request: web.Request) -> web.Response:
     body = await json_body(request)
     if not isinstance(body, dict):
         raise invalid_argument("The request body must be a BatchPredictionJob object.")
+    body = camel_case_fields(body)
+    unknown = sorted(set(body) - JOB_FIELDS)
+    if unknown:
+        raise invalid_argument(
+            f'Invalid JSON payload received. Unknown name "{unknown[0]}": Cannot find field.'
+        )
     model_id = _model_id(body.get("model"), project, location)
     display_name = body.get("displayName")
     if not isinstance(display_name, str) or not display_name:
@@ -321,4 +373,3 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(base + "/{job}", get_job)
     app.router.add_post(base + "/{job}", job_action)
     app.router.add_delete(base + "/{job}", delete_job)
-

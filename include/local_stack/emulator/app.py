@@ -32,7 +32,9 @@ async def _errors(request: web.Request, handler: web.Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         if exc.status == 413:
-            return error_response(ApiError(413, "Request payload size exceeds the limit.", "INVALID_ARGUMENT"))
+            return error_response(
+                ApiError(413, "Request payload size exceeds the limit.", "INVALID_ARGUMENT")
+            )
         return error_response(ApiError(exc.status, exc.reason or "Error"))
     except Exception as exc:  # noqa: BLE001 - answer in the API's shape, log the bug
         log.exception("unhandled error on %s %s", request.method, request.path)

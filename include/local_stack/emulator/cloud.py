@@ -246,4 +246,6 @@ def load_bq_ndjson(clients: CloudClients, table_id: str, schema: list[Any], ndjs
         with open(ndjson, "rb") as handle:
             clients.bigquery().load_table_from_file(handle, table_id, job_config=config).result(timeout=300)
     except GoogleAPICallError as exc:
-        raise StorageProblem("FAILED_PRECONDITION", f"Writing the output table {table_id} failed: {exc}") from exc
+        raise StorageProblem(
+            "FAILED_PRECONDITION", f"Writing the output table {table_id} failed: {exc}"
+        ) from exc

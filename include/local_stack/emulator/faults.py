@@ -169,8 +169,7 @@ class JobFaults:
 ROW_FAILURE_ERROR: dict[str, Any] = {
     "code": 429,
     "message": (
-        "Resource exhausted. Please try again later. "
-        "(injected by the local emulator: row_failure_ratio)"
+        "Resource exhausted. Please try again later. (injected by the local emulator: row_failure_ratio)"
     ),
     "status": "RESOURCE_EXHAUSTED",
 }

@@ -157,11 +157,22 @@ class FileStore:
 
     def add_generated(self, file_id: str, path: Path, display_name: str, mime_type: str) -> dict[str, Any]:
         """Register a file the service wrote (a batch's results)."""
-        return self._register(file_id, path, display_name, mime_type, source="GENERATED")
+        return self.remember(self.store_bytes(file_id, path, display_name, mime_type, source="GENERATED"))
+
+    def remember(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """Make a stored file visible (event loop only: the index is not locked)."""
+        self.files[file_id_of(meta["name"])] = meta
+        return meta
 
     def _register(
         self, file_id: str, path: Path, display_name: str | None, mime_type: str, *, source: str
     ) -> dict[str, Any]:
+        return self.remember(self.store_bytes(file_id, path, display_name, mime_type, source=source))
+
+    def store_bytes(
+        self, file_id: str, path: Path, display_name: str | None, mime_type: str, *, source: str
+    ) -> dict[str, Any]:
+        """Move ``path`` into the store and write its metadata; returns it (safe in a worker thread)."""
         target = self.store.file_data_path(file_id)
         shutil.move(str(path), target)
         digest = hashlib.sha256()
@@ -183,7 +194,6 @@ class FileStore:
         if display_name:
             meta["displayName"] = display_name
         self.store.save_file(file_id, meta)
-        self.files[file_id] = meta
         return meta
 
     # --- reads --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -78,13 +79,12 @@ class _Stop(Exception):
 
 @dataclass
 class _Rows:
-    """A job's input, and how to turn row ``i`` into ``(request, output builder)``."""
+    """A job's input rows; ``extract(row) -> (request, context)``, ``raw(row)`` hashes it."""
 
     items: list[Any]
     extract: Callable[[Any], tuple[Any, Any]]
     raw: Callable[[Any], bytes]
     schema: list[Any] | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class JobRun:
@@ -215,7 +215,9 @@ class JobRun:
             try:
                 path = self.service.files.data_path(job.source["name"])
             except Exception as exc:  # noqa: BLE001 - the file was deleted after create
-                raise cloud.StorageProblem("NOT_FOUND", f"Input file {job.source['name']} does not exist.") from exc
+                raise cloud.StorageProblem(
+                    "NOT_FOUND", f"Input file {job.source['name']} does not exist."
+                ) from exc
             data = await self._io(Path.read_bytes, path)
             return _Rows([ln for ln in data.split(b"\n") if ln.strip()], _gemini_file_row, _identity_bytes)
         if kind == "inline":
@@ -312,7 +314,15 @@ class JobRun:
             file_id = f"batch-{job.id}"
             if file_id in files.files:
                 files.delete(f"files/{file_id}")
-            files.add_generated(file_id, sink.path, f"{job.display_name or job.name} results", "application/jsonl")
+            display = f"{job.display_name or job.name} results"
+            meta = await self._io(
+                functools.partial(files.store_bytes, source="GENERATED"),
+                file_id,
+                sink.path,
+                display,
+                "application/jsonl",
+            )
+            files.remember(meta)
             job.responses_file = f"files/{file_id}"
         elif sink.kind == "inline":
             self.service.set_inline_responses(job, sink.inline)
@@ -479,7 +489,11 @@ class _Sink:
             else:
                 line["error"] = error
         elif self.kind == "bigquery":
-            line = dict(context) if self.rows_from_bigquery and isinstance(context, dict) else {"request": request}
+            line = (
+                dict(context)
+                if self.rows_from_bigquery and isinstance(context, dict)
+                else {"request": request}
+            )
             line["response"] = response
             line["status"] = "" if error is None else vertex_status(error)
             line["processed_time"] = processed_time(stamp)

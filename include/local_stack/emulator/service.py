@@ -175,9 +175,7 @@ class Service:
     def request_cancel(self, job: Job) -> None:
         """Move a live job to CANCELLING and wake its task; a finished job is a 400."""
         if job.terminal:
-            raise failed_precondition(
-                f"The job {job.name} is in state {job.state} and cannot be cancelled."
-            )
+            raise failed_precondition(f"The job {job.name} is in state {job.state} and cannot be cancelled.")
         if job.state != states.CANCELLING:
             job.move_to(states.CANCELLING)
             self.save(job)

@@ -68,6 +68,8 @@ class JobOutput:
     :param location: ``gs://`` folder, ``bq://`` table, ``files/...`` name, or the job name (inline).
     :param model: The model the job ran (used when a response names no model version).
     :param end_time: The job's end time (RFC 3339), the processing time of rows that carry none.
+    :param inline_responses: The inline responses as the manifest carries them (``gemini_inline``);
+        None: fetch them from the job.
     """
 
     kind: OutputKind
@@ -75,6 +77,7 @@ class JobOutput:
     location: str
     model: str | None = None
     end_time: str | None = None
+    inline_responses: tuple[Mapping[str, Any], ...] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> JobOutput:
@@ -96,7 +99,8 @@ class JobOutput:
         if manifest.get("file_name"):
             return cls("gemini_file", location=manifest["file_name"], **common)
         if manifest.get("backend") == "gemini_api" and manifest.get("inline_responses") is not None:
-            return cls("gemini_inline", location=job_name, **common)
+            return cls("gemini_inline", location=job_name, inline_responses=tuple(manifest["inline_responses"]),
+                       **common)
         raise ValueError(
             f"the manifest of job {job_name} (state {manifest.get('state')}) names no output: no "
             f"gcs_output_directory, bigquery_output_table, file_name or inline_responses"
@@ -294,7 +298,7 @@ class ResultsLoader:
             sql.run(self.bq, sql.render("stage_gemini.sql", stage=stage.sql, raw=raw.sql), **params)
         elif job.kind == "gemini_inline":
             raw = scratch.name(f"raw{index}")
-            self._load_inline(job, raw)
+            self._load_inline(job, raw)  # at most 20 MB: the service's inline limit
             sql.run(self.bq, sql.render("stage_gemini.sql", stage=stage.sql, raw=raw.sql), **params)
         else:  # pragma: no cover - Literal guards this
             raise ValueError(f"unknown output kind {job.kind!r}")
@@ -355,12 +359,19 @@ class ResultsLoader:
             blob.delete()
 
     def _load_inline(self, job: JobOutput, raw: TableRef) -> None:
-        """Write a job's inline responses as NDJSON to a spooled file and load it."""
-        from google.cloud import bigquery
+        """Write a job's inline responses as NDJSON to a spooled file and load it.
 
-        genai = self._require(self.genai, "genai_client", "Gemini API inline responses")
-        batch = genai.batches.get(name=job.job_name)
-        responses = (batch.dest.inlined_responses if batch.dest else None) or []
+        The manifest carries them (the operator caps their size); without them they are fetched.
+        """
+        from google.cloud import bigquery
+        from google.genai import types
+
+        if job.inline_responses is not None:
+            responses = [types.InlinedResponse.model_validate(item) for item in job.inline_responses]
+        else:
+            genai = self._require(self.genai, "genai_client", "Gemini API inline responses")
+            batch = genai.batches.get(name=job.job_name)
+            responses = (batch.dest.inlined_responses if batch.dest else None) or []
         # mode "r+b": the BigQuery client refuses to upload from a file opened "w+b".
         with tempfile.SpooledTemporaryFile(max_size=self.chunk_size, mode="r+b") as spool:
             for index, item in enumerate(responses):

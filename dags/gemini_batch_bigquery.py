@@ -1,0 +1,99 @@
+"""gemini_batch_bigquery: every day, the prompts of the data interval through a Vertex AI batch job.
+
+prompts table -> build_requests (SQL, in BigQuery) -> validate_requests -> shard_requests ->
+run_job (one bq:// job per shard, mapped; bq:// output) -> load_results (MERGE, reconcile).
+
+Backfills and re-runs are safe: each run reads exactly its interval, the job task re-attaches to
+its job on retry, and the results are MERGEd on (key, logical_date), so a re-run of a day
+replaces its rows. ``airflow backfill create --dag-id gemini_batch_bigquery --from-date
+2026-01-01 --to-date 2026-01-03``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+
+from gemini_batch import GeminiBatchCreateJobOperator
+from gemini_batch.pipeline.dag_config import (
+    DEFAULT_ARGS,
+    GCP_CONN_ID,
+    INCLUDE_DIR,
+    RESULTS_ASSET,
+    job_task_kwargs,
+    run_tag,
+)
+from gemini_batch.pipeline.settings import DEFAULT_MODEL
+
+with DAG(
+    dag_id="gemini_batch_bigquery",
+    description="Daily Gemini batch prediction: BigQuery prompts in, typed BigQuery results out",
+    # One run per day, its data interval that day (logical date = interval start), also in backfills.
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=3,
+    default_args=DEFAULT_ARGS,
+    params={"model": Param(DEFAULT_MODEL, type="string", description="Gemini model of the job")},
+    tags=["gemini-batch", "bigquery"],
+    doc_md=__doc__,
+) as dag:
+
+    @task
+    def build_requests(data_interval_start: Any = None, data_interval_end: Any = None, run_id: Any = None) -> dict:
+        from gemini_batch.pipeline.settings import PipelineSettings
+        from gemini_batch.pipeline.tasks import build_requests_table, day_interval
+
+        start, end = day_interval(data_interval_start, data_interval_end)
+        return build_requests_table(
+            PipelineSettings.resolve(GCP_CONN_ID),
+            interval_start=start,
+            interval_end=end,
+            table=f"requests_{start:%Y%m%d}_{run_tag(run_id)}",
+            source_sql_path=INCLUDE_DIR / "sql" / "prompts_for_interval.sql",
+            template_path=INCLUDE_DIR / "templates" / "request.json",
+            gcp_conn_id=GCP_CONN_ID,
+        )
+
+    @task
+    def validate_requests(built: dict) -> dict:
+        from gemini_batch.pipeline.settings import PipelineSettings
+        from gemini_batch.pipeline.tasks import validate_requests_table
+
+        project = PipelineSettings.resolve(GCP_CONN_ID).project
+        return validate_requests_table(built["table"], gcp_conn_id=GCP_CONN_ID, project=project)
+
+    @task
+    def shard_requests(built: dict, scan: dict) -> list[str]:
+        from gemini_batch.pipeline.settings import PipelineSettings
+        from gemini_batch.pipeline.tasks import shard_requests_table
+
+        project = PipelineSettings.resolve(GCP_CONN_ID).project
+        return shard_requests_table(built["table"], gcp_conn_id=GCP_CONN_ID, project=project)
+
+    @task(outlets=[RESULTS_ASSET])
+    def load_results(manifests: list, built: dict, outlet_events: Any = None) -> dict:
+        from gemini_batch.pipeline.loader import InputKeys
+        from gemini_batch.pipeline.settings import PipelineSettings
+        from gemini_batch.pipeline.tasks import load_results as load
+
+        return load(
+            list(manifests),
+            settings=PipelineSettings.resolve(GCP_CONN_ID),
+            logical_date=built["day"],
+            input_keys=InputKeys.from_table(built["table"]).to_dict(),
+            gcp_conn_id=GCP_CONN_ID,
+            outlet_events=outlet_events,
+        )
+
+    built = build_requests()
+    shards = shard_requests(built, validate_requests(built))
+    run_job = GeminiBatchCreateJobOperator.partial(
+        task_id="run_job",
+        model="{{ params.model }}",
+        display_name="gemini_batch_bigquery",
+        **job_task_kwargs(),
+    ).expand(src=shards)
+    load_results(run_job.output, built)

@@ -1,0 +1,87 @@
+"""gemini_batch_gcs: every day, the JSONL requests landed in GCS for the day, through Vertex AI.
+
+``gs://<bucket>/inputs/<YYYY-MM-DD>/requests.jsonl`` -> validate_input (streamed, every line) ->
+shard_input (under 200,000 requests and 1 GB per job) -> run_job (one gs:// job per shard,
+mapped) -> load_results (all shards into the same results; MERGE, reconcile).
+
+Input lines are ``{"request": {...}}`` with the key in ``request.labels.gemini_batch_key``
+(``python -m local_stack.seed`` writes them for the local stack). A bad file fails
+validate_input with the file and line of each problem, before any job exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+
+from gemini_batch import GeminiBatchCreateJobOperator
+from gemini_batch.pipeline.dag_config import (
+    DEFAULT_ARGS,
+    GCP_CONN_ID,
+    RESULTS_ASSET,
+    job_task_kwargs,
+    run_tag,
+)
+from gemini_batch.pipeline.settings import DEFAULT_MODEL
+
+with DAG(
+    dag_id="gemini_batch_gcs",
+    description="Daily Gemini batch prediction: JSONL in GCS, sharded, typed BigQuery results out",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=3,
+    default_args=DEFAULT_ARGS,
+    params={
+        "model": Param(DEFAULT_MODEL, type="string", description="Gemini model of the jobs"),
+        "input_path": Param(
+            "inputs/{day}/requests.jsonl", type="string",
+            description="The day's input, relative to the pipelines' bucket; {day} is YYYY-MM-DD",
+        ),
+    },  # fmt: skip
+    tags=["gemini-batch", "gcs"],
+    doc_md=__doc__,
+) as dag:
+
+    @task
+    def validate_input(params: Any = None, data_interval_start: Any = None, data_interval_end: Any = None) -> dict:
+        from gemini_batch.pipeline.settings import PipelineSettings
+        from gemini_batch.pipeline.tasks import day_interval, validate_gcs_input
+
+        day = day_interval(data_interval_start, data_interval_end)[0].date().isoformat()
+        uri = PipelineSettings.resolve(GCP_CONN_ID).gcs(params["input_path"].format(day=day))
+        return {"day": day, "scan": validate_gcs_input(uri, gcp_conn_id=GCP_CONN_ID)}
+
+    @task
+    def shard_input(checked: dict, run_id: Any = None) -> list[dict]:
+        from gemini_batch.pipeline.settings import PipelineSettings
+        from gemini_batch.pipeline.tasks import shard_gcs_input
+
+        prefix = PipelineSettings.resolve(GCP_CONN_ID).gcs(f"runs/gemini_batch_gcs/{checked['day']}/{run_tag(run_id)}")
+        return shard_gcs_input(checked["scan"], prefix, gcp_conn_id=GCP_CONN_ID)
+
+    @task(outlets=[RESULTS_ASSET])
+    def load_results(manifests: list, checked: dict, outlet_events: Any = None) -> dict:
+        from gemini_batch.pipeline.loader import InputKeys
+        from gemini_batch.pipeline.settings import PipelineSettings
+        from gemini_batch.pipeline.tasks import load_results as load
+
+        return load(
+            list(manifests),
+            settings=PipelineSettings.resolve(GCP_CONN_ID),
+            logical_date=checked["day"],
+            input_keys=InputKeys.from_gcs(checked["scan"]["source"]).to_dict(),
+            gcp_conn_id=GCP_CONN_ID,
+            outlet_events=outlet_events,
+        )
+
+    checked = validate_input()
+    run_job = GeminiBatchCreateJobOperator.partial(
+        task_id="run_job",
+        model="{{ params.model }}",
+        display_name="gemini_batch_gcs",
+        **job_task_kwargs(),
+    ).expand_kwargs(shard_input(checked))
+    load_results(run_job.output, checked)

@@ -1,0 +1,90 @@
+"""What the pipeline DAGs share: the results Asset, default arguments, job-task settings, paths.
+
+Invariant: importing this module is cheap and touches no network, Variable or connection, so DAG
+files that import it stay cheap to parse. Values that may differ per deployment are read from
+the environment here (parse time, no I/O) or from Variables inside tasks (settings.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset
+
+from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
+
+__all__ = [
+    "DEFAULT_ARGS",
+    "GCP_CONN_ID",
+    "GEMINI_API_CONN_ID",
+    "INCLUDE_DIR",
+    "JOB_RETRIES",
+    "MAX_FAILED_RATIO",
+    "RESULTS_ASSET",
+    "job_limits",
+    "job_task_kwargs",
+    "run_tag",
+]
+
+#: The results table, as an Asset: the pipelines produce it, downstream DAGs are scheduled on it.
+#: Each load attaches ``{"table", "errors_table", "logical_date", "counts"}`` to its event.
+RESULTS_ASSET = Asset(name="gemini_batch_results", uri="gemini-batch://results")
+
+GCP_CONN_ID = "google_cloud_default"
+GEMINI_API_CONN_ID = "gemini_api_default"
+
+#: include/ of the project (SQL, templates): beside plugins/ in every Airflow project layout.
+INCLUDE_DIR = Path(os.environ.get("GEMINI_BATCH_INCLUDE_DIR", Path(__file__).resolve().parents[3] / "include"))
+
+#: Retries of the job task. Safe: a retry re-attaches to the job of the same work, never submits twice.
+JOB_RETRIES = 3
+#: Largest share of failed rows a job may have and still be loaded (failed rows go to the errors table).
+MAX_FAILED_RATIO = float(os.environ.get("GEMINI_BATCH_MAX_FAILED_RATIO", "0.1"))
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "data-eng",
+    "retries": 2,
+    "retry_delay": dt.timedelta(minutes=1),
+}
+
+
+def job_task_kwargs() -> dict[str, Any]:
+    """Arguments of every job task: deferrable, retried, polled every ``GEMINI_BATCH_POLL_INTERVAL`` s.
+
+    The poll interval comes from the environment (default 30 s) so that local runs can poll fast.
+    """
+    return {
+        "deferrable": True,
+        "retries": JOB_RETRIES,
+        "retry_delay": dt.timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "poll_interval": float(os.environ.get("GEMINI_BATCH_POLL_INTERVAL", "30")),
+        "max_failed_ratio": MAX_FAILED_RATIO,
+        "gcp_conn_id": GCP_CONN_ID,
+        "gemini_api_conn_id": GEMINI_API_CONN_ID,
+    }
+
+
+def job_limits() -> JobLimits:
+    """The per-job limits shards are cut under: Vertex AI's, or lower ones from the environment.
+
+    ``GEMINI_BATCH_MAX_REQUESTS_PER_JOB`` and ``GEMINI_BATCH_MAX_BYTES_PER_JOB`` can only lower
+    them (smaller jobs finish sooner; tests use them to make shards of small inputs).
+    """
+    requests = int(os.environ.get("GEMINI_BATCH_MAX_REQUESTS_PER_JOB", VERTEX_LIMITS.max_requests))
+    size = int(os.environ.get("GEMINI_BATCH_MAX_BYTES_PER_JOB", VERTEX_LIMITS.max_bytes))
+    return replace(
+        VERTEX_LIMITS,
+        max_requests=min(requests, VERTEX_LIMITS.max_requests),
+        max_bytes=min(size, VERTEX_LIMITS.max_bytes),
+    )
+
+
+def run_tag(run_id: str) -> str:
+    """A short, name-safe tag of a DAG run (for run-scoped tables and GCS prefixes)."""
+    return hashlib.blake2b(run_id.encode(), digest_size=4).hexdigest()

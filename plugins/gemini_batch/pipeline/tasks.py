@@ -1,0 +1,250 @@
+"""The pipelines' task bodies: what each ``@task`` of the DAGs calls, in plain values.
+
+Invariants: every function takes and returns JSON-able values (they travel as XCom), builds its
+clients from Airflow connections when it runs (never at import), and is safe to run again: a
+retry or a re-run of a DAG run rebuilds the same tables and files and MERGEs the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from gemini_batch.pipeline.limits import JobLimits
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery, storage
+    from google.genai import Client as GenaiClient
+
+    from gemini_batch.pipeline.settings import PipelineSettings
+
+__all__ = [
+    "bigquery_client",
+    "day_interval",
+    "fail_fast",
+    "build_requests_table",
+    "genai_client",
+    "load_results",
+    "shard_gcs_input",
+    "shard_requests_table",
+    "storage_client",
+    "validate_gcs_input",
+    "validate_requests_table",
+]
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail_fast(function: F) -> F:
+    """Turn the errors a retry cannot fix (bad input, lost answers) into ``AirflowFailException``.
+
+    The message is kept; the task fails at once instead of spending its retries on the same data.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from gemini_batch.pipeline.results import ReconciliationError
+        from gemini_batch.pipeline.validation import InputValidationError
+
+        try:
+            return function(*args, **kwargs)
+        except (InputValidationError, ReconciliationError) as error:
+            raise AirflowFailException(str(error)) from error
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- clients (from Airflow connections, at run time) --------------------------------------------
+
+
+def bigquery_client(gcp_conn_id: str, project: str) -> bigquery.Client:
+    """A BigQuery client from the Google Cloud connection (honours ``BIGQUERY_EMULATOR_HOST``)."""
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+    return BigQueryHook(gcp_conn_id=gcp_conn_id, use_legacy_sql=False).get_client(project_id=project)
+
+
+def storage_client(gcp_conn_id: str) -> storage.Client:
+    """A GCS client from the Google Cloud connection (honours ``STORAGE_EMULATOR_HOST``)."""
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    return GCSHook(gcp_conn_id=gcp_conn_id).get_conn()
+
+
+def genai_client(gemini_api_conn_id: str) -> GenaiClient:
+    """A google-genai client of the Gemini API connection (for results files and inline results)."""
+    from gemini_batch.hooks import GeminiBatchHook
+
+    return GeminiBatchHook("gemini_api", gemini_api_conn_id).get_conn()
+
+
+def _limits() -> JobLimits:
+    from gemini_batch.pipeline.dag_config import job_limits
+
+    return job_limits()
+
+
+def day_interval(data_interval_start: dt.datetime, data_interval_end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The run's interval; a zero-length one (a run of a trigger timetable) becomes its whole day."""
+    if data_interval_end > data_interval_start:
+        return data_interval_start, data_interval_end
+    start = data_interval_start.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + dt.timedelta(days=1)
+
+
+# --- BigQuery path ---------------------------------------------------------------------------------
+
+
+def build_requests_table(
+    settings: PipelineSettings,
+    *,
+    interval_start: dt.datetime,
+    interval_end: dt.datetime,
+    table: str,
+    source_sql_path: str | Path,
+    template_path: str | Path,
+    gcp_conn_id: str,
+) -> dict[str, Any]:
+    """Build the requests table of one data interval from the prompts, server-side.
+
+    :return: ``{"table": "bq://...", "requests": n, "day": "YYYY-MM-DD"}`` (the day is the date
+        the results are stored under: the interval's start).
+    """
+    from gemini_batch.pipeline import sql
+    from gemini_batch.pipeline.builder import RequestTemplate, build_bigquery_requests
+
+    client = bigquery_client(gcp_conn_id, settings.project)
+    destination = settings.table(table)
+    count = build_bigquery_requests(
+        client,
+        source_sql=sql.render_file(source_sql_path, prompts_table=settings.prompts.sql),
+        params={"interval_start": interval_start, "interval_end": interval_end},
+        destination=destination,
+        template=RequestTemplate.from_file(template_path),
+    )
+    log.info("built %d requests for [%s, %s) in %s", count, interval_start, interval_end, destination.uri)
+    return {"table": destination.uri, "requests": count, "day": interval_start.date().isoformat()}
+
+
+@fail_fast
+def validate_requests_table(table: str, *, gcp_conn_id: str, project: str) -> dict[str, Any]:
+    """Validate a requests table (schema, keys, JSON) before any job; over-limit is fine (sharded next).
+
+    :raises InputValidationError: Naming each bad column and the counts.
+    """
+    from gemini_batch.pipeline.refs import TableRef
+    from gemini_batch.pipeline.validation import validate_bigquery_requests
+
+    scan = validate_bigquery_requests(
+        TableRef.parse(table), bigquery_client=bigquery_client(gcp_conn_id, project), enforce_limits=False
+    )
+    log.info("%s: %d requests, %d bytes: valid", table, scan.requests, scan.bytes)
+    return scan.to_dict()
+
+
+def shard_requests_table(
+    table: str, *, gcp_conn_id: str, project: str, limits: JobLimits | None = None
+) -> list[str]:
+    """Split a requests table under the per-job limits; the ``bq://`` source of each job."""
+    from gemini_batch.pipeline.refs import TableRef
+    from gemini_batch.pipeline.sharding import shard_bigquery_table
+
+    client = bigquery_client(gcp_conn_id, project)
+    shards = shard_bigquery_table(client, TableRef.parse(table), limits=limits or _limits())
+    log.info("%s: %d shard(s): %s", table, len(shards), [(s.src, s.requests) for s in shards])
+    return [shard.src for shard in shards]
+
+
+# --- GCS path --------------------------------------------------------------------------------------
+
+
+@fail_fast
+def validate_gcs_input(uri: str, *, gcp_conn_id: str, limits: JobLimits | None = None) -> dict[str, Any]:
+    """Validate a Vertex JSONL input in GCS, streamed, and plan its shards.
+
+    :raises InputValidationError: Naming the file and line of each problem.
+    """
+    from gemini_batch.pipeline.validation import scan_gcs_jsonl
+
+    scan = scan_gcs_jsonl(
+        uri, storage_client=storage_client(gcp_conn_id), limits=limits or _limits(), enforce_limits=False
+    )
+    log.info("%s: %d requests, %d bytes, %d shard(s): valid", uri, scan.requests, scan.bytes, len(scan.shards))
+    return scan.to_dict()
+
+
+def shard_gcs_input(scan: Mapping[str, Any], destination_prefix: str, *, gcp_conn_id: str) -> list[dict[str, str]]:
+    """Write the planned shards of a validated JSONL input; one ``{"src", "dest"}`` per job.
+
+    ``dest`` is a per-shard output prefix under ``destination_prefix``.
+    """
+    from gemini_batch.pipeline.refs import GcsUri
+    from gemini_batch.pipeline.sharding import write_gcs_shards
+    from gemini_batch.pipeline.validation import InputScan
+
+    prefix = GcsUri.parse(destination_prefix)
+    shards = write_gcs_shards(storage_client(gcp_conn_id), InputScan.from_dict(scan), str(prefix.child("shards")))
+    return [
+        {"src": shard.src, "dest": str(prefix.child(f"output/shard-{shard.index:05d}"))}
+        for shard in shards
+    ]
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+
+@fail_fast
+def load_results(
+    manifests: Sequence[Mapping[str, Any]],
+    *,
+    settings: PipelineSettings,
+    logical_date: dt.date | str,
+    input_keys: Mapping[str, Any],
+    gcp_conn_id: str,
+    gemini_api_conn_id: str | None = None,
+    outlet_events: Any = None,
+) -> dict[str, Any]:
+    """Load every job's output of a run into the results and errors tables, and reconcile.
+
+    :param manifests: Required. The job task's return values (one per shard).
+    :param input_keys: Required. :meth:`InputKeys.to_dict` of what was submitted.
+    :param outlet_events: Optional. The task's ``outlet_events``: the results Asset's event gets
+        ``{"table", "errors_table", "logical_date", "counts"}`` as its extra.
+    :return: :meth:`LoadCounts.to_dict`.
+    :raises ReconciliationError: An input key is missing from both tables (count and sample).
+    """
+    from gemini_batch.pipeline.loader import InputKeys, JobOutput, ResultsLoader
+
+    outputs = [JobOutput.from_manifest(m) for m in manifests if m]
+    needs_genai = any(o.kind == "gemini_file" for o in outputs)
+    loader = ResultsLoader(
+        bigquery_client=bigquery_client(gcp_conn_id, settings.project),
+        storage_client=storage_client(gcp_conn_id),
+        genai_client=genai_client(gemini_api_conn_id) if needs_genai and gemini_api_conn_id else None,
+        staging_gcs=settings.gcs("staging"),
+    )
+    counts = loader.load(
+        outputs,
+        logical_date=logical_date,
+        input_keys=InputKeys.from_dict(input_keys),
+        results_table=settings.results.uri,
+        errors_table=settings.errors.uri,
+    )
+    if outlet_events is not None:
+        from gemini_batch.pipeline.dag_config import RESULTS_ASSET
+
+        outlet_events[RESULTS_ASSET].extra = {
+            "table": settings.results.uri,
+            "errors_table": settings.errors.uri,
+            "logical_date": counts.logical_date,
+            "counts": counts.to_dict(),
+        }
+    return counts.to_dict()
