@@ -9,8 +9,9 @@ Invariants of :class:`GeminiBatchCreateJobOperator`:
 - The job name lives in Airflow 3.3's task state store (``task_state_store``, the store behind
   ``ResumableJobMixin``) under :attr:`GeminiBatchCreateJobOperator.STATE_KEY`, written in two
   phases: ``submitting`` before the create call, ``submitted`` with the job name after it. A
-  try that finds ``submitting`` (a crash between submit and record) looks the job up by the
-  identity tag every job carries, instead of submitting again.
+  try without a recorded job name (a crash between submit and record, a wiped store, a DAG
+  run re-created with the same run_id, or simply the first try) looks the job up by the
+  identity tag every job carries (one list call, label-filtered on Vertex AI) before submitting.
 - ``create`` is never blindly retried: after a transient error the job is looked up by identity
   first, because the create may have landed.
 - The deferrable and the synchronous paths share every decision (states.py, the record, the
@@ -29,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator, conf
@@ -632,7 +632,6 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
         if store is None:
             self.log.warning("No task_state_store (Airflow < 3.3?): the job is found by its identity tag only")
         record = self._read_record(store)
-        try_number = getattr(context.get("ti"), "try_number", 1) or 1
         submissions = int(record.get("submissions") or 0) if record else 0
         candidate: types.BatchJob | None = None
         known: set[str] = set()
@@ -653,12 +652,11 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
                     )
                 except GeminiBatchJobNotFound:
                     self.log.warning("Recorded batch job %s no longer exists (deleted?): submitting a new job", name)
-        elif (record and record.get("phase") == "submitting") or (record is None and (store is None or try_number > 1)):
-            why = (
-                "a previous try stopped between submit and record"
-                if record
-                else "no job is recorded for this task instance"
-            )
+        elif not (record and record.get("job_name") and record.get("backend") == plan.backend):
+            # No usable record: a crash between submit and record, a store wiped by
+            # clear_on_success, a DAG run re-created with the same run_id, or a genuine first
+            # try. One lookup by the identity tag tells them apart.
+            why = "a previous try stopped between submit and record" if record else "no job is recorded"
             self.log.info("Looking for this work's job by identity (%s): %s", why, plan.identity.describe())
             found = self._retry_read(
                 "Looking up batch jobs by identity",
@@ -666,9 +664,12 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
                 self.error_budget,
             )
             known.update(j.name for j in found)
-            if found:
-                candidate = found[0]
-                self.log.info("Found batch job %s by identity tag %s", candidate.name, plan.identity.tag)
+            for job in found:
+                if self._same_inputs(job, plan):
+                    candidate = job
+                    self.log.info("Found batch job %s by identity tag %s", job.name, plan.identity.tag)
+                    break
+                self.log.info("Batch job %s of this work was made for other inputs (model or source); ignored", job.name)
 
         if candidate is not None:
             klass = classify(candidate.state, counts_of(candidate))
@@ -685,6 +686,20 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
                 return candidate
             self.log.warning("Previous batch job %s ended %s: submitting a new job", candidate.name, line)
         return self._submit(plan, hook, store, submissions + 1, known)
+
+    def _same_inputs(self, job: types.BatchJob, plan: _Plan) -> bool:
+        """Whether a job found by identity was made for this model and source (as far as the service says)."""
+
+        def bare(model: str | None) -> str:
+            return (model or "").rsplit("/", 1)[-1]
+
+        if job.model and bare(job.model) != bare(self.model.strip()):
+            return False
+        src = getattr(job, "src", None)
+        if src is None or plan.source.kind in ("inline", "file"):
+            return True
+        uris = list(src.gcs_uri or []) or ([src.bigquery_uri] if src.bigquery_uri else [])
+        return not uris or sorted(uris) == sorted(plan.source.uris)
 
     def _submit(
         self, plan: _Plan, hook: GeminiBatchHook, store: Any, submission: int, known: set[str]

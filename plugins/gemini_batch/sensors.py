@@ -16,7 +16,7 @@ from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from gemini_batch.exceptions import GeminiBatchPollingError
+from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchPollingError
 from gemini_batch.hooks import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, GeminiBatchHook, is_transient_error
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, console_url
@@ -92,8 +92,6 @@ class GeminiBatchJobSensor(BaseSensorOperator):
         self._hook_obj: GeminiBatchHook | None = None
         self._identity: WorkIdentity | None = None
         if backend is not None and backend not in BACKENDS:
-            from gemini_batch.exceptions import GeminiBatchConfigError
-
             raise GeminiBatchConfigError(f"backend must be one of {BACKENDS} or None, got {backend!r}.")
         if not is_templated(job_name):
             JobRef.parse(job_name, backend=backend)

@@ -25,7 +25,7 @@ def parse_dag(dag_id: str) -> Any:
 
     bag = DagBag(dag_folder=str(DAGS / f"{dag_id}.py"))
     assert not bag.import_errors, bag.import_errors
-    return bag.get_dag(dag_id)
+    return bag.dags[dag_id]
 
 
 @dataclass
@@ -48,6 +48,9 @@ class Pipeline:
         query = f"SELECT * FROM `{self.table(name)}`{where} ORDER BY logical_date, key"
         return [dict(row.items()) for row in self.bq.query(query).result()]
 
+    def backfill(self, dag_id: str, from_day: str, to_day: str) -> list[Any]:
+        return backfill(dag_id, from_day, to_day)
+
     def run_dag(self, dag_id: str, day: str | None = None, **conf: Any) -> Any:
         """Run one DAG run in-process (``dag.test``) that processes ``day``; return the DagRun.
 
@@ -63,6 +66,91 @@ class Pipeline:
         if conf:
             kwargs["run_conf"] = conf
         return self.run(dag, **kwargs)
+
+
+def register_dag(dag: Any) -> None:
+    """Write a parsed DAG into the metadata DB, as the DAG processor would."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+        session.flush()
+        update_dag_parsing_results_in_db(
+            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+        )
+
+
+def run_existing_dagrun(dag: Any, run_id: str) -> Any:
+    """Run every task of an existing DagRun in-process, as ``dag.test`` runs the one it creates.
+
+    The loop of ``DAG.test`` (Airflow 3.3) for a run made elsewhere, e.g. by a backfill: mark
+    schedulable tasks scheduled, run them with ``_run_task`` (a deferred task's trigger in
+    line), until the run is finished.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    with create_session() as session:
+        run = session.query(DagRun).filter_by(dag_id=dag.dag_id, run_id=run_id).one()
+        run.dag = scheduler_dag
+        run.state = DagRunState.RUNNING
+        session.commit()
+        while run.state == DagRunState.RUNNING:
+            session.expire_all()
+            schedulable, _ = run.update_state(session=session)
+            for ti in schedulable:
+                ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            for ti in [t for t in run.get_task_instances(session=session) if t.state == TaskInstanceState.SCHEDULED]:
+                _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+    with create_session() as session:
+        return session.query(DagRun).filter_by(dag_id=dag.dag_id, run_id=run_id).one()
+
+
+def clear_and_rerun(dag_id: str, run_id: str) -> Any:
+    """Clear a finished DagRun (the UI's "Clear") and run it again in-process: same run id, new tries."""
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+
+    dag = parse_dag(dag_id)
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    with create_session() as session:
+        scheduler_dag.clear(run_id=run_id, dag_run_state=DagRunState.QUEUED, session=session, dry_run=False)
+    return run_existing_dagrun(dag, run_id)
+
+
+def backfill(dag_id: str, from_day: str, to_day: str) -> list[Any]:
+    """``airflow backfill create --dag-id ... --from-date ... --to-date ...``, then run its DagRuns.
+
+    The runs are made by the backfill code the CLI and REST API call, so their logical dates and
+    data intervals are exactly a real backfill's; they are then run in-process, oldest first.
+    """
+    from airflow.models.backfill import ReprocessBehavior, _create_backfill
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    dag = parse_dag(dag_id)
+    register_dag(dag)
+    day = lambda text: dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc)  # noqa: E731
+    created = _create_backfill(
+        dag_id=dag_id, from_date=day(from_day), to_date=day(to_day), max_active_runs=3, reverse=False,
+        dag_run_conf=None, triggering_user_name="test", reprocess_behavior=ReprocessBehavior.COMPLETED,
+    )  # fmt: skip
+    with create_session() as session:
+        run_ids = [
+            r.run_id
+            for r in session.query(DagRun).filter_by(dag_id=dag_id, backfill_id=created.id).order_by(DagRun.logical_date)
+        ]
+    return [run_existing_dagrun(dag, run_id) for run_id in run_ids]
 
 
 def task_states(dag_run: Any) -> dict[str, str]:

@@ -81,3 +81,181 @@ def test_gcs_dag_shards_the_input_and_loads_every_shard(pipeline: Pipeline, monk
         job["name"] for job in pipeline.admin.jobs()
     }
     assert len(pipeline.admin.jobs()) == 3
+
+
+def test_three_day_backfill_and_a_rerun_leave_one_row_per_key_and_date(pipeline: Pipeline) -> None:
+    from .conftest import clear_and_rerun
+
+    # Dates no other test uses: the metadata DB is shared by the session, and a backfill takes over
+    # (clears) any run that already has its logical date.
+    days = ("2026-02-01", "2026-02-02", "2026-02-03")
+    seed_days(pipeline, 12, *days)
+
+    runs = pipeline.backfill("gemini_batch_bigquery", days[0], days[-1])
+
+    assert [(r.run_type, r.logical_date.date().isoformat(), r.state) for r in runs] == [
+        ("backfill", day, "success") for day in days
+    ]
+    for day in days:
+        check_results(pipeline, day, 12)
+    assert len(pipeline.admin.jobs()) == 3
+    before = pipeline.rows("results", days[1])
+
+    # A re-run by "Clear": the same run, new tries; the job task re-attaches to its finished job.
+    cleared = clear_and_rerun("gemini_batch_bigquery", runs[1].run_id)
+    assert cleared.state == "success", task_states(cleared)
+    assert len(pipeline.admin.jobs()) == 3  # no second job for the same work
+    after = pipeline.rows("results", days[1])
+    assert [(r["key"], r["job_name"], r["response_text"]) for r in after] == [
+        (r["key"], r["job_name"], r["response_text"]) for r in before
+    ]
+
+    # A re-run as a new run of the day: a new job, whose answers replace the day's rows.
+    rerun = pipeline.run_dag("gemini_batch_bigquery", days[1])
+    assert rerun.state == "success", task_states(rerun)
+    assert len(pipeline.admin.jobs()) == 4
+    rows = pipeline.rows("results")
+    assert len(rows) == 36 == len({(row["key"], row["logical_date"]) for row in rows})
+    for day in days:
+        check_results(pipeline, day, 12)
+    (new_job,) = {row["job_name"] for row in pipeline.rows("results", days[1])}
+    assert new_job not in {r["job_name"] for r in before}
+
+
+def test_failed_rows_go_to_the_errors_table_and_the_counts_add_up(pipeline: Pipeline) -> None:
+    seed_days(pipeline, 200, "2026-01-01")
+    pipeline.admin.set_faults(row_failure_ratio=0.05)
+
+    dag_run = pipeline.run_dag("gemini_batch_bigquery", "2026-01-01")
+
+    assert dag_run.state == "success", task_states(dag_run)
+    (job,) = pipeline.admin.jobs()
+    failed = job["counts"]["failed"]
+    assert 0 < failed < 30  # about 5% of 200
+    counts = dag_run.get_task_instance("load_results").xcom_pull(task_ids="load_results")
+    assert (counts["input"], counts["succeeded"], counts["failed"], counts["missing"]) == (200, 200 - failed, failed, 0)
+    errors = pipeline.rows("errors", "2026-01-01")
+    assert len(errors) == failed
+    for row in errors:
+        assert row["status"] and row["error"] and row["job_name"] == job["name"]
+        assert row["request"]["contents"][0]["parts"][0]["text"]  # the request that failed, for a re-run
+    check_results(pipeline, "2026-01-01", 200, failed={row["key"] for row in errors})
+
+
+def bad_input_file() -> bytes:
+    """Every line-level case of the bad-input table, one after the other, in one file."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "pipeline" / "test_validation.py"
+    spec = importlib.util.spec_from_file_location("bad_input_table", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parts = []
+    for _, content, kwargs, _, _ in module.BAD_INPUTS:
+        if kwargs or not content:
+            continue  # limit and format cases need their own limits or format
+        data = content.encode() if isinstance(content, str) else content
+        parts.append(data if data.endswith(b"\n") else data + b"\n")
+    return b"".join(parts)
+
+
+def test_bad_inputs_are_rejected_before_any_job_exists(pipeline: Pipeline, capfd) -> None:
+    import io
+
+    pipeline.gcs.bucket(pipeline.bucket).blob("inputs/2026-01-01/requests.jsonl").upload_from_file(
+        io.BytesIO(bad_input_file())
+    )
+    gcs_run = pipeline.run_dag("gemini_batch_gcs", "2026-01-01")
+    seed_days(pipeline, 5, "2026-01-03")  # nothing for 2026-01-02: an empty requests table
+    bq_run = pipeline.run_dag("gemini_batch_bigquery", "2026-01-02")
+
+    assert (gcs_run.state, bq_run.state) == ("failed", "failed")
+    gcs_states, bq_states = task_states(gcs_run), task_states(bq_run)
+    assert (gcs_states["validate_input"], gcs_states["run_job"]) == ("failed", "upstream_failed"), gcs_states
+    assert (bq_states["validate_requests"], bq_states["run_job"]) == ("failed", "upstream_failed"), bq_states
+    assert gcs_run.get_task_instance("validate_input").try_number == 1  # no retry spent on bad data
+    assert pipeline.admin.jobs() == []  # nothing was submitted
+    logs = capfd.readouterr().out
+    assert f"problem(s) in gs://{pipeline.bucket}/inputs/2026-01-01/requests.jsonl; nothing was submitted" in logs
+    assert f"requests.jsonl:2: invalid JSON at column" in logs
+    assert "the table holds no requests for this run" in logs
+
+
+PROMPTS = ["Explain tides in one sentence.", 'A prompt with "quotes", ünïcode and\na newline.', "Name a prime."]
+
+
+@pytest.mark.parametrize(
+    ("backend", "gemini_input"),
+    [("gemini_api", "inline"), ("gemini_api", "file"), ("vertex", "inline")],
+    ids=["gemini-inline", "gemini-file", "vertex-gcs"],
+)
+def test_adhoc_dag_answers_the_prompts_of_the_form(pipeline: Pipeline, backend: str, gemini_input: str) -> None:
+    dag_run = pipeline.run_dag(
+        "gemini_batch_adhoc", backend=backend, gemini_input=gemini_input, prompts=PROMPTS, temperature=0.7,
+        model=MODEL,
+    )
+
+    assert dag_run.state == "success", task_states(dag_run)
+    (job,) = pipeline.admin.jobs()
+    assert job["backend"] == backend
+    day = dag_run.get_task_instance("prepare").xcom_pull(task_ids="prepare", key="day")
+    results = pipeline.rows("results", day)
+    template = RequestTemplate.from_file(REQUEST_TEMPLATE).with_generation_config(temperature=0.7)
+    assert [row["response_text"] for row in results] == [answer_text(MODEL, template.render(p)) for p in PROMPTS]
+    assert all(row["key"].startswith("adhoc-") and row["job_name"] == job["name"] for row in results)
+
+
+def test_adhoc_dag_takes_a_gcs_file_of_requests(pipeline: Pipeline) -> None:
+    import io
+    import json
+
+    template = RequestTemplate.from_file(REQUEST_TEMPLATE)
+    lines = [{"key": f"file-{i}", "request": template.render(p)} for i, p in enumerate(PROMPTS)]
+    pipeline.gcs.bucket(pipeline.bucket).blob("adhoc/mine.jsonl").upload_from_file(
+        io.BytesIO(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+    )
+
+    dag_run = pipeline.run_dag("gemini_batch_adhoc", backend="gemini_api", prompts=None,
+                               input_file=f"gs://{pipeline.bucket}/adhoc/mine.jsonl")
+
+    assert dag_run.state == "success", task_states(dag_run)
+    day = dag_run.get_task_instance("prepare").xcom_pull(task_ids="prepare", key="day")
+    assert [row["key"] for row in pipeline.rows("results", day)] == ["file-0", "file-1", "file-2"]
+
+
+def test_housekeeping_deletes_old_terminal_jobs_only_when_not_a_dry_run(pipeline: Pipeline) -> None:
+    assert pipeline.run_dag("gemini_batch_adhoc", prompts=["hello"]).state == "success"
+    assert pipeline.run_dag("gemini_batch_adhoc", backend="vertex", prompts=["hello"]).state == "success"
+
+    dry = pipeline.run_dag("gemini_batch_housekeeping", older_than_days=0)
+    assert dry.state == "success", task_states(dry)
+    assert [job["deleted"] for job in pipeline.admin.jobs()] == [False, False]
+
+    real = pipeline.run_dag("gemini_batch_housekeeping", older_than_days=0, dry_run=False)
+    assert real.state == "success", task_states(real)
+    assert [job["deleted"] for job in pipeline.admin.jobs()] == [True, True]
+    assert sorted(k for k in task_states(real) if k.startswith("delete_job")) == ["delete_job[0]", "delete_job[1]"]
+
+
+def test_loads_emit_the_results_asset_and_the_summary_dag_follows(pipeline: Pipeline) -> None:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    from gemini_batch.pipeline.dag_config import RESULTS_ASSET
+
+    seed_days(pipeline, 10, "2026-01-01")
+    pipeline.admin.set_faults(row_failure_ratio=0.2)
+    assert pipeline.run_dag("gemini_batch_bigquery", "2026-01-01").state == "success"
+    with create_session() as session:
+        events = [e for e in session.query(AssetEvent).all() if e.asset.name == RESULTS_ASSET.name]
+    extra = events[-1].extra
+    assert extra["logical_date"] == "2026-01-01"
+    assert extra["table"] == f"bq://{pipeline.table('results')}"
+
+    summary = pipeline.run_dag("gemini_batch_results_summary")
+
+    assert summary.state == "success", task_states(summary)
+    (row,) = [dict(r.items()) for r in pipeline.bq.query(f"SELECT * FROM `{pipeline.table('results_daily_summary')}`").result()]
+    assert row["logical_date"] == dt.date(2026, 1, 1)
+    assert row["succeeded"] + row["failed"] == 10 and row["succeeded"] == extra["counts"]["succeeded"]

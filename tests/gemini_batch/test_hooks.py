@@ -17,7 +17,7 @@ from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFou
 from gemini_batch.hooks import ANONYMOUS_TOKEN, Backoff, GeminiBatchHook, error_kind, http_status, is_transient_error
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.sources import parse_source
-from tests.gemini_batch.fakes import FakeService, api_error
+from tests.gemini_batch.fakes import api_error
 
 SECRET = "sk-unit-test-secret-key-0001"
 

@@ -186,7 +186,7 @@ def test_user_dest_display_name_labels_and_create_config_pass_through(vertex, sl
         ),
         make_context(),
     )
-    config = vertex.calls[0][1]["config"]
+    config = created(vertex)["config"]
     assert config["dest"] == "gs://out-bkt/x"
     assert config["display_name"].startswith("nightly awid-")
     assert config["http_options"]["timeout"] == 60_000
@@ -195,7 +195,7 @@ def test_user_dest_display_name_labels_and_create_config_pass_through(vertex, sl
 
 def test_dest_and_display_name_may_come_from_create_config(vertex, sleeps):
     run(op(create_config={"dest": "bq://p.out", "display_name": "cfg"}), make_context())
-    config = vertex.calls[0][1]["config"]
+    config = created(vertex)["config"]
     assert config["dest"] == "bq://p.out"
     assert config["display_name"].startswith("cfg awid-")
 
@@ -360,6 +360,11 @@ def test_large_inline_results_fail_and_say_to_use_a_file(gemini, sleeps):
 # ---------------------------------------------------------------------------- retry safety
 
 
+def created(service: FakeService) -> dict:
+    (create,) = [args for method, args in service.calls if method == "create"]
+    return create
+
+
 def record(store: FakeTaskStateStore) -> dict:
     return store.data[GeminiBatchCreateJobOperator.STATE_KEY]
 
@@ -368,7 +373,7 @@ def test_first_try_submits_one_job_and_records_it_in_two_phases(vertex, sleeps):
     store = FakeTaskStateStore()
     run(op(), make_context(store=store))
     assert vertex.count("create") == 1
-    assert vertex.count("list") == 0  # a genuine first try does not look anything up
+    assert vertex.count("list") == 1  # one label-filtered lookup: was this work submitted already?
     phases = [value["phase"] for _, value in store.sets]
     assert phases == ["submitting", "submitted"]
     assert record(store)["job_name"] == next(iter(vertex.jobs))
@@ -454,6 +459,27 @@ def test_without_a_task_state_store_the_identity_tag_still_prevents_a_second_job
     run(op(), context)
     run(op(), {"ti": FakeTI()})
     assert vertex.count("create") == 1
+
+
+def test_a_run_recreated_with_the_same_run_id_finds_its_job(vertex, sleeps):
+    run(op(), make_context())
+    manifest = run(op(), make_context(FakeTI(try_number=1), FakeTaskStateStore()))
+    assert vertex.count("create") == 1
+    assert manifest["outcome"] == "succeeded"
+
+
+def test_a_job_of_this_work_for_another_model_or_source_is_not_adopted(vertex, sleeps):
+    run(op(model="gemini-2.0-flash"), make_context())
+    run(op(model="gemini-2.5-flash"), make_context(FakeTI(try_number=2), FakeTaskStateStore()))
+    assert vertex.count("create") == 2
+    identity = WorkIdentity("dag", "task", "manual__2026-01-01")
+    for name in list(vertex.jobs):
+        vertex.jobs[name].job = vertex.jobs[name].job.model_copy(
+            update={"src": types.BatchJobSource(format="bigquery", bigquery_uri="bq://p.d.other")}
+        )
+    run(op(), make_context(FakeTI(try_number=3), FakeTaskStateStore()))
+    assert vertex.count("create") == 3
+    assert all(identity.owns(f.job) for f in vertex.jobs.values())
 
 
 def test_each_map_index_is_its_own_work(vertex, sleeps):

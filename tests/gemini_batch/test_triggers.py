@@ -11,7 +11,7 @@ from google.genai import types
 
 from gemini_batch.triggers import GeminiBatchJobTrigger, kill_decision
 from tests.gemini_batch.conftest import run_trigger
-from tests.gemini_batch.fakes import FakeService, api_error
+from tests.gemini_batch.fakes import api_error
 
 CLASSPATH = "gemini_batch.triggers.GeminiBatchJobTrigger"
 

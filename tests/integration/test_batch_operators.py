@@ -224,6 +224,21 @@ def test_a_crash_between_submit_and_record_makes_no_second_job(run_dag, stack_ad
     assert len(jobs_of(stack_admin)) == 1
 
 
+def test_running_the_dag_twice_for_the_same_run_makes_one_job(run_dag, stack_admin, sources, deferrable):
+    """dag.test() for the same date deletes and re-creates the run (same run_id, its task state
+    store rows deleted with it): the second run finds the first run's job by its identity tag."""
+    dag = build_dag(src=sources("inline"), deferrable=deferrable)
+    logical_date = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+
+    first = run_dag(dag, logical_date=logical_date, run_after=logical_date)
+    second = run_dag(dag, logical_date=logical_date, run_after=logical_date)
+
+    assert first.run_id == second.run_id
+    assert first.state == second.state == "success"
+    assert len(jobs_of(stack_admin)) == 1
+    assert manifest_of(second)["job_name"] == stack_admin.jobs()[0]["name"]
+
+
 def test_a_trigger_recreated_from_its_serialized_form_mid_wait_makes_no_second_job(run_dag, stack_admin, gcs_source, monkeypatch):
     from gemini_batch.triggers import GeminiBatchJobTrigger
 

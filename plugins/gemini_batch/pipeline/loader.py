@@ -35,6 +35,7 @@ import json
 import logging
 import re
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -193,6 +194,8 @@ class ResultsLoader:
         self.key_label = key_label
         self.sample_size = sample_size
         self.chunk_size = chunk_size
+        #: Seconds per phase (stage, parse, merge, reconcile) of the last load, for logs and benchmarks.
+        self.last_phase_seconds: dict[str, float] = {}
 
     # --- the whole load ----------------------------------------------------------------------
 
@@ -229,20 +232,24 @@ class ResultsLoader:
             json.dumps([results.uri, date.isoformat(), sorted(j.job_name for j in jobs)]).encode(), digest_size=6
         ).hexdigest()
         scratch = _Scratch(self.bq, self._staging(results), load_id)
+        watch = _Stopwatch()
         try:
             stage = scratch.table("stage", _STAGE_SCHEMA)
             for index, job in enumerate(jobs):
                 log.info("staging %s output %s of job %s", job.kind, job.location, job.job_name)
                 self._stage(job, stage, scratch, index)
             input_sql = self._input_source(input_keys, scratch)
+            watch.lap("stage")
             final = scratch.name("final")
             sql.run(self.bq, sql.render("finalize.sql", final=final.sql, stage=stage.sql, input=input_sql),
                     logical_date=date)
+            watch.lap("parse")
             sql.run(
                 self.bq,
                 sql.render("merge_results.sql", results=results.sql, errors=errors.sql, final=final.sql,
                            logical_date=sql.date_literal(date)),
             )
+            watch.lap("merge")
             row = sql.query_one(
                 self.bq,
                 sql.render("reconcile.sql", input=input_sql, results=results.sql, errors=errors.sql,
@@ -250,8 +257,10 @@ class ResultsLoader:
                 logical_date=date,
                 sample_size=self.sample_size,
             )
+            watch.lap("reconcile")
         finally:
             scratch.drop_all()
+        self.last_phase_seconds = watch.laps
         counts = LoadCounts(
             logical_date=date.isoformat(),
             jobs=len(jobs),
@@ -264,7 +273,7 @@ class ResultsLoader:
             unexpected=row["unexpected"],
             unkeyed=row["unkeyed"],
         )
-        log.info("loaded %s", counts)
+        log.info("loaded %s; seconds per phase: %s", counts, watch.laps)
         if counts.unexpected or counts.unkeyed:
             log.warning(
                 "%d output keys are not input keys and %d output rows have no key; check that the "
@@ -452,6 +461,19 @@ def _fields(schema: Sequence[tuple[str, str]]) -> list[Any]:
     from google.cloud import bigquery
 
     return [bigquery.SchemaField(name, kind) for name, kind in schema]
+
+
+class _Stopwatch:
+    """Seconds per phase of a load."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._mark = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = round(now - self._mark, 3)
+        self._mark = now
 
 
 class _Scratch:

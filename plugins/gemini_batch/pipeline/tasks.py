@@ -248,3 +248,52 @@ def load_results(
             "counts": counts.to_dict(),
         }
     return counts.to_dict()
+
+
+# --- downstream ------------------------------------------------------------------------------------
+
+SUMMARY_SCHEMA = (
+    ("logical_date", "DATE", "REQUIRED"),
+    ("succeeded", "INT64", "NULLABLE"),
+    ("failed", "INT64", "NULLABLE"),
+    ("total_tokens", "INT64", "NULLABLE"),
+    ("updated_at", "TIMESTAMP", "NULLABLE"),
+)
+
+
+def summarize_results(
+    settings: PipelineSettings,
+    *,
+    days: Sequence[str] | None,
+    sql_path: str | Path,
+    gcp_conn_id: str,
+    table: str = "results_daily_summary",
+) -> dict[str, Any]:
+    """MERGE the per-day figures of ``days`` (all days when None) into the summary table.
+
+    :return: ``{"table": "bq://...", "days": [...]}``.
+    """
+    from google.cloud import bigquery
+
+    from gemini_batch.pipeline import sql
+    from gemini_batch.pipeline.results import ensure_results_tables
+
+    client = bigquery_client(gcp_conn_id, settings.project)
+    ensure_results_tables(client, settings.results, settings.errors)
+    summary = settings.table(table)
+    client.create_table(
+        bigquery.Table(summary.api_repr, schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in SUMMARY_SCHEMA]),
+        exists_ok=True,
+    )
+    if days is None:
+        rows = sql.query_rows(
+            client,
+            f"SELECT DISTINCT CAST(logical_date AS STRING) AS day FROM (SELECT logical_date FROM {settings.results.sql} "
+            f"UNION ALL SELECT logical_date FROM {settings.errors.sql}) ORDER BY day",
+        )
+        days = [row["day"] for row in rows]
+    if days:
+        text = sql.render_file(sql_path, summary=summary.sql, results=settings.results.sql, errors=settings.errors.sql)
+        sql.run(client, text, dates=list(days))
+    log.info("summarized %d day(s) into %s: %s", len(days), summary.uri, list(days))
+    return {"table": summary.uri, "days": list(days)}

@@ -1,0 +1,104 @@
+"""gemini_batch_adhoc: a batch on demand, from the trigger form: prompts or a file, either backend.
+
+Trigger it with the form (model, backend, prompts one per line or a gs:// JSONL file,
+temperature). prepare (validate, stage) -> run_job (Gemini API inline or file, or Vertex AI
+gs://) -> load_results (into the same results table, dated by the run).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from gemini_batch import GeminiBatchCreateJobOperator
+from gemini_batch.pipeline.dag_config import (
+    DEFAULT_ARGS,
+    GCP_CONN_ID,
+    GEMINI_API_CONN_ID,
+    INCLUDE_DIR,
+    RESULTS_ASSET,
+    job_task_kwargs,
+    run_tag,
+)
+from gemini_batch.pipeline.settings import DEFAULT_MODEL
+
+with DAG(
+    dag_id="gemini_batch_adhoc",
+    description="Gemini batch on demand: prompts or a file from the trigger form, results in BigQuery",
+    schedule=None,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    params={
+        "model": Param(DEFAULT_MODEL, type="string", title="Model", description="e.g. gemini-2.5-flash"),
+        "backend": Param("gemini_api", type="string", enum=["gemini_api", "vertex"], title="Backend"),
+        "prompts": Param(
+            ["Explain batch prediction in one sentence."], type=["null", "array"], items={"type": "string"},
+            title="Prompts", description="One prompt per line; leave empty to use a file",
+        ),
+        "input_file": Param(
+            None, type=["null", "string"], title="Or a file",
+            description="gs:// JSONL of requests: {\"request\"} lines with the gemini_batch_key label "
+                        "(Vertex AI) or {\"key\", \"request\"} lines (Gemini API)",
+        ),
+        "gemini_input": Param("inline", type="string", enum=["inline", "file"], title="Gemini API input",
+                              description="Prompts on the Gemini API: inline (up to 20 MB) or a Files API upload"),
+        "temperature": Param(0.2, type="number", minimum=0, maximum=2, title="Temperature"),
+    },  # fmt: skip
+    tags=["gemini-batch", "adhoc"],
+    doc_md=__doc__,
+) as dag:
+
+    @task(multiple_outputs=True)
+    def prepare(params: Any = None, run_id: Any = None, logical_date: Any = None, dag_run: Any = None) -> dict:
+        from gemini_batch.pipeline.adhoc import prepare_adhoc
+        from gemini_batch.pipeline.builder import RequestTemplate
+        from gemini_batch.pipeline.settings import PipelineSettings
+        from gemini_batch.pipeline.tasks import fail_fast, genai_client, storage_client
+
+        settings = PipelineSettings.resolve(GCP_CONN_ID)
+        template = RequestTemplate.from_file(INCLUDE_DIR / "templates" / "request.json")
+        uses_gemini_files = params["backend"] == "gemini_api" and (
+            params["input_file"] or params["gemini_input"] == "file"
+        )
+        batch = fail_fast(prepare_adhoc)(
+            backend=params["backend"],
+            template=template.with_generation_config(temperature=params["temperature"]),
+            tag=run_tag(run_id),
+            prompts=params["prompts"],
+            input_file=params["input_file"],
+            gemini_input=params["gemini_input"],
+            bucket=settings.bucket,
+            storage_client=storage_client(GCP_CONN_ID),
+            genai_client=genai_client(GEMINI_API_CONN_ID) if uses_gemini_files else None,
+        )
+        day = (logical_date or dag_run.run_after).date().isoformat()
+        return {**batch.to_dict(), "day": day}
+
+    @task(outlets=[RESULTS_ASSET])
+    def load_results(manifest: dict, input_keys: dict, day: str, outlet_events: Any = None) -> dict:
+        from gemini_batch.pipeline.settings import PipelineSettings
+        from gemini_batch.pipeline.tasks import load_results as load
+
+        return load(
+            [manifest],
+            settings=PipelineSettings.resolve(GCP_CONN_ID),
+            logical_date=day,
+            input_keys=input_keys,
+            gcp_conn_id=GCP_CONN_ID,
+            gemini_api_conn_id=GEMINI_API_CONN_ID,
+            outlet_events=outlet_events,
+        )
+
+    batch = prepare()
+    run_job = GeminiBatchCreateJobOperator(
+        task_id="run_job",
+        src=batch["src"],
+        model="{{ params.model }}",
+        backend="{{ params.backend }}",
+        display_name="gemini_batch_adhoc",
+        **job_task_kwargs(),
+    )
+    load_results(run_job.output, batch["input_keys"], batch["day"])

@@ -1,0 +1,41 @@
+"""gemini_batch_results_summary: keeps a per-day summary of the results, whenever they change.
+
+Scheduled on the results Asset that every pipeline's load_results produces: it runs after each
+load and MERGEs the loaded days' counts and tokens into ``results_daily_summary``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG, task
+
+from gemini_batch.pipeline.dag_config import DEFAULT_ARGS, GCP_CONN_ID, INCLUDE_DIR, RESULTS_ASSET
+
+with DAG(
+    dag_id="gemini_batch_results_summary",
+    description="Per-day counts and tokens of the Gemini batch results, refreshed on every load",
+    schedule=[RESULTS_ASSET],
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    tags=["gemini-batch", "downstream"],
+    doc_md=__doc__,
+) as dag:
+
+    @task
+    def summarize(triggering_asset_events: Any = None) -> dict:
+        from gemini_batch.pipeline.settings import PipelineSettings
+        from gemini_batch.pipeline.tasks import summarize_results
+
+        events = (triggering_asset_events or {}).get(RESULTS_ASSET, [])
+        days = sorted({e.extra["logical_date"] for e in events if (e.extra or {}).get("logical_date")})
+        return summarize_results(
+            PipelineSettings.resolve(GCP_CONN_ID),
+            days=days or None,
+            sql_path=INCLUDE_DIR / "sql" / "results_daily_summary.sql",
+            gcp_conn_id=GCP_CONN_ID,
+        )
+
+    summarize()

@@ -1,0 +1,98 @@
+"""Every DAG in dags/ imports cleanly, cheaply (no network, no Variable at parse time), and follows
+the project's rules: owners and tags, retries on every job task, the results Asset wiring."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+from .conftest import DAGS
+
+PIPELINES = ("gemini_batch_bigquery", "gemini_batch_gcs", "gemini_batch_adhoc")
+EXPECTED = {*PIPELINES, "gemini_batch_housekeeping", "gemini_batch_results_summary"}
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> Any:
+    """dags/ parsed with the network and Variables cut off: parsing must need neither."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import Variable
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"a DAG file opened a network connection while parsing: {args}")
+
+    def no_variable(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"a DAG file read a Variable while parsing: {args}")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", no_network)
+        patch.setattr(Variable, "get", no_variable)
+        return DagBag(dag_folder=str(DAGS))
+
+
+def test_every_dag_file_imports_without_errors(dagbag: Any) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == EXPECTED
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_dag_has_tags_owner_and_docs(dagbag: Any, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    assert "gemini-batch" in dag.tags
+    assert dag.doc_md
+    assert {task.owner for task in dag.tasks} == {"data-eng"}
+
+
+def _job_tasks(dag: Any) -> list[Any]:
+    """Tasks that talk to the batch services (the gemini_batch operators, mapped or not)."""
+    return [
+        task for task in dag.tasks
+        if getattr(task, "operator_class", type(task)).__module__.startswith("gemini_batch.")
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED - {"gemini_batch_results_summary"}))
+def test_every_job_task_has_retries(dagbag: Any, dag_id: str) -> None:
+    jobs = _job_tasks(dagbag.dags[dag_id])
+    assert jobs, f"{dag_id} has no job task"
+    for task in jobs:
+        assert task.retries >= 3, f"{dag_id}.{task.task_id} has {task.retries} retries"
+
+
+@pytest.mark.parametrize("dag_id", PIPELINES)
+def test_pipelines_wait_deferrably_and_produce_the_results_asset(dagbag: Any, dag_id: str) -> None:
+    from gemini_batch.pipeline.dag_config import RESULTS_ASSET
+
+    dag = dagbag.dags[dag_id]
+    run_job = dag.get_task("run_job")
+    assert getattr(run_job, "operator_class", type(run_job)).__name__ == "GeminiBatchCreateJobOperator"
+    partial = getattr(run_job, "partial_kwargs", None) or {"deferrable": run_job.deferrable}
+    assert partial["deferrable"] is True
+    assert [outlet.name for outlet in dag.get_task("load_results").outlets] == [RESULTS_ASSET.name]
+
+
+def test_daily_pipelines_use_day_intervals_fit_for_backfills(dagbag: Any) -> None:
+    for dag_id in ("gemini_batch_bigquery", "gemini_batch_gcs"):
+        timetable = dagbag.dags[dag_id].timetable
+        assert type(timetable).__name__ == "CronDataIntervalTimetable", dag_id
+
+
+def test_summary_dag_is_scheduled_on_the_results_asset(dagbag: Any) -> None:
+    from gemini_batch.pipeline.dag_config import RESULTS_ASSET
+
+    dag = dagbag.dags["gemini_batch_results_summary"]
+    assert list(dag.timetable.asset_condition.objects) == [RESULTS_ASSET]
+
+
+def test_adhoc_form_has_the_documented_fields(dagbag: Any) -> None:
+    params = dagbag.dags["gemini_batch_adhoc"].params
+    assert {"model", "backend", "prompts", "input_file", "gemini_input", "temperature"} <= set(params.keys())
+    assert params.get_param("backend").schema["enum"] == ["gemini_api", "vertex"]
+
+
+def test_housekeeping_is_a_dry_run_by_default(dagbag: Any) -> None:
+    params = dagbag.dags["gemini_batch_housekeeping"].params
+    assert params["dry_run"] is True
+    assert params["older_than_days"] == 30
