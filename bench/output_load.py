@@ -205,13 +205,15 @@ def bench(sizes: list[int], workdir: Path) -> list[dict[str, Any]]:
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| rows | file MiB | path | seconds | rows/s | worker peak RSS MiB | RSS before the work MiB | held by the work MiB |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| rows | file MiB | path | seconds | rows/s | worker peak RSS MiB | RSS before the work MiB "
+        "| held by the work MiB | loader phases s (stage / parse / merge / reconcile) |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['rows']:,} | {r['file_mb']:,.1f} | {r['kind']} | {r['seconds']:.2f} | {r['rows'] / r['seconds']:,.0f} "
-            f"| {r['peak_mb']:,.1f} | {r['baseline_mb']:,.1f} | {r['peak_mb'] - r['baseline_mb']:,.1f} |"
+            f"| {r['peak_mb']:,.1f} | {r['baseline_mb']:,.1f} | {r['peak_mb'] - r['baseline_mb']:,.1f} "
+            f"| {' / '.join(f'{v:.1f}' for v in r['phases'].values()) if 'phases' in r else ''} |"
         )
     return "\n".join(lines)
 

@@ -18,6 +18,8 @@ set -a
 # shellcheck disable=SC1091
 . "${LOCAL_STACK_DIR:-$root/.local-stack}/env"
 set +a
+# Sample prompts for yesterday and today (idempotent), so every DAG has input from the UI.
+python -m local_stack.seed --rows 100 --date "$(date -u -d yesterday +%F)" --days 2
 
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$root/.airflow/standalone}"
 mkdir -p "$AIRFLOW_HOME"
@@ -31,6 +33,7 @@ export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="${AIRFLOW__DAG_PROCESS
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/passwords.json"
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
+export AIRFLOW__API__BASE_URL="${AIRFLOW__API__BASE_URL:-http://localhost:$AIRFLOW__API__PORT}"
 [ -f "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" ] || echo '{"admin": "admin"}' > "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
 
 stop() {

@@ -1,44 +1,21 @@
 """Fixtures for the pipeline tests: batch outputs written in the documented layouts.
 
-Integration tests here need only GCS and BigQuery. Until the Gemini batch emulator exists, the
-session's ``local_stack`` is started with those two services through the same launcher
-(``local_stack.stack.start``) that tests/conftest.py uses.
+The stack, clients, buckets and datasets come from tests/conftest.py (``local_stack``,
+``gcs_client``, ``bq_client``, ``gcs_bucket``, ``bq_dataset``).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from local_stack.stack import emulator_available
-
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage
-
-    from local_stack.endpoints import StackEndpoints
-
-
-if not emulator_available():
-
-    @pytest.fixture(scope="session")
-    def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEndpoints]:
-        """GCS and BigQuery only (the Gemini emulator is not there yet), env in ``os.environ``."""
-        from local_stack.stack import start
-
-        stack = start(tmp_path_factory.mktemp("local-stack"), ephemeral=True, services=("gcs", "bigquery"))
-        try:
-            with pytest.MonkeyPatch.context() as patch:
-                for name, value in stack.endpoints.env().items():
-                    patch.setenv(name, value)
-                yield stack.endpoints
-        finally:
-            stack.stop()
 
 
 @dataclass(frozen=True)
@@ -221,8 +198,3 @@ class FakeGenai:
     def __init__(self, files: dict[str, bytes] | None = None, jobs: dict[str, Any] | None = None) -> None:
         self.files = FakeFiles(files or {})
         self.batches = FakeBatches(jobs or {})
-
-
-@pytest.fixture
-def unique() -> str:
-    return uuid.uuid4().hex[:8]

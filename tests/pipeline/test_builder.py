@@ -86,8 +86,10 @@ def test_bigquery_requests_table_matches_the_python_rendering(bq_client, gcs_cli
     template = RequestTemplate.from_file(INCLUDE / "templates" / "request_structured.json")
     requests = prompts.sibling("requests_20260101")
     count = build_bigquery_requests(bq_client, source_sql=prompts_sql(prompts), params=INTERVAL,
-                                    destination=requests, template=template)
-    assert count == 41  # 40 seeded for the day and the tricky one; the next day's are not read
+                                    destination=requests, template=template, expires=dt.timedelta(days=14))
+    assert count == 41
+    expires = bq_client.get_table(requests.api_repr).expires
+    assert dt.timedelta(days=13) < expires - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(days=14)  # 40 seeded for the day and the tricky one; the next day's are not read
     rows = {r["key"]: r for r in sql.query_rows(bq_client, f"SELECT key, TO_JSON_STRING(request) AS request, "
                                                           f"prompt FROM {requests.sql} JOIN "
                                                           f"(SELECT CAST(id AS STRING) AS key, prompt FROM {prompts.sql}) "

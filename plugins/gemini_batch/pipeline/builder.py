@@ -23,6 +23,7 @@ request is refused before any query runs.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from gemini_batch.pipeline.validation import KEY_LABEL, check_request
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage
 
-__all__ = ["BuiltFile", "RequestTemplate", "build_bigquery_requests", "export_requests_jsonl"]
+__all__ = ["BuiltFile", "RequestTemplate", "build_bigquery_requests", "export_requests_jsonl", "set_expiry"]
 
 JsonlFormat = Literal["vertex_jsonl", "gemini_jsonl"]
 
@@ -134,6 +135,7 @@ def build_bigquery_requests(
     template: RequestTemplate,
     params: Mapping[str, Any] | None = None,
     key_label: str | None = None,
+    expires: dt.timedelta | None = None,
 ) -> int:
     """Create (or replace) ``destination`` as ``(key STRING, request JSON)`` from a prompts query.
 
@@ -145,6 +147,8 @@ def build_bigquery_requests(
     :param params: Optional. Query parameters of ``source_sql``.
     :param key_label: Optional. Also put the key in ``request.labels[key_label]`` (not needed
         for ``bq://`` jobs, which pass the ``key`` column through).
+    :param expires: Optional. Let BigQuery drop the table this long after it is built (a
+        run-scoped table must outlive its job: up to 72 h queued and 24 h running).
     :return: The number of requests built.
     """
     request = request_sql(template, with_key_label=key_label is not None, key_label=key_label or KEY_LABEL)
@@ -152,7 +156,16 @@ def build_bigquery_requests(
                       request=request)
     values = {**(params or {}), "template_suffix": template.json_suffix()}
     sql.run(client, text, **values)
+    if expires is not None:
+        set_expiry(client, destination, expires)
     return int(sql.query_one(client, f"SELECT COUNT(*) AS n FROM {destination.sql}")["n"])
+
+
+def set_expiry(client: bigquery.Client, table: TableRef, after: dt.timedelta) -> None:
+    """Let BigQuery drop ``table`` ``after`` from now (metadata only)."""
+    current = client.get_table(table.api_repr)
+    current.expires = dt.datetime.now(dt.timezone.utc) + after
+    client.update_table(current, ["expires"])
 
 
 @dataclass(frozen=True)

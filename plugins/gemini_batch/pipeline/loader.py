@@ -170,6 +170,7 @@ class ResultsLoader:
         staged before their load; required for ``gemini_file`` outputs.
     :param key_label: The request label that carries the key through Vertex JSONL jobs.
     :param sample_size: How many sample keys an error names.
+    :param chunk_size: Bytes per chunk when a results file is streamed to GCS (memory: two chunks).
     """
 
     def __init__(
@@ -217,7 +218,7 @@ class ResultsLoader:
         :param results_table: Required. ``bq://project.dataset.table`` for answers.
         :param errors_table: Required. ``bq://project.dataset.table`` for failed rows.
         :param reconcile: Optional. False skips the check (the counts are still returned).
-        :return: The counts; they add up: ``succeeded + failed + missing == input``.
+        :return: The counts; they add up: ``succeeded + failed + missing + duplicated == input``.
         :raises ReconciliationError: Input keys are missing or in both tables.
         """
         jobs = [o if isinstance(o, JobOutput) else JobOutput.from_manifest(o) for o in outputs]

@@ -61,12 +61,14 @@ def _schema(spec: Sequence[tuple[str, str, str, str]]) -> list[bigquery.SchemaFi
 
 
 def ensure_results_tables(client: bigquery.Client, results: TableRef, errors: TableRef) -> None:
-    """Create the results and errors tables if they do not exist; check their columns if they do.
+    """Create the results and errors tables (and their dataset) if they do not exist; check their columns if they do.
 
     :raises ValueError: An existing table lacks a column the loader writes (names table and column).
     """
     from google.cloud import bigquery
 
+    for dataset in {f"{ref.project}.{ref.dataset}" for ref in (results, errors)}:
+        client.create_dataset(dataset, exists_ok=True)
     for ref, spec in ((results, RESULTS_SCHEMA), (errors, ERRORS_SCHEMA)):
         table = bigquery.Table(ref.api_repr, schema=_schema(spec))
         table.time_partitioning = bigquery.TimePartitioning(field="logical_date")

@@ -18,12 +18,14 @@ pass are copied range by range through the worker, in chunks: memory stays at on
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from gemini_batch.pipeline import sql
+from gemini_batch.pipeline.builder import set_expiry
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
 from gemini_batch.pipeline.refs import GcsUri, TableRef
 from gemini_batch.pipeline.validation import InputScan
@@ -117,6 +119,7 @@ def shard_bigquery_table(
     request_column: str = "request",
     limits: JobLimits = VERTEX_LIMITS,
     max_rounds: int = 5,
+    expires: dt.timedelta | None = None,
 ) -> list[Shard]:
     """Split a requests table into ``<table>_shard_00000_of_00003``... tables under ``limits``.
 
@@ -125,6 +128,7 @@ def shard_bigquery_table(
 
     :param client: Required. A ``google.cloud.bigquery.Client``.
     :param table: Required. The requests table.
+    :param expires: Optional. Let BigQuery drop each shard table this long after it is made.
     :return: The shards; the table itself when it fits one job.
     :raises ValueError: No shard count up to ``max_rounds`` tries fits (one request over the
         byte limit, for example).
@@ -159,5 +163,7 @@ def shard_bigquery_table(
         target = table.sibling(f"{table.table}_shard_{position:05d}_of_{len(plan):05d}")
         text = sql.render("shard_create.sql", destination=target.sql, **identifiers)
         sql.run(client, text, shards=count, shard=int(row["shard"]))
+        if expires is not None:
+            set_expiry(client, target, expires)
         shards.append(Shard(position, len(plan), target.uri, int(row["requests"]), int(row["bytes"])))
     return shards

@@ -38,6 +38,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: How long run-scoped tables (requests, shards) are kept: longer than a job may queue and run.
+RUN_TABLES_EXPIRE = dt.timedelta(days=14)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -129,6 +132,7 @@ def build_requests_table(
         params={"interval_start": interval_start, "interval_end": interval_end},
         destination=destination,
         template=RequestTemplate.from_file(template_path),
+        expires=RUN_TABLES_EXPIRE,
     )
     log.info("built %d requests for [%s, %s) in %s", count, interval_start, interval_end, destination.uri)
     return {"table": destination.uri, "requests": count, "day": interval_start.date().isoformat()}
@@ -158,7 +162,7 @@ def shard_requests_table(
     from gemini_batch.pipeline.sharding import shard_bigquery_table
 
     client = bigquery_client(gcp_conn_id, project)
-    shards = shard_bigquery_table(client, TableRef.parse(table), limits=limits or _limits())
+    shards = shard_bigquery_table(client, TableRef.parse(table), limits=limits or _limits(), expires=RUN_TABLES_EXPIRE)
     log.info("%s: %d shard(s): %s", table, len(shards), [(s.src, s.requests) for s in shards])
     return [shard.src for shard in shards]
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -98,7 +97,9 @@ _PART_FIELDS = frozenset(
     }
 )
 _PART_EXTRAS = frozenset({"thought", "thoughtSignature", "thought_signature", "videoMetadata", "video_metadata"})
-_ROLES = frozenset({"user", "model"})
+_ROLES = frozenset({"user", "model", "function", "tool"})
+# The response MIME types a responseSchema works with (JSON output, or one enum value as text).
+_SCHEMA_MIME_TYPES = ("application/json", "text/x.enum")
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ def check_request(request: Any, *, path: str = "request") -> list[str]:
         problems += _check_contents(contents, f"{path}.contents")
     for name in ("systemInstruction", "system_instruction"):
         if name in request:
-            problems += _check_content(request[name], f"{path}.{name}", role_required=False)
+            problems += _check_content(request[name], f"{path}.{name}")
     for name in ("generationConfig", "generation_config"):
         if name in request:
             problems += _check_generation_config(request[name], f"{path}.{name}")
@@ -311,11 +312,10 @@ def check_request(request: Any, *, path: str = "request") -> list[str]:
             problems.append(f"{path}.labels must be an object of string labels, got {_json_type(labels)}")
         else:
             for key, value in labels.items():
-                problem = _label_problem(key, key, what="label key") or _label_problem(
-                    key, value, what="label"
-                )
+                problem = _label_problem(key, key, what="label key")
                 if problem is None and not key[:1].isalpha():
                     problem = f"label key {key!r} must start with a lowercase letter"
+                problem = problem or _label_problem(key, value, what="label")
                 if problem:
                     problems.append(f"{path}.labels: {problem}")
     return problems
@@ -326,19 +326,17 @@ def _check_contents(contents: Any, path: str) -> list[str]:
         return [f"{path} must be a non-empty list of contents, got {_json_type(contents)}"]
     problems: list[str] = []
     for index, content in enumerate(contents):
-        problems += _check_content(content, f"{path}[{index}]", role_required=False)
+        problems += _check_content(content, f"{path}[{index}]")
     return problems
 
 
-def _check_content(content: Any, path: str, *, role_required: bool) -> list[str]:
+def _check_content(content: Any, path: str) -> list[str]:
     if not isinstance(content, dict):
         return [f"{path} must be an object with parts, got {_json_type(content)}"]
     problems: list[str] = []
     role = content.get("role")
     if role is not None and role not in _ROLES:
         problems.append(f"{path}.role must be 'user' or 'model', got {role!r}")
-    elif role is None and role_required:
-        problems.append(f"{path}.role is missing")
     parts = content.get("parts")
     if not isinstance(parts, list) or not parts:
         problems.append(f"{path}.parts must be a non-empty list of parts, got {_json_type(parts)}")
@@ -388,9 +386,9 @@ def _check_generation_config(config: Any, path: str) -> list[str]:
         if not isinstance(schema, dict):
             problems.append(f"{path}.responseSchema must be an object (an OpenAPI schema), got {_json_type(schema)}")
         mime = config.get("responseMimeType", config.get("response_mime_type"))
-        if mime != "application/json":
+        if mime not in _SCHEMA_MIME_TYPES:
             problems.append(
-                f"{path}.responseSchema needs responseMimeType 'application/json', got {mime!r}"
+                f"{path}.responseSchema needs responseMimeType 'application/json' (or 'text/x.enum'), got {mime!r}"
             )
     return problems
 
@@ -702,6 +700,11 @@ _OUTPUT_COLUMNS = {"response", "status", "processed_time"}
 _KEY_TYPES = {"STRING", "INTEGER", "INT64", "NUMERIC", "BIGNUMERIC", "DATE", "TIMESTAMP", "BYTES"}
 
 
+def _bq_type(column: Any) -> str:
+    """A column's type as SQL writes it: ``INT64``, ``ARRAY<STRING>``."""
+    return f"ARRAY<{column.field_type}>" if column.mode == "REPEATED" else column.field_type
+
+
 def validate_bigquery_requests(
     table: TableRef,
     *,
@@ -746,7 +749,7 @@ def validate_bigquery_requests(
     elif request.field_type not in ("JSON", "STRING") or request.mode == "REPEATED":
         issues.add(
             f"{source} column `{request_column}`",
-            f"type {request.mode} {request.field_type} is not accepted; use JSON (or a STRING holding JSON)",
+            f"type {_bq_type(request)} is not accepted; use JSON (or a STRING holding JSON)",
         )
     key = columns.get(key_column)
     if key is None:
@@ -754,15 +757,14 @@ def validate_bigquery_requests(
     elif key.field_type not in _KEY_TYPES or key.mode == "REPEATED":
         issues.add(
             f"{source} column `{key_column}`",
-            f"key type {key.field_type} is not a scalar key type; use STRING or INT64",
+            f"key type {_bq_type(key)} is not a scalar key type; use STRING or INT64",
         )
     for column in schema:
-        kind = column.field_type
-        if column.mode == "REPEATED" or kind in _REJECTED_TYPES:
+        if column.mode == "REPEATED" or column.field_type in _REJECTED_TYPES:
             issues.add(
                 f"{source} column `{column.name}`",
-                f"type {'ARRAY<' + kind + '>' if column.mode == 'REPEATED' else kind} is rejected by "
-                f"the batch service (no ARRAY, STRUCT, RANGE, DATETIME, GEOGRAPHY); drop or cast the column",
+                f"type {_bq_type(column)} is rejected by the batch service (no ARRAY, STRUCT, RANGE, "
+                f"DATETIME, GEOGRAPHY); drop or cast the column",
             )
         if column.name.lower() in _OUTPUT_COLUMNS:
             issues.add(

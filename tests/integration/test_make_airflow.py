@@ -1,0 +1,157 @@
+"""`make airflow` as a user runs it: the UI answers, a manual run of the ad hoc DAG succeeds through
+the REST API, and Ctrl-C stops every process it started (Airflow's and the local stack's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.5) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Api:
+    """A tiny REST client of the Airflow API server (stdlib only)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.token: str | None = None
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode(errors="replace")
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return 0, None
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The user's shell: none of the test session's Airflow or stack settings."""
+    drop = ("AIRFLOW", "STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "GOOGLE_", "GEMINI_", "LOCAL_STACK")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    return {**env, **extra}
+
+
+@pytest.fixture
+def make_airflow(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Api, Path]]:
+    port = free_port()
+    stack_dir = tmp_path / "stack"
+    env = clean_env(
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        LOCAL_STACK_DIR=str(stack_dir),
+        AIRFLOW__API__PORT=str(port),
+    )
+    log = (tmp_path / "make-airflow.log").open("w")
+    # Its own session, like a terminal's foreground job: Ctrl-C is SIGINT to the whole group.
+    proc = subprocess.Popen(
+        ["make", "airflow"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        yield proc, Api(f"http://127.0.0.1:{port}"), stack_dir
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_make_airflow_serves_the_ui_runs_the_adhoc_dag_and_stops_cleanly(make_airflow, tmp_path: Path) -> None:
+    proc, api, stack_dir = make_airflow
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"make airflow exited with {proc.returncode}: {(tmp_path / 'make-airflow.log').read_text()[-3000:]}")
+        status, _ = api.call("GET", "/api/v2/monitor/health")
+        return status == 200
+
+    wait_for(healthy, timeout=180, what="the Airflow API server")
+    status, token = api.call("POST", "/auth/token", {"username": "admin", "password": "admin"})
+    assert status in (200, 201), token
+    api.token = token["access_token"]
+
+    wait_for(lambda: api.call("GET", "/api/v2/dags/gemini_batch_adhoc")[0] == 200, timeout=120,
+             what="the dag-processor to pick up gemini_batch_adhoc")
+    assert api.call("PATCH", "/api/v2/dags/gemini_batch_adhoc", {"is_paused": False})[0] == 200
+
+    prompts = ["Name a prime number.", "Name a colour.", "Name a river."]
+    status, run = api.call(
+        "POST", "/api/v2/dags/gemini_batch_adhoc/dagRuns",
+        {"logical_date": None, "conf": {"prompts": prompts, "temperature": 0.1}},
+    )
+    assert status == 200, run
+    run_id = run["dag_run_id"]
+
+    def finished() -> dict | None:
+        status, body = api.call("GET", f"/api/v2/dags/gemini_batch_adhoc/dagRuns/{run_id}")
+        return body if status == 200 and body["state"] in ("success", "failed") else None
+
+    final = wait_for(finished, timeout=300, what=f"run {run_id} to finish", interval=2)
+    status, tis = api.call("GET", f"/api/v2/dags/gemini_batch_adhoc/dagRuns/{run_id}/taskInstances")
+    states = {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}
+    assert final["state"] == "success", states
+
+    status, links = api.call("GET", f"/api/v2/dags/gemini_batch_adhoc/dagRuns/{run_id}/taskInstances/run_job/links")
+    assert status == 200, links
+    assert links["extra_links"]["Gemini batch job"].startswith("https://"), links
+
+    status, xcom = api.call(
+        "GET", f"/api/v2/dags/gemini_batch_adhoc/dagRuns/{run_id}/taskInstances/load_results/xcomEntries/return_value"
+    )
+    assert status == 200, xcom
+    assert str(len(prompts)) in json.dumps(xcom["value"])
+
+    # Ctrl-C: every process it started goes away, the stack's included.
+    children = psutil.Process(proc.pid).children(recursive=True)
+    stack_pids = [p["pid"] for p in json.loads((stack_dir / "stack.json").read_text())["processes"]]
+    assert children and stack_pids
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=90)
+
+    def all_gone() -> bool:
+        alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        return not alive and not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                                     for pid in stack_pids)
+
+    wait_for(all_gone, timeout=30, what="every process of make airflow to stop")
+    assert not (stack_dir / "stack.json").exists()

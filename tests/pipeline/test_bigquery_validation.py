@@ -1,0 +1,89 @@
+"""Validation of a BigQuery requests table before a bq:// job: schema, then one server-side query."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from gemini_batch.pipeline.limits import JobLimits
+from gemini_batch.pipeline.refs import TableRef
+from gemini_batch.pipeline.validation import InputValidationError, validate_bigquery_requests
+
+pytestmark = pytest.mark.integration
+
+GOOD = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+
+
+def make_table(bq_client, dataset, name: str, schema: list[tuple[str, str, str]], rows: list[dict]) -> TableRef:
+    from google.cloud import bigquery
+
+    ref = TableRef(dataset.project, dataset.dataset_id, name)
+    fields = [
+        bigquery.SchemaField(n, t, mode=m, fields=[bigquery.SchemaField("x", "STRING")] if t == "RECORD" else ())
+        for n, t, m in schema
+    ]
+    bq_client.create_table(bigquery.Table(ref.api_repr, schema=fields))
+    if rows:
+        body = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+        config = bigquery.LoadJobConfig(source_format="NEWLINE_DELIMITED_JSON", schema=fields)
+        bq_client.load_table_from_file(io.BytesIO(body), ref.api_repr, job_config=config).result()
+    return ref
+
+
+KEY = ("key", "STRING", "NULLABLE")
+REQUEST = ("request", "JSON", "NULLABLE")
+
+# (id, schema, rows, expected location suffix, expected message fragment)
+BAD_TABLES = [
+    ("no-request-column", [KEY, ("prompt", "STRING", "NULLABLE")], [{"key": "a", "prompt": "x"}], "",
+     "no column `request`"),
+    ("request-not-json", [KEY, ("request", "INT64", "NULLABLE")], [{"key": "a", "request": 1}],
+     "column `request`", "is not accepted; use JSON (or a STRING holding JSON)"),
+    ("no-key-column", [REQUEST], [{"request": GOOD}], "", "no key column `key`"),
+    ("array-column", [KEY, REQUEST, ("tags", "STRING", "REPEATED")], [{"key": "a", "request": GOOD, "tags": []}],
+     "column `tags`", "type ARRAY<STRING> is rejected by the batch service"),
+    ("struct-column", [KEY, REQUEST, ("meta", "RECORD", "NULLABLE")], [], "column `meta`", "type RECORD is rejected"),
+    ("datetime-column", [KEY, REQUEST, ("at", "DATETIME", "NULLABLE")], [{"key": "a", "request": GOOD}],
+     "column `at`", "type DATETIME is rejected"),
+    ("output-column-name", [KEY, REQUEST, ("status", "STRING", "NULLABLE")], [{"key": "a", "request": GOOD}],
+     "column `status`", "the name is taken by the output"),
+    ("null-keys", [KEY, REQUEST], [{"key": None, "request": GOOD}, {"key": "b", "request": GOOD}],
+     "column `key`", "1 rows have a NULL key"),
+    ("duplicate-keys", [KEY, REQUEST], [{"key": "a", "request": GOOD}, {"key": "a", "request": GOOD}],
+     "column `key`", "1 keys appear more than once; keys must be unique in a job (sample keys: a)"),
+    ("invalid-json-string", [KEY, ("request", "STRING", "NULLABLE")], [{"key": "a", "request": "{not json"}],
+     "column `request`", "1 rows do not hold valid JSON (sample keys: a)"),
+    ("no-contents", [KEY, REQUEST], [{"key": "z", "request": {"generationConfig": {}}}], "column `request`",
+     "1 requests have no contents with parts"),
+    ("empty-table", [KEY, REQUEST], [], "", "the table holds no requests for this run"),
+]
+
+
+@pytest.mark.parametrize(("schema", "rows", "where", "fragment"), [c[1:] for c in BAD_TABLES],
+                         ids=[c[0] for c in BAD_TABLES])
+def test_bad_requests_table_is_rejected_naming_the_column(bq_client, bq_dataset, schema, rows, where, fragment) -> None:
+    table = make_table(bq_client, bq_dataset, "requests", schema, rows)
+    with pytest.raises(InputValidationError) as caught:
+        validate_bigquery_requests(table, bigquery_client=bq_client)
+    matching = [issue for issue in caught.value.issues if fragment in issue.message]
+    assert matching, str(caught.value)
+    assert matching[0].location == f"{table.uri} {where}".strip()
+
+
+def test_missing_table_is_rejected(bq_client, bq_dataset) -> None:
+    table = TableRef(bq_dataset.project, bq_dataset.dataset_id, "nope")
+    with pytest.raises(InputValidationError, match="the table does not exist"):
+        validate_bigquery_requests(table, bigquery_client=bq_client)
+
+
+def test_good_table_passes_and_the_limit_is_enforced_unless_sharding(bq_client, bq_dataset) -> None:
+    rows = [{"key": f"k{i}", "request": GOOD} for i in range(5)]
+    table = make_table(bq_client, bq_dataset, "requests", [KEY, REQUEST], rows)
+    scan = validate_bigquery_requests(table, bigquery_client=bq_client)
+    assert (scan.requests, scan.bytes) == (5, 5 * len(json.dumps(GOOD, separators=(",", ":"))))
+    small = JobLimits(max_requests=3, max_bytes=10**9)
+    with pytest.raises(InputValidationError, match="5 requests exceed the Vertex AI batch limit of 3 requests"):
+        validate_bigquery_requests(table, bigquery_client=bq_client, limits=small)
+    assert validate_bigquery_requests(table, bigquery_client=bq_client, limits=small, enforce_limits=False).requests == 5
