@@ -221,10 +221,10 @@ def export_requests_jsonl(
     rows = client.query(text, job_config=sql.job_config(values)).result(page_size=page_size)
 
     files: list[BuiltFile] = []
-    writer = None
     requests = size = 0
 
-    def open_next() -> Any:
+    def open_next() -> tuple[Any, Any]:
+        """The next file's blob and its resumable-upload writer."""
         name = target.name if single else target.child(f"requests-{len(files):05d}.jsonl").name
         blob = storage_client.bucket(target.bucket).blob(name)
         blob.content_type = "application/jsonl"

@@ -32,8 +32,10 @@ __all__ = [
 ]
 
 #: The results table, as an Asset: the pipelines produce it, downstream DAGs are scheduled on it.
-#: Each load attaches ``{"table", "errors_table", "logical_date", "counts"}`` to its event.
-RESULTS_ASSET = Asset(name="gemini_batch_results", uri="gemini-batch://results")
+#: Each load attaches ``{"table", "errors_table", "logical_date", "counts"}`` to its event (the
+#: table's name is a runtime setting). A URI without a scheme: one with a scheme makes Airflow load
+#: every provider's URI handlers at parse time (the Google one imports google-cloud-storage).
+RESULTS_ASSET = Asset(name="gemini_batch_results", uri="gemini_batch_results")
 
 GCP_CONN_ID = "google_cloud_default"
 GEMINI_API_CONN_ID = "gemini_api_default"

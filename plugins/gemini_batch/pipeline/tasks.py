@@ -24,14 +24,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "bigquery_client",
+    "build_requests_table",
     "day_interval",
     "fail_fast",
-    "build_requests_table",
     "genai_client",
     "load_results",
     "shard_gcs_input",
     "shard_requests_table",
     "storage_client",
+    "summarize_results",
     "validate_gcs_input",
     "validate_requests_table",
 ]
