@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import threading
@@ -395,6 +396,20 @@ class GeminiBatchHook(BaseHook):
     def _not_found(self, name: str, exc: BaseException) -> GeminiBatchJobNotFound:
         return GeminiBatchJobNotFound(name, f"{self.backend} answered {http_status(exc)}")
 
+    @contextlib.contextmanager
+    def _job_errors(self, name: str) -> Iterator[None]:
+        """Around a call on one job (sync or async): a 404 becomes GeminiBatchJobNotFound, and an
+        auth error drops the cached client so the next call builds it with fresh credentials."""
+        try:
+            yield
+        except Exception as exc:
+            kind = error_kind(exc)
+            if kind == "not_found":
+                raise self._not_found(name, exc) from exc
+            if kind == "auth":
+                self.invalidate()
+            raise
+
     # Gemini API batches: google-genai 2.x drops ``metadata.batchStats`` (the row counts) and the
     # operation's ``error`` (why a batch failed), so a get
     # reads the raw body through the client's own transport (same auth, endpoint, timeouts) and
@@ -476,18 +491,12 @@ class GeminiBatchHook(BaseHook):
         """
         ref = self._ref(name)
         client = self.get_conn()
-        try:
+        with self._job_errors(name):
             if self.backend == "gemini_api":
                 job = self._gemini_raw_get(client, ref)
                 if job is not None:
                     return job
             return client.batches.get(name=name)
-        except Exception as exc:
-            if error_kind(exc) == "not_found":
-                raise self._not_found(name, exc) from exc
-            if error_kind(exc) == "auth":
-                self.invalidate()
-            raise
 
     def iter_jobs(self, *, filter: str | None = None, page_size: int | None = None) -> Iterator[types.BatchJob]:
         """Every job, page after page.
@@ -519,12 +528,8 @@ class GeminiBatchHook(BaseHook):
         :raises GeminiBatchJobNotFound: when the service answers 404.
         """
         self._ref(name)
-        try:
+        with self._job_errors(name):
             self.get_conn().batches.cancel(name=name)
-        except Exception as exc:
-            if error_kind(exc) == "not_found":
-                raise self._not_found(name, exc) from exc
-            raise
 
     def delete_job(self, name: str) -> None:
         """Delete a job resource.
@@ -532,12 +537,8 @@ class GeminiBatchHook(BaseHook):
         :raises GeminiBatchJobNotFound: when the service answers 404.
         """
         self._ref(name)
-        try:
+        with self._job_errors(name):
             self.get_conn().batches.delete(name=name)
-        except Exception as exc:
-            if error_kind(exc) == "not_found":
-                raise self._not_found(name, exc) from exc
-            raise
 
     def find_jobs_by_identity(self, identity: WorkIdentity) -> list[types.BatchJob]:
         """Jobs that carry ``identity``'s tag, newest first (Vertex AI filters by label server-side)."""
@@ -576,18 +577,12 @@ class GeminiBatchHook(BaseHook):
         """As :meth:`get_job`, on the async client."""
         ref = self._ref(name)
         client = await self.aget_conn()
-        try:
+        with self._job_errors(name):
             if self.backend == "gemini_api":
                 job = await self._agemini_raw_get(client, ref)
                 if job is not None:
                     return job
             return await client.aio.batches.get(name=name)
-        except Exception as exc:
-            if error_kind(exc) == "not_found":
-                raise self._not_found(name, exc) from exc
-            if error_kind(exc) == "auth":
-                self.invalidate()
-            raise
 
     async def aiter_jobs(
         self, *, filter: str | None = None, page_size: int | None = None
@@ -618,23 +613,15 @@ class GeminiBatchHook(BaseHook):
         """As :meth:`cancel_job`, on the async client."""
         self._ref(name)
         client = await self.aget_conn()
-        try:
+        with self._job_errors(name):
             await client.aio.batches.cancel(name=name)
-        except Exception as exc:
-            if error_kind(exc) == "not_found":
-                raise self._not_found(name, exc) from exc
-            raise
 
     async def adelete_job(self, name: str) -> None:
         """As :meth:`delete_job`, on the async client."""
         self._ref(name)
         client = await self.aget_conn()
-        try:
+        with self._job_errors(name):
             await client.aio.batches.delete(name=name)
-        except Exception as exc:
-            if error_kind(exc) == "not_found":
-                raise self._not_found(name, exc) from exc
-            raise
 
     async def afind_jobs_by_identity(self, identity: WorkIdentity) -> list[types.BatchJob]:
         """As :meth:`find_jobs_by_identity`, on the async client."""

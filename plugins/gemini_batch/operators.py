@@ -531,14 +531,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
             return self._finish(context, plan, hook, job)
         if not self.wait_for_completion:
             manifest = build_manifest(
-                job,
-                backend=plan.backend,
-                source=plan.source.describe(),
-                work_id=plan.identity.work_id,
-                model=self.model,
-                project=settings.project,
-                location=settings.location,
-                max_inline_bytes=self.max_inline_results_bytes,
+                job, **self._manifest_kwargs(plan, settings), max_inline_bytes=self.max_inline_results_bytes
             )
             GeminiBatchJobLink.persist(context, manifest.console_url)
             self.log.info("Batch job %s is %s; not waiting (wait_for_completion=False)", job.name, short_state(state))
@@ -590,20 +583,25 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
         return self._finish(context, plan, hook, job)
 
     def _finish(self, context: Context, plan: _Plan, hook: GeminiBatchHook, job: types.BatchJob) -> dict[str, Any]:
-        settings = hook.settings
         return finish_job(
             self,
             context,
             job,
-            backend=plan.backend,
-            source=plan.source.describe(),
-            work_id=plan.identity.work_id,
-            model=self.model,
-            project=settings.project,
-            location=settings.location,
+            **self._manifest_kwargs(plan, hook.settings),
             max_failed_ratio=self.max_failed_ratio,
             max_inline_results_bytes=self.max_inline_results_bytes,
         )
+
+    def _manifest_kwargs(self, plan: _Plan, settings: Any) -> dict[str, Any]:
+        """What a manifest of this task's job is built from, besides the job itself."""
+        return {
+            "backend": plan.backend,
+            "source": plan.source.describe(),
+            "work_id": plan.identity.work_id,
+            "model": self.model,
+            "project": settings.project,
+            "location": settings.location,
+        }
 
     # ------------------------------------------------------------------ retry safety
 
