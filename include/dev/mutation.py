@@ -1,0 +1,95 @@
+"""`make mutation`: mutation testing (mutmut) of the modules where a bug costs money or rows.
+
+mutmut names a mutant by the module path it derives from the file path, and only strips ``src/``
+(or ``source/``) from it; our package lives in ``plugins/`` and the tests import it as
+``gemini_batch`` through pytest's ``pythonpath``. So the run happens in a staging folder
+(``.mutation/``) where the package sits at ``src/gemini_batch``, with copies of the tests and of
+what they read, and a pyproject.toml that says so. Only the fast unit tests run against mutants.
+
+Prints the kill rate, and every survivor with its diff, so each can be killed or shown equivalent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGE = ROOT / ".mutation"
+
+#: The modules mutated: identity, states, the retry decision, the polling core, validation and
+#: the SQL rendering (paths relative to plugins/).
+MODULES = (
+    "gemini_batch/identity.py",
+    "gemini_batch/states.py",
+)
+#: Unit tests only: mutants run the fast loop.
+TEST_ARGS = ["-q", "-x", "-m", "not integration", "-p", "no:cacheprovider"]
+
+
+def stage() -> None:
+    """Lay out .mutation/ afresh (keeping mutmut's cache dir is not worth the staleness risk)."""
+    if STAGE.exists():
+        shutil.rmtree(STAGE)
+    STAGE.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "plugins", STAGE / "src", ignore=ignore)
+    for name in ("tests", "include", "dags"):
+        shutil.copytree(ROOT / name, STAGE / name, ignore=ignore)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pytest_options = project["tool"]["pytest"]["ini_options"]
+    pythonpath = ["src" if p == "plugins" else p for p in pytest_options["pythonpath"]]
+    (STAGE / "pyproject.toml").write_text(
+        "[tool.pytest.ini_options]\n"
+        f"pythonpath = {pythonpath!r}\n"
+        f"testpaths = ['tests']\n"
+        f"addopts = {pytest_options['addopts']!r}\n"
+        f"asyncio_mode = 'auto'\n"
+        f"asyncio_default_fixture_loop_scope = 'function'\n"
+        f"markers = {pytest_options['markers']!r}\n"
+        f"filterwarnings = {pytest_options['filterwarnings']!r}\n"
+        "\n[tool.mutmut]\n"
+        "source_paths = ['src']\n"
+        f"only_mutate = {['src/' + m for m in MODULES]!r}\n"
+        "also_copy = ['include', 'dags']\n"
+        f"pytest_add_cli_args = {TEST_ARGS!r}\n"
+        "pytest_add_cli_args_test_selection = ['tests/gemini_batch', 'tests/pipeline']\n"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    stage()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    mutmut = [str(Path(sys.executable).parent / "mutmut")]
+    subprocess.run([*mutmut, "run", "--max-children", str(args.max_children)], cwd=STAGE, env=env, check=False,
+                   stdout=subprocess.DEVNULL)
+    listing = subprocess.run([*mutmut, "results", "--all", "true"], cwd=STAGE, env=env, capture_output=True,
+                             text=True, check=True).stdout
+    verdicts: dict[str, list[str]] = {}
+    for line in listing.splitlines():
+        match = re.match(r"\s*(\S+): (.+)$", line)
+        if match:
+            verdicts.setdefault(match.group(2).strip(), []).append(match.group(1))
+    killed = len(verdicts.get("killed", [])) + len(verdicts.get("timeout", []))
+    survivors = [name for verdict, names in verdicts.items() if verdict not in ("killed", "timeout") for name in names]
+    total = killed + len(survivors)
+    for name in survivors:
+        diff = subprocess.run([*mutmut, "show", name], cwd=STAGE, env=env, capture_output=True, text=True).stdout
+        print(diff)
+    print({verdict: len(names) for verdict, names in sorted(verdicts.items())})
+    rate = killed / total if total else 1.0
+    print(f"mutation: {killed} of {total} mutants killed ({rate:.1%}); {len(survivors)} survived")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
