@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include:$(CURDIR)/dags
 export NO_GCE_CHECK := True
 PYTEST := $(PY) -m pytest
 
-.PHONY: venv test test-unit test-integration stack-up stack-down stack-status demo airflow bench clean
+.PHONY: venv system-packages test test-unit test-integration stack-up stack-down stack-status demo airflow bench clean
 
 venv: $(STAMP)
 
@@ -30,7 +30,11 @@ $(STAMP): requirements.txt requirements-local.txt requirements-dev.txt
 	@$(PY) -c "import duckdb; from duckdb_extensions import import_extension as i; c = duckdb.connect(); i('spatial', con=c); i('avro', con=c)"
 	@touch $(STAMP)
 
-test: venv
+# Debian packages some tests need (docker-compose...): installed when missing.
+system-packages:
+	@include/dev/system_packages.sh
+
+test: venv system-packages
 	$(PYTEST) -q
 
 test-unit: venv
