@@ -20,6 +20,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+#: The distribution's version: pyproject.toml and ``get_provider_info()`` both read it from here.
+__version__ = "0.1.0"
+
 _LAZY = {
     "GeminiBatchCreateJobOperator": "gemini_batch.operators",
     "GeminiBatchGetJobOperator": "gemini_batch.operators",
