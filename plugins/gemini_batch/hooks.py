@@ -556,16 +556,21 @@ class GeminiBatchHook(BaseHook):
 
     def _connection_test_failure(self, exc: BaseException) -> str:
         status = http_status(exc)
-        if status in (401, 403):
+        if isinstance(exc, GeminiBatchConfigError):
+            problem = "the connection is incomplete"
+        elif status in (401, 403):
             problem = f"the service refused the credentials (HTTP {status})"
         elif status is not None:
             problem = f"the service answered HTTP {status}"
-        else:
+        elif error_kind(exc) == "transient":
             problem = f"no answer from the endpoint ({type(exc).__name__})"
+        else:
+            problem = type(exc).__name__
         detail = str(exc)
         for secret in self._connection_secrets():
             detail = detail.replace(secret, "***")
-        return f"Connection {self.conn_id!r} ({self.backend}): {problem}: {detail}"
+        service = "Vertex AI" if self.backend == "vertex" else "Gemini API"
+        return f"{service} connection test failed: {problem}: {detail}"
 
     def _connection_secrets(self) -> list[str]:
         """The secrets a failure message must not repeat: the Gemini API key (Vertex AI tokens never
