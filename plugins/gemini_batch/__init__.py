@@ -12,6 +12,7 @@ Public API::
         GeminiBatchGetJobOperator, GeminiBatchListJobsOperator,
         GeminiBatchCancelJobOperator, GeminiBatchDeleteJobOperator,
         GeminiBatchJobTrigger, GeminiBatchHook, GeminiBatchJobLink,
+        GeminiApiHook,                 # the `gemini_api` connection type's hook
     )
 """
 
@@ -32,6 +33,7 @@ _LAZY = {
     "GeminiBatchJobSensor": "gemini_batch.sensors",
     "GeminiBatchJobTrigger": "gemini_batch.triggers",
     "GeminiBatchHook": "gemini_batch.hooks",
+    "GeminiApiHook": "gemini_batch.hooks",
     "GeminiBatchJobLink": "gemini_batch.links",
     "BatchManifest": "gemini_batch.manifest",
     "build_manifest": "gemini_batch.manifest",
@@ -46,7 +48,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
-    from gemini_batch.hooks import GeminiBatchHook
+    from gemini_batch.hooks import GeminiApiHook, GeminiBatchHook
     from gemini_batch.identity import WorkIdentity
     from gemini_batch.links import GeminiBatchJobLink
     from gemini_batch.manifest import BatchManifest, build_manifest
