@@ -94,7 +94,9 @@ def _test_connection(api: TestClient, endpoints: StackEndpoints, key: str) -> di
     return response.json()
 
 
-def test_connection_test_succeeds_with_the_emulators_key(api: TestClient, local_stack: StackEndpoints) -> None:
+def test_connection_test_succeeds_with_the_emulators_key(
+    api: TestClient, local_stack: StackEndpoints
+) -> None:
     assert _test_connection(api, local_stack, local_stack.api_key) == {
         "status": True,
         "message": "Listed gemini_api batch jobs",
