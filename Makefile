@@ -16,7 +16,7 @@ venv: $(STAMP)
 # uv installs the Airflow set in well under a minute. With no uv on PATH, pip only bootstraps it
 # into a throwaway folder (`--target` works even where the system Python is externally managed,
 # and needs no python3-venv); uv then creates the venv itself.
-$(STAMP): requirements.txt requirements-local.txt requirements-dev.txt
+$(STAMP): pyproject.toml requirements.txt requirements-local.txt requirements-dev.txt
 	@set -e; uv="$(UV)"; boot=""; \
 	  if [ -z "$$uv" ]; then \
 	    boot=$$(mktemp -d); echo "venv: bootstrapping uv with pip into $$boot"; \

@@ -12,6 +12,7 @@ Public API::
         GeminiBatchGetJobOperator, GeminiBatchListJobsOperator,
         GeminiBatchCancelJobOperator, GeminiBatchDeleteJobOperator,
         GeminiBatchJobTrigger, GeminiBatchHook, GeminiBatchJobLink,
+        GeminiApiHook,                 # the `gemini_api` connection type's hook
     )
 """
 
@@ -19,6 +20,9 @@ from __future__ import annotations
 
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+#: The distribution's version: pyproject.toml and ``get_provider_info()`` both read it from here.
+__version__ = "0.1.0"
 
 _LAZY = {
     "GeminiBatchCreateJobOperator": "gemini_batch.operators",
@@ -29,6 +33,7 @@ _LAZY = {
     "GeminiBatchJobSensor": "gemini_batch.sensors",
     "GeminiBatchJobTrigger": "gemini_batch.triggers",
     "GeminiBatchHook": "gemini_batch.hooks",
+    "GeminiApiHook": "gemini_batch.hooks",
     "GeminiBatchJobLink": "gemini_batch.links",
     "BatchManifest": "gemini_batch.manifest",
     "build_manifest": "gemini_batch.manifest",
@@ -43,7 +48,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
-    from gemini_batch.hooks import GeminiBatchHook
+    from gemini_batch.hooks import GeminiApiHook, GeminiBatchHook
     from gemini_batch.identity import WorkIdentity
     from gemini_batch.links import GeminiBatchJobLink
     from gemini_batch.manifest import BatchManifest, build_manifest

@@ -192,11 +192,6 @@ class GeminiBatchHook(BaseHook):
         impersonate, as in every providers-google hook.
     """
 
-    conn_name_attr = "gemini_api_conn_id"
-    default_conn_name = DEFAULT_GEMINI_API_CONN_ID
-    conn_type = "gemini_api"
-    hook_name = "Gemini API"
-
     #: Per-request HTTP timeout (seconds): a hung call cannot hang a worker or the triggerer.
     HTTP_TIMEOUT_S = 120
     #: Page size when listing.
@@ -547,12 +542,46 @@ class GeminiBatchHook(BaseHook):
         return _newest_first(jobs)
 
     def test_connection(self) -> tuple[bool, str]:
-        """List one page of jobs: proves credentials, endpoint and permissions."""
+        """List one job: proves endpoint, credentials and permissions with one cheap real call.
+
+        The client is built from the connection as it is now (never the cached one: the Test button
+        checks what the user just typed). The message names the problem and never holds the key.
+        """
         try:
-            self.get_conn().batches.list(config={"page_size": 1})
+            client = self._build_entry().client
+            client.batches.list(config={"page_size": 1})
         except Exception as exc:
-            return False, f"{type(exc).__name__}: {exc}"
+            return False, self._connection_test_failure(exc)
         return True, f"Listed {self.backend} batch jobs"
+
+    def _connection_test_failure(self, exc: BaseException) -> str:
+        status = http_status(exc)
+        if isinstance(exc, GeminiBatchConfigError):
+            problem = "the connection is incomplete"
+        elif status in (401, 403):
+            problem = f"the service refused the credentials (HTTP {status})"
+        elif status is not None:
+            problem = f"the service answered HTTP {status}"
+        elif error_kind(exc) == "transient":
+            problem = f"no answer from the endpoint ({type(exc).__name__})"
+        else:
+            problem = type(exc).__name__
+        detail = str(exc)
+        for secret in self._connection_secrets():
+            detail = detail.replace(secret, "***")
+        service = "Vertex AI" if self.backend == "vertex" else "Gemini API"
+        return f"{service} connection test failed: {problem}: {detail}"
+
+    def _connection_secrets(self) -> list[str]:
+        """The secrets a failure message must not repeat: the Gemini API key (Vertex AI tokens never
+        reach an error message)."""
+        if self.backend != "gemini_api":
+            return []
+        try:
+            password = self.get_connection(self.conn_id).password
+        except Exception:
+            return []
+        return [password] if password else []
 
     # ------------------------------------------------------------------ async API
 
@@ -628,6 +657,27 @@ class GeminiBatchHook(BaseHook):
         filter = identity.vertex_list_filter() if self.backend == "vertex" else None
         jobs = [job async for job in self.aiter_jobs(filter=filter) if identity.owns(job)]
         return _newest_first(jobs)
+
+
+class GeminiApiHook(GeminiBatchHook):
+    """The ``gemini_api`` connection type (Admin > Connections): a GeminiBatchHook on the Gemini API.
+
+    Airflow builds a connection type's hook as ``hook_class(**{conn_name_attr: conn_id})`` (the
+    Test button, ``Connection.get_hook``); GeminiBatchHook takes the backend first, hence this class.
+    The connection form itself is declared in :mod:`gemini_batch.get_provider_info`.
+
+    :param gemini_api_conn_id: Optional. The ``gemini_api`` connection: the API key in its password,
+        optional extras ``genai_base_url`` (endpoint override) and ``api_version``.
+    """
+
+    conn_name_attr = "gemini_api_conn_id"
+    default_conn_name = DEFAULT_GEMINI_API_CONN_ID
+    conn_type = "gemini_api"
+    hook_name = "Gemini API"
+
+    def __init__(self, gemini_api_conn_id: str = DEFAULT_GEMINI_API_CONN_ID, **kwargs: Any) -> None:
+        super().__init__("gemini_api", gemini_api_conn_id, **kwargs)
+        self.gemini_api_conn_id = gemini_api_conn_id
 
 
 def _newest_first(jobs: list[Any]) -> list[Any]:
