@@ -33,7 +33,10 @@ CREATE_CONFIG_FIELDS = frozenset({"display_name", "dest", "http_options", "webho
 
 @dataclass(frozen=True)
 class CreateArguments:
-    """The create operator's job arguments as given (possibly still templated before rendering)."""
+    """The create operator's job arguments as given (possibly still templated before rendering).
+
+    Each field is an operator attribute of the same name.
+    """
 
     src: Any
     model: Any

@@ -3,18 +3,10 @@
 Invariants of :class:`GeminiBatchCreateJobOperator`:
 - The work is (dag_id, task_id, run_id, map_index), never the try number. A retry, a clear,
   a triggerer restart or running the operator twice never creates a second job for the same
-  work and inputs: a running job is re-attached, a finished (succeeded or partial) job is
-  returned as is, and only a FAILED, CANCELLED or EXPIRED job (or one that no longer exists) is
-  replaced by a new submission.
-- The job name lives in Airflow 3.3's task state store (``task_state_store``, the store behind
-  ``ResumableJobMixin``) under :attr:`GeminiBatchCreateJobOperator.STATE_KEY`, written in two
-  phases: ``submitting`` before the create call, ``submitted`` with the job name after it. A
-  try without a recorded job name (a crash between submit and record, a wiped store, a DAG
-  run re-created with the same run_id, or simply the first try) looks the job up by the
-  identity tag every job carries (one list call, label-filtered on Vertex AI) before submitting.
-- ``create`` is never blindly retried: after a transient error the job is looked up by identity
-  first, because the create may have landed.
-- The deferrable and the synchronous paths share every decision (states.py, the record, the
+  work and inputs. Which job a try re-attaches to, returns or submits is decided in resume.py
+  (a pure decision) over the record of job_record.py; resumer.py carries it out, and
+  create_plan.py checks the arguments and fingerprints the inputs before any network call.
+- The deferrable and the synchronous paths share every decision (states.py, resume.py, the
   manifest); the trigger only waits.
 - The return value is the manifest (manifest.py): where the results are, never the results
   (except small inline Gemini API results).
@@ -22,6 +14,7 @@ Invariants of :class:`GeminiBatchCreateJobOperator`:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import threading
@@ -303,7 +296,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
     Google Cloud connection; inline requests and ``files/...`` on the Gemini API through the
     ``gemini_api`` connection. Returns the manifest (see manifest.py and docs/design.md).
 
-    .. seealso:: docs/design.md ("Product contracts") and the module docstring (retry safety).
+    .. seealso:: docs/design.md ("Product contracts") and resume.py (retry safety).
 
     :param src: Required. ``bq://PROJECT.DATASET.TABLE``, ``gs://BUCKET/....jsonl`` (or a
         ``*.jsonl`` wildcard, or a list of them), ``files/NAME``, or a list of inline request dicts
@@ -407,15 +400,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
         validate_static(self._arguments())
 
     def _arguments(self) -> CreateArguments:
-        return CreateArguments(
-            src=self.src,
-            model=self.model,
-            backend=self.backend,
-            dest=self.dest,
-            display_name=self.display_name,
-            labels=self.labels,
-            create_config=self.create_config,
-        )
+        return CreateArguments(**{field.name: getattr(self, field.name) for field in dataclasses.fields(CreateArguments)})
 
     def _plan(self, context: Context) -> CreatePlan:
         """Validate the rendered arguments (before any network call) and derive the job's identity."""
