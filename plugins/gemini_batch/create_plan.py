@@ -94,7 +94,8 @@ def check_create_config(args: CreateArguments) -> None:
         return
     if not isinstance(create_config, Mapping):
         raise GeminiBatchConfigError(
-            f"create_config must be a dict of CreateBatchJobConfig fields, got {type(create_config).__name__}."
+            "create_config must be a dict of CreateBatchJobConfig fields, got "
+            f"{type(create_config).__name__}."
         )
     unknown = set(create_config) - CREATE_CONFIG_FIELDS
     if unknown:
@@ -128,10 +129,18 @@ def validate_static(args: CreateArguments) -> None:
         )
 
 
-def input_fingerprint(*, backend: str, model: str, source: BatchSource, dest: str | None, config: Mapping[str, Any]) -> str:
+def input_fingerprint(
+    *, backend: str, model: str, source: BatchSource, dest: str | None, config: Mapping[str, Any]
+) -> str:
     """16 hex characters of SHA-256 over what makes a job's results (see the module docstring)."""
     payload = json.dumps(
-        {"backend": backend, "model": model, "source": source.fingerprint(), "dest": dest, "config": dict(config)},
+        {
+            "backend": backend,
+            "model": model,
+            "source": source.fingerprint(),
+            "dest": dest,
+            "config": dict(config),
+        },
         sort_keys=True,
         default=str,
     )

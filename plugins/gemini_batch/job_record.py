@@ -127,7 +127,7 @@ def _field_problem(data: dict[str, Any], version: int) -> str | None:
 
 
 def read_record(raw: Any) -> RecordRead:
-    """Read a stored value into :class:`Absent`, :class:`Unreadable` (with the reason) or a :class:`JobRecord`."""
+    """Read a stored value: :class:`Absent`, :class:`Unreadable` (with the reason) or a :class:`JobRecord`."""
     if raw is None:
         return Absent()
     if not isinstance(raw, dict):

@@ -131,17 +131,21 @@ def _finished_or_running(job: Any, submissions: int, via: str) -> Reattach | Ret
     if klass == "waiting":
         return Reattach(job, max(submissions, 1), f"batch job {job.name} ({via}) is {state}: re-attaching")
     if klass in ("success", "partial"):
-        return Return(job, max(submissions, 1), f"batch job {job.name} ({via}) already ended {state}: returning it")
+        why = f"batch job {job.name} ({via}) already ended {state}: returning it"
+        return Return(job, max(submissions, 1), why)
     return None
 
 
-def _submit(facts: ResumeFacts, record: JobRecord | None, cause: SubmitCause, why: str) -> Submit | LookUpByIdentity:
+def _submit(
+    facts: ResumeFacts, record: JobRecord | None, cause: SubmitCause, why: str
+) -> Submit | LookUpByIdentity:
     """Submit, once the jobs of this work that exist before the create call are known."""
     if facts.found is None:
         return LookUpByIdentity(f"{why}; listing this work's jobs before submitting")
     known = _names(facts.found)
     if record is not None:
-        known |= frozenset(record.previous_jobs) | ({record.job_name} if record.job_name else frozenset())
+        known |= frozenset(record.previous_jobs)
+        known |= {record.job_name} if record.job_name else frozenset()
     return Submit(_count(facts, record) + 1, cause, why, known)
 
 
@@ -153,14 +157,17 @@ def _from_found(
         return LookUpByIdentity(why, warning=warning)
     ours = [job for job in facts.found if job.name not in excluded and made_for(job, facts.plan)]
     ignored = [job.name for job in facts.found if job.name not in _names(ours)]
-    note = f" (ignored: {', '.join(ignored)}, made for other inputs or before this submission)" if ignored else ""
+    note = ""
+    if ignored:
+        note = f" (ignored, made for other inputs or before this submission: {', '.join(ignored)})"
     if not ours:
         return _submit(facts, record, "first", f"no job of this work for these inputs{note}")
     newest = ours[0]
     decision = _finished_or_running(newest, _count(facts, record), "found by identity")
     if decision is not None:
         return replace(decision, why=decision.why + note)
-    return _submit(facts, record, "replaces_failed", f"batch job {newest.name} ended {short_state(newest.state)}{note}")
+    why = f"batch job {newest.name} ended {short_state(newest.state)}{note}"
+    return _submit(facts, record, "replaces_failed", why)
 
 
 def decide(facts: ResumeFacts) -> Decision:
@@ -170,9 +177,11 @@ def decide(facts: ResumeFacts) -> Decision:
     if isinstance(record, Absent):
         return _from_found(facts, None, frozenset(), "no job is recorded")
     if isinstance(record, Unreadable):
-        return _from_found(facts, None, frozenset(), f"the retry record is unreadable: {record.reason}", warning=True)
+        why = f"the retry record is unreadable: {record.reason}"
+        return _from_found(facts, None, frozenset(), why, warning=True)
     if record.work_id != plan.identity.work_id:
-        return _from_found(facts, None, frozenset(), f"the retry record belongs to work {record.work_id}", warning=True)
+        why = f"the retry record belongs to work {record.work_id}"
+        return _from_found(facts, None, frozenset(), why, warning=True)
     if record.backend != plan.backend or record.fingerprint != plan.fingerprint:
         what = record.job_name or "the last submission"
         return _submit(
@@ -186,14 +195,16 @@ def decide(facts: ResumeFacts) -> Decision:
             facts, record, frozenset(record.previous_jobs), "a previous try stopped between submit and record"
         )
     recorded = facts.recorded_job
-    if isinstance(recorded, str) and recorded == NOT_READ:
+    if recorded == NOT_READ:
         return ReadRecordedJob(record.job_name)
-    if isinstance(recorded, str) and recorded == NOT_FOUND:
-        return _submit(facts, record, "replaces_deleted", f"recorded batch job {record.job_name} no longer exists")
+    if recorded == NOT_FOUND:
+        why = f"recorded batch job {record.job_name} no longer exists"
+        return _submit(facts, record, "replaces_deleted", why)
     decision = _finished_or_running(recorded, record.submissions, "recorded")
     if decision is not None:
         return decision
-    return _submit(facts, record, "replaces_failed", f"recorded batch job {recorded.name} ended {short_state(recorded.state)}")
+    why = f"recorded batch job {recorded.name} ended {short_state(recorded.state)}"
+    return _submit(facts, record, "replaces_failed", why)
 
 
 def landed_job(found: Sequence[Any], known: frozenset[str], plan: CreatePlan) -> Any | None:

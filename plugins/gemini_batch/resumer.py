@@ -94,10 +94,11 @@ class JobResumer:
     def attach_or_submit(self) -> types.BatchJob:
         """This work's job: re-attached, returned, or newly submitted (see resume.py)."""
         if not self.store.available:
-            self.log.warning("No task_state_store (Airflow < 3.3?): the job is found by its identity tag only")
+            self.log.warning("No task_state_store (Airflow < 3.3?): the job is found by its identity only")
         facts = ResumeFacts(self.store.read(), self.plan)
         if isinstance(facts.record, Unreadable):
-            self.log.warning("The retry record in the task state store is unreadable: %s", facts.record.reason)
+            reason = facts.record.reason
+            self.log.warning("The retry record in the task state store is unreadable: %s", reason)
         decision = decide(facts)
         for _ in range(MAX_READS):
             if isinstance(decision, ReadRecordedJob):
@@ -117,7 +118,7 @@ class JobResumer:
             return self._submit(decision)
         line = progress_line(decision.job.state, counts_of(decision.job))
         self.log.info("Not submitting: %s (%s)", decision.why, line)
-        self._record("submitted", decision.job.name, decision.submissions, ())
+        self._record("submitted", decision.job.name, decision.submissions, frozenset())
         return decision.job
 
     def _read_recorded(self, name: str) -> Any:
@@ -129,11 +130,15 @@ class JobResumer:
 
     def _look_up(self, decision: LookUpByIdentity) -> list[types.BatchJob]:
         (self.log.warning if decision.warning else self.log.info)(
-            "Looking up this work's batch jobs by identity (%s): %s", decision.why, self.plan.identity.describe()
+            "Looking up this work's batch jobs by identity (%s): %s",
+            decision.why,
+            self.plan.identity.describe(),
         )
-        return self.read("Looking up batch jobs by identity", lambda: self.hook.find_jobs_by_identity(self.plan.identity))
+        return self.read(
+            "Looking up batch jobs by identity", lambda: self.hook.find_jobs_by_identity(self.plan.identity)
+        )
 
-    def _record(self, phase: Phase, job_name: str | None, submissions: int, previous: frozenset[str] | tuple[()]) -> None:
+    def _record(self, phase: Phase, job_name: str | None, submissions: int, previous: frozenset[str]) -> None:
         self.store.write(
             JobRecord(
                 phase=phase,
@@ -193,9 +198,7 @@ class JobResumer:
                     delay,
                 )
                 self.sleep(delay)
-                found = self.read(
-                    "Looking up batch jobs by identity", lambda: self.hook.find_jobs_by_identity(self.plan.identity)
-                )
+                found = self._look_up(LookUpByIdentity("the create call may have landed"))
                 landed = landed_job(found, known, self.plan)
                 if landed is not None:
                     self.log.info("The create call had landed: batch job %s", landed.name)
