@@ -55,7 +55,7 @@ class JobRecord:
     :param work_id: :attr:`gemini_batch.identity.WorkIdentity.work_id` of the task instance.
     :param backend: ``vertex`` or ``gemini_api``.
     :param fingerprint: the input fingerprint (see create_plan.py) the job was submitted for.
-    :param submissions: how many jobs this work has submitted (numbers the default dest).
+    :param submissions: how many jobs this work has submitted, at least 1 (numbers the default dest).
     :param updated_at: ISO 8601 UTC time of the write.
     :param previous_jobs: names of this work's jobs that existed before this submission's create
         call; none of them is ever this submission's job (empty in version 1 records).
@@ -118,8 +118,8 @@ def _field_problem(data: dict[str, Any], version: int) -> str | None:
             return f"{name} {data[name]!r} is not a non-empty string"
     if data["backend"] not in BACKENDS:
         return f"backend {data['backend']!r} is not one of {BACKENDS}"
-    if not (_is_int(data["submissions"]) and data["submissions"] >= 0):
-        return f"submissions {data['submissions']!r} is not a count"
+    if not (_is_int(data["submissions"]) and data["submissions"] >= 1):
+        return f"submissions {data['submissions']!r} is not a count of at least 1"
     previous = data.get("previous_jobs", [])
     if not (isinstance(previous, list) and all(isinstance(name, str) and name for name in previous)):
         return f"previous_jobs {previous!r} is not a list of job names"

@@ -126,13 +126,14 @@ def _count(facts: ResumeFacts, record: JobRecord | None) -> int:
 
 
 def _finished_or_running(job: Any, submissions: int, via: str) -> Reattach | Return | None:
+    """Re-attach to a waiting job, return a finished one; None for a failed one (it is replaced)."""
     state = short_state(job.state)
     klass = classify(job.state, counts_of(job))
     if klass == "waiting":
-        return Reattach(job, max(submissions, 1), f"batch job {job.name} ({via}) is {state}: re-attaching")
+        return Reattach(job, submissions, f"batch job {job.name} ({via}) is {state}: re-attaching")
     if klass in ("success", "partial"):
         why = f"batch job {job.name} ({via}) already ended {state}: returning it"
-        return Return(job, max(submissions, 1), why)
+        return Return(job, submissions, why)
     return None
 
 

@@ -92,7 +92,7 @@ def test_nothing_stored_is_absent():
         ({**V1_SUBMITTED, "fingerprint": None}, "fingerprint None is not"),
         ({**V1_SUBMITTED, "updated_at": 5}, "updated_at 5 is not"),
         ({**V1_SUBMITTED, "backend": "openai"}, "backend 'openai' is not one of"),
-        ({**V1_SUBMITTED, "submissions": -1}, "submissions -1 is not a count"),
+        ({**V1_SUBMITTED, "submissions": 0}, "submissions 0 is not a count of at least 1"),
         ({**V1_SUBMITTED, "submissions": "1"}, "submissions '1' is not a count"),
         ({**V1_SUBMITTED, "submissions": True}, "submissions True is not a count"),
         ({**V2, "previous_jobs": "batches/old"}, "previous_jobs 'batches/old' is not a list"),

@@ -141,6 +141,13 @@ CASES = [
         [job(2, "FAILED"), job(1, "SUCCEEDED")],
         ("submit", 3, "replaces_failed", [1, 2]),
     ),
+    (
+        "submitted, failed; the jobs from before it stay known",
+        record(n=2, submissions=2, previous=(1,)),
+        job(2, "FAILED"),
+        [job(2, "FAILED")],
+        ("submit", 3, "replaces_failed", [1, 2]),
+    ),
     # ------------------------------------------------------------------ submitted, inputs changed
     ("fingerprint changed: look up, no read", record(fingerprint=CHANGED), NOT_READ, None, ("lookup", "info")),
     ("fingerprint changed, old job running", record(fingerprint=CHANGED), NOT_READ, [job(1)], ("submit", 2, "inputs_changed", [1])),
