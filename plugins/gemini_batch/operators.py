@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator, conf
 
+from gemini_batch.create_plan import CreateArguments, CreatePlan, check_backend, plan_create, validate_static
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
     GeminiBatchJobFailed,
@@ -40,7 +41,6 @@ from gemini_batch.hooks import (
     error_kind,
     is_transient_error,
 )
-from gemini_batch.create_plan import CreateArguments, CreatePlan, check_backend, plan_create, validate_static
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.job_record import STATE_KEY, RecordStore
 from gemini_batch.links import GeminiBatchJobLink
