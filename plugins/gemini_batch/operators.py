@@ -3,18 +3,10 @@
 Invariants of :class:`GeminiBatchCreateJobOperator`:
 - The work is (dag_id, task_id, run_id, map_index), never the try number. A retry, a clear,
   a triggerer restart or running the operator twice never creates a second job for the same
-  work and inputs: a running job is re-attached, a finished (succeeded or partial) job is
-  returned as is, and only a FAILED, CANCELLED or EXPIRED job (or one that no longer exists) is
-  replaced by a new submission.
-- The job name lives in Airflow 3.3's task state store (``task_state_store``, the store behind
-  ``ResumableJobMixin``) under :attr:`GeminiBatchCreateJobOperator.STATE_KEY`, written in two
-  phases: ``submitting`` before the create call, ``submitted`` with the job name after it. A
-  try without a recorded job name (a crash between submit and record, a wiped store, a DAG
-  run re-created with the same run_id, or simply the first try) looks the job up by the
-  identity tag every job carries (one list call, label-filtered on Vertex AI) before submitting.
-- ``create`` is never blindly retried: after a transient error the job is looked up by identity
-  first, because the create may have landed.
-- The deferrable and the synchronous paths share every decision (states.py, the record, the
+  work and inputs. Which job a try re-attaches to, returns or submits is decided in resume.py
+  (a pure decision) over the record of job_record.py; resumer.py carries it out, and
+  create_plan.py checks the arguments and fingerprints the inputs before any network call.
+- The deferrable and the synchronous paths share every decision (states.py, resume.py, the
   manifest); the trigger only waits.
 - The return value is the manifest (manifest.py): where the results are, never the results
   (except small inline Gemini API results).
@@ -22,18 +14,17 @@ Invariants of :class:`GeminiBatchCreateJobOperator`:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import hashlib
-import json
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator, conf
 
+from gemini_batch.create_plan import CreateArguments, CreatePlan, check_backend, plan_create, validate_static
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
     GeminiBatchJobFailed,
@@ -50,19 +41,12 @@ from gemini_batch.hooks import (
     error_kind,
     is_transient_error,
 )
-from gemini_batch.identity import WorkIdentity, validate_labels
+from gemini_batch.identity import WorkIdentity
+from gemini_batch.job_record import STATE_KEY, RecordStore
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, build_manifest, console_url
-from gemini_batch.sources import (
-    BACKENDS,
-    Backend,
-    BatchSource,
-    JobRef,
-    default_destination,
-    is_templated,
-    parse_destination,
-    parse_source,
-)
+from gemini_batch.resumer import JobResumer, resumable_stats_tags
+from gemini_batch.sources import BACKENDS, Backend, JobRef, is_templated
 from gemini_batch.states import (
     PAUSED,
     classify,
@@ -83,7 +67,6 @@ T = TypeVar("T")
 
 #: XCom key of the manifest of a job that made the task fail (the return value is lost then).
 FAILED_MANIFEST_XCOM_KEY = "gemini_batch_manifest"
-CREATE_CONFIG_FIELDS = frozenset({"display_name", "dest", "http_options", "webhook_config"})
 
 
 def _default_deferrable() -> bool:
@@ -217,10 +200,7 @@ class _GeminiBatchBaseOperator(BaseOperator):
     def _retry_read(self, what: str, call: Callable[[], T], budget: int = 8) -> T:
         return retry_read(self.log, what, call, budget)
 
-    @staticmethod
-    def _check_backend(backend: Any) -> None:
-        if backend is not None and not is_templated(backend) and backend not in BACKENDS:
-            raise GeminiBatchConfigError(f"backend must be one of {BACKENDS} or None, got {backend!r}.")
+    _check_backend = staticmethod(check_backend)
 
 
 def finish_job(
@@ -309,20 +289,6 @@ def finish_job(
     return data
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """Everything execute needs, validated, before any network call."""
-
-    source: BatchSource
-    backend: Backend
-    identity: WorkIdentity
-    dest: str | None
-    display_name: str
-    labels: dict[str, str]
-    create_config: dict[str, Any]
-    fingerprint: str
-
-
 class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
     """Submit a Gemini batch prediction job (Vertex AI or Gemini API) and wait for it, retry-safely.
 
@@ -330,7 +296,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
     Google Cloud connection; inline requests and ``files/...`` on the Gemini API through the
     ``gemini_api`` connection. Returns the manifest (see manifest.py and docs/design.md).
 
-    .. seealso:: docs/design.md ("Product contracts") and the module docstring (retry safety).
+    .. seealso:: docs/design.md ("Product contracts") and resume.py (retry safety).
 
     :param src: Required. ``bq://PROJECT.DATASET.TABLE``, ``gs://BUCKET/....jsonl`` (or a
         ``*.jsonl`` wildcard, or a list of them), ``files/NAME``, or a list of inline request dicts
@@ -388,7 +354,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
     template_fields_renderers = {"src": "json", "labels": "json", "create_config": "json"}
 
     #: task_state_store key of the job record. Renaming it breaks re-attach of in-flight work.
-    STATE_KEY = "gemini_batch_job"
+    STATE_KEY = STATE_KEY
     #: Create attempts on transient errors (each after looking the job up by identity).
     CREATE_ATTEMPTS = 3
 
@@ -431,86 +397,14 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
         self._job_name: str | None = None
         self._identity: WorkIdentity | None = None
         self._hook_obj: GeminiBatchHook | None = None
-        self._validate_static()
+        validate_static(self._arguments())
 
-    # ------------------------------------------------------------------ validation
+    def _arguments(self) -> CreateArguments:
+        return CreateArguments(**{field.name: getattr(self, field.name) for field in dataclasses.fields(CreateArguments)})
 
-    def _validate_static(self) -> None:
-        """Parse-time checks of every argument whose value is already known."""
-        self._check_backend(self.backend)
-        if not is_templated(self.model) and (not isinstance(self.model, str) or not self.model.strip()):
-            raise GeminiBatchConfigError(f"model must be a model name such as 'gemini-2.5-flash', got {self.model!r}.")
-        self._check_create_config(self.create_config)
-        backend = None if is_templated(self.backend) else self.backend
-        source = None
-        if not is_templated(self.src):
-            source = parse_source(self.src, backend=backend)
-        if source is not None and not is_templated(self.dest):
-            parse_destination(self.dest, source)
-        if not is_templated(self.labels):
-            validate_labels(self.labels)
-        effective = source.backend if source is not None else backend
-        if effective == "gemini_api" and self.labels:
-            raise GeminiBatchConfigError(
-                "labels apply to Vertex AI jobs only; the Gemini API has no job labels. Remove labels."
-            )
-
-    def _check_create_config(self, create_config: Any) -> None:
-        if create_config is None or is_templated(create_config):
-            return
-        if not isinstance(create_config, Mapping):
-            raise GeminiBatchConfigError(
-                f"create_config must be a dict of CreateBatchJobConfig fields, got {type(create_config).__name__}."
-            )
-        unknown = set(create_config) - CREATE_CONFIG_FIELDS
-        if unknown:
-            raise GeminiBatchConfigError(
-                f"create_config has unknown fields {sorted(unknown)}; CreateBatchJobConfig accepts "
-                f"{sorted(CREATE_CONFIG_FIELDS)}."
-            )
-        for field_name, arg in (("display_name", self.display_name), ("dest", self.dest)):
-            if create_config.get(field_name) is not None and arg is not None:
-                raise GeminiBatchConfigError(
-                    f"{field_name} is given twice (argument and create_config['{field_name}']); keep one."
-                )
-
-    def _plan(self, context: Context) -> _Plan:
+    def _plan(self, context: Context) -> CreatePlan:
         """Validate the rendered arguments (before any network call) and derive the job's identity."""
-        self._check_backend(self.backend)
-        self._check_create_config(self.create_config)
-        source = parse_source(self.src, backend=self.backend)
-        create_config = dict(self.create_config or {})
-        dest = parse_destination(self.dest if self.dest is not None else create_config.pop("dest", None), source)
-        create_config.pop("dest", None)
-        labels = validate_labels(self.labels)
-        if source.backend == "gemini_api" and labels:
-            raise GeminiBatchConfigError("labels apply to Vertex AI jobs only; remove labels for the Gemini API.")
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise GeminiBatchConfigError(f"model must be a model name such as 'gemini-2.5-flash', got {self.model!r}.")
-        identity = WorkIdentity.from_context(context)
-        base_name = self.display_name if self.display_name is not None else create_config.pop("display_name", None)
-        create_config.pop("display_name", None)
-        fingerprint_payload = json.dumps(
-            {
-                "backend": source.backend,
-                "model": self.model.strip(),
-                "source": source.fingerprint(),
-                "dest": dest,
-                "config": create_config,
-            },
-            sort_keys=True,
-            default=str,
-        )
-        return _Plan(
-            source=source,
-            backend=source.backend,
-            identity=identity,
-            dest=dest,
-            display_name=identity.display_name(base_name),
-            labels=identity.labels(labels) if source.backend == "vertex" else {},
-            create_config=create_config,
-            fingerprint=hashlib.sha256(fingerprint_payload.encode()).hexdigest()[:16],
-        )
+        return plan_create(self._arguments(), WorkIdentity.from_context(context))
 
     # ------------------------------------------------------------------ execute
 
@@ -582,7 +476,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
             )
         return self._finish(context, plan, hook, job)
 
-    def _finish(self, context: Context, plan: _Plan, hook: GeminiBatchHook, job: types.BatchJob) -> dict[str, Any]:
+    def _finish(self, context: Context, plan: CreatePlan, hook: GeminiBatchHook, job: types.BatchJob) -> dict[str, Any]:
         return finish_job(
             self,
             context,
@@ -592,7 +486,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
             max_inline_results_bytes=self.max_inline_results_bytes,
         )
 
-    def _manifest_kwargs(self, plan: _Plan, settings: Any) -> dict[str, Any]:
+    def _manifest_kwargs(self, plan: CreatePlan, settings: Any) -> dict[str, Any]:
         """What a manifest of this task's job is built from, besides the job itself."""
         return {
             "backend": plan.backend,
@@ -605,163 +499,18 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
 
     # ------------------------------------------------------------------ retry safety
 
-    def _read_record(self, store: Any) -> dict[str, Any] | None:
-        if store is None:
-            return None
-        record = store.get(self.STATE_KEY)
-        return record if isinstance(record, dict) else None
-
-    def _write_record(self, store: Any, plan: _Plan, **fields: Any) -> None:
-        if store is None:
-            return
-        record = {
-            "v": 1,
-            "work_id": plan.identity.work_id,
-            "backend": plan.backend,
-            "fingerprint": plan.fingerprint,
-            "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-            **fields,
-        }
-        store.set(self.STATE_KEY, record)
-
-    def _attach_or_submit(self, context: Context, plan: _Plan, hook: GeminiBatchHook) -> types.BatchJob:
-        """Re-attach to this work's job, return its finished job, or submit one (see module doc)."""
-        store = context.get("task_state_store")
-        if store is None:
-            self.log.warning("No task_state_store (Airflow < 3.3?): the job is found by its identity tag only")
-        record = self._read_record(store)
-        submissions = int(record.get("submissions") or 0) if record else 0
-        candidate: types.BatchJob | None = None
-        known: set[str] = set()
-
-        if record and record.get("job_name") and record.get("backend") == plan.backend:
-            name = str(record["job_name"])
-            known.add(name)
-            if record.get("fingerprint") not in (None, plan.fingerprint):
-                self.log.warning(
-                    "The inputs (model, source, dest or create_config) changed since batch job %s was "
-                    "submitted for this task instance: submitting a new job for the new inputs",
-                    name,
-                )
-            else:
-                try:
-                    candidate = self._retry_read(
-                        f"Reading recorded batch job {name}", lambda: hook.get_job(name), self.error_budget
-                    )
-                except GeminiBatchJobNotFound:
-                    self.log.warning("Recorded batch job %s no longer exists (deleted?): submitting a new job", name)
-        elif not (record and record.get("job_name") and record.get("backend") == plan.backend):
-            # No usable record: a crash between submit and record, a store wiped by
-            # clear_on_success, a DAG run re-created with the same run_id, or a genuine first
-            # try. One lookup by the identity tag tells them apart.
-            why = "a previous try stopped between submit and record" if record else "no job is recorded"
-            self.log.info("Looking for this work's job by identity (%s): %s", why, plan.identity.describe())
-            found = self._retry_read(
-                "Looking up batch jobs by identity",
-                lambda: hook.find_jobs_by_identity(plan.identity),
-                self.error_budget,
-            )
-            known.update(j.name for j in found)
-            for job in found:
-                if self._same_inputs(job, plan):
-                    candidate = job
-                    self.log.info("Found batch job %s by identity tag %s", job.name, plan.identity.tag)
-                    break
-                self.log.info("Batch job %s of this work was made for other inputs (model or source); ignored", job.name)
-
-        if candidate is not None:
-            klass = classify(candidate.state, counts_of(candidate))
-            line = progress_line(candidate.state, counts_of(candidate))
-            if klass == "waiting":
-                self.log.info("Re-attaching to batch job %s (%s): not submitting a new one", candidate.name, line)
-                self._write_record(store, plan, phase="submitted", job_name=candidate.name, submissions=max(submissions, 1))
-                return candidate
-            if klass in ("success", "partial"):
-                self.log.info(
-                    "Batch job %s of this work already ended %s: returning it without submitting", candidate.name, line
-                )
-                self._write_record(store, plan, phase="submitted", job_name=candidate.name, submissions=max(submissions, 1))
-                return candidate
-            self.log.warning("Previous batch job %s ended %s: submitting a new job", candidate.name, line)
-        return self._submit(plan, hook, store, submissions + 1, known)
-
-    def _same_inputs(self, job: types.BatchJob, plan: _Plan) -> bool:
-        """Whether a job found by identity was made for this model and source (as far as the service says)."""
-
-        def bare(model: str | None) -> str:
-            return (model or "").rsplit("/", 1)[-1]
-
-        if job.model and bare(job.model) != bare(self.model.strip()):
-            return False
-        src = getattr(job, "src", None)
-        if src is None or plan.source.kind in ("inline", "file"):
-            return True
-        uris = list(src.gcs_uri or []) or ([src.bigquery_uri] if src.bigquery_uri else [])
-        return not uris or sorted(uris) == sorted(plan.source.uris)
-
-    def _submit(
-        self, plan: _Plan, hook: GeminiBatchHook, store: Any, submission: int, known: set[str]
-    ) -> types.BatchJob:
-        dest = plan.dest or default_destination(
-            plan.source,
-            work_id=plan.identity.work_id,
-            dag_id=plan.identity.dag_id,
-            task_id=plan.identity.task_id,
-            submission=submission,
-        )
-        # Phase 1: the intent, so that a crash after the create call is recovered by lookup.
-        self._write_record(store, plan, phase="submitting", job_name=None, submissions=submission)
-        job = self._create(plan, hook, dest, known)
-        # Phase 2: the job name.
-        self._write_record(store, plan, phase="submitted", job_name=job.name, submissions=submission)
-        self.log.info(
-            "Submitted batch job %s (%s, model %s, source %s%s): %s",
-            job.name,
-            plan.backend,
-            self.model,
-            plan.source.describe(),
-            f", dest {dest}" if dest else "",
-            progress_line(job.state, counts_of(job)),
-        )
-        return job
-
-    def _create(self, plan: _Plan, hook: GeminiBatchHook, dest: str | None, known: set[str]) -> types.BatchJob:
-        backoff = Backoff(budget=self.CREATE_ATTEMPTS)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return hook.create_job(
-                    model=self.model.strip(),
-                    source=plan.source,
-                    display_name=plan.display_name,
-                    dest=dest,
-                    labels=plan.labels,
-                    create_config=plan.create_config,
-                )
-            except Exception as exc:
-                if not is_transient_error(exc) or attempt >= self.CREATE_ATTEMPTS:
-                    raise
-                delay = backoff.delay(attempt)
-                self.log.warning(
-                    "Creating the batch job failed (%s: %s, attempt %d/%d); checking whether it was created "
-                    "anyway before trying again in %.1f s",
-                    type(exc).__name__,
-                    exc,
-                    attempt,
-                    self.CREATE_ATTEMPTS,
-                    delay,
-                )
-                time.sleep(delay)
-                found = self._retry_read(
-                    "Looking up batch jobs by identity",
-                    lambda: hook.find_jobs_by_identity(plan.identity),
-                    self.error_budget,
-                )
-                landed = [j for j in found if j.name not in known and classify(j.state) != "failure"]
-                if landed:
-                    self.log.info("The create call had landed: batch job %s", landed[0].name)
-                    return landed[0]
+    def _attach_or_submit(self, context: Context, plan: CreatePlan, hook: GeminiBatchHook) -> types.BatchJob:
+        """Re-attach to this work's job, return its finished job, or submit one (see resume.py)."""
+        return JobResumer(
+            plan=plan,
+            hook=hook,
+            store=RecordStore(context.get("task_state_store")),
+            log=self.log,
+            read=lambda what, call: self._retry_read(what, call, self.error_budget),
+            sleep=time.sleep,
+            create_attempts=self.CREATE_ATTEMPTS,
+            stats_tags=resumable_stats_tags(type(self).__name__, context),
+        ).attach_or_submit()
 
     # ------------------------------------------------------------------ synchronous wait
 

@@ -256,10 +256,11 @@ def test_wait_for_completion_false_returns_the_running_jobs_manifest(vertex, sle
 
 def test_an_already_terminal_job_is_not_deferred(vertex, sleeps):
     store = FakeTaskStateStore()
-    name = vertex.add_job(display_name="x", state="JOB_STATE_SUCCEEDED", script=[])
-    store.data[GeminiBatchCreateJobOperator.STATE_KEY] = {"phase": "submitted", "job_name": name, "backend": "vertex"}
+    name = op(wait_for_completion=False).execute(make_context(store=store))["job_name"]
+    vertex.jobs[name].script = [{"state": "JOB_STATE_SUCCEEDED"}]
     manifest = op(deferrable=True).execute(make_context(FakeTI(try_number=2), store))
     assert manifest["job_name"] == name
+    assert manifest["outcome"] == "succeeded"
 
 
 def test_paused_waits_in_the_sync_path(vertex, sleeps, capsys):
