@@ -128,7 +128,8 @@ def service_specs(state_dir: Path, endpoints: StackEndpoints, *, ephemeral: bool
             name="bigquery",
             description="BigQuery emulator (bqemulator)",
             argv=[
-                python, "-m", "bqemulator", "start",
+                # bqemulator, patched so concurrent reads get their own rows (see the module).
+                python, "-m", "local_stack.bigquery_emulator", "start",
                 "--rest-host", endpoints.host, "--rest-port", str(endpoints.bigquery_port),
                 "--grpc-host", endpoints.host, "--grpc-port", str(endpoints.bigquery_grpc_port),
                 "--project", endpoints.project,
@@ -139,7 +140,7 @@ def service_specs(state_dir: Path, endpoints: StackEndpoints, *, ephemeral: bool
             port=endpoints.bigquery_port,
             health_path="/readyz",
             probe=_bigquery_probe,
-            env={**common, "BQEMU_GCS_LOCAL_ROOT": str(gcs_object_root(state_dir))},
+            env={**common, "PYTHONPATH": pythonpath, "BQEMU_GCS_LOCAL_ROOT": str(gcs_object_root(state_dir))},
         ),
         ServiceSpec(
             name="gemini",
