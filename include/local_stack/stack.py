@@ -54,6 +54,8 @@ BQ_DIR = "bq"
 GEMINI_DIR = "gemini"
 
 SERVICES: tuple[str, ...] = ("gcs", "bigquery", "gemini")
+#: How the BigQuery emulator is run: bqemulator, patched so concurrent reads get their own rows.
+BIGQUERY_MODULE = "local_stack.bigquery_emulator"
 
 _INCLUDE_DIR = Path(__file__).resolve().parent.parent
 _REPO_ROOT = _INCLUDE_DIR.parent
@@ -128,8 +130,7 @@ def service_specs(state_dir: Path, endpoints: StackEndpoints, *, ephemeral: bool
             name="bigquery",
             description="BigQuery emulator (bqemulator)",
             argv=[
-                # bqemulator, patched so concurrent reads get their own rows (see the module).
-                python, "-m", "local_stack.bigquery_emulator", "start",
+                python, "-m", BIGQUERY_MODULE, "start",
                 "--rest-host", endpoints.host, "--rest-port", str(endpoints.bigquery_port),
                 "--grpc-host", endpoints.host, "--grpc-port", str(endpoints.bigquery_grpc_port),
                 "--project", endpoints.project,
