@@ -9,7 +9,8 @@ as an Airflow worker or the loader runs them while the emulator reads. Every row
 table is compared.
 
 Measured with bqemulator run unpatched (``python -m bqemulator``): 10 of 10 runs of each case
-failed; patched: 0 of 10. One run of each case takes about 4-6 s.
+failed; patched: 0 of 10. A run takes about 3 s (emulator) and 7 s (emulator_and_product)
+after 5 s of loading the tables.
 """
 
 from __future__ import annotations
