@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 from google.genai import types
 
-from gemini_batch.triggers import GeminiBatchJobTrigger, kill_decision
+from gemini_batch.task_state import kill_decision
+from gemini_batch.triggers import GeminiBatchJobTrigger
 from tests.gemini_batch.conftest import run_trigger
 from tests.gemini_batch.fakes import api_error
 
@@ -56,7 +57,7 @@ def test_serialize_holds_names_ids_and_numbers_only():
 @pytest.mark.parametrize(
     ("final", "counts", "status"),
     [
-        ("JOB_STATE_SUCCEEDED", None, "success"),
+        ("JOB_STATE_SUCCEEDED", None, "succeeded"),
         ("JOB_STATE_SUCCEEDED", {"successful_count": 9, "failed_count": 1}, "partial"),
         ("JOB_STATE_PARTIALLY_SUCCEEDED", None, "partial"),
         ("JOB_STATE_FAILED", None, "failed"),
@@ -90,7 +91,7 @@ def test_paused_is_logged_and_waited_through(vertex, sleeps, capsys):
         script=[{"state": "JOB_STATE_RUNNING"}, {"state": "JOB_STATE_PAUSED"}, {"state": "JOB_STATE_PAUSED"}, {"state": "JOB_STATE_SUCCEEDED"}]
     )
     (event,) = run_trigger(make(name))
-    assert event.payload["status"] == "success"
+    assert event.payload["status"] == "succeeded"
     assert "PAUSED; still waiting" in capsys.readouterr().out
 
 
@@ -113,7 +114,7 @@ def test_transient_errors_back_off_with_growing_delays_then_succeed(vertex, slee
     vertex.fail("get", api_error(429), times=2)
     vertex.fail("get", api_error(503), times=1)
     (event,) = run_trigger(make(name, poll_interval=1))
-    assert event.payload["status"] == "success"
+    assert event.payload["status"] == "succeeded"
     first_poll, *backoffs = sleeps
     assert 0 <= first_poll <= 1
     assert len(backoffs) == 3
@@ -148,7 +149,7 @@ def test_consecutive_means_consecutive(vertex, sleeps):
 
     vertex.get = flaky_get
     (event,) = run_trigger(trigger)
-    assert event.payload["status"] == "success"
+    assert event.payload["status"] == "succeeded"
 
 
 @pytest.mark.parametrize("code", [400, 403])
@@ -203,7 +204,7 @@ def test_a_trigger_rebuilt_from_its_serialized_form_only_reads(vertex, sleeps):
     asyncio.run(one_poll_then_stop())
     classpath, kwargs = first.serialize()
     (event,) = run_trigger(GeminiBatchJobTrigger(**kwargs))
-    assert event.payload["status"] == "success"
+    assert event.payload["status"] == "succeeded"
     assert vertex.count("create") == 0
 
 
@@ -217,13 +218,13 @@ def test_run_uses_only_the_async_client(vertex, sleeps):
     trigger = make(name)
     trigger.hook.get_conn().batches = SyncForbidden()
     (event,) = run_trigger(trigger)
-    assert event.payload["status"] == "success"
+    assert event.payload["status"] == "succeeded"
 
 
 def test_gemini_api_jobs_too(gemini, sleeps):
     name = gemini.add_job()
     (event,) = run_trigger(make(name, backend="gemini_api"))
-    assert event.payload["status"] == "success"
+    assert event.payload["status"] == "succeeded"
 
 
 # ---------------------------------------------------------------------------- on_kill
