@@ -81,3 +81,20 @@ def run_trigger(trigger: Any) -> list[Any]:
         return [event async for event in trigger.run()]
 
     return asyncio.run(collect())
+
+
+class UpperRng:
+    """A ``random.Random`` stand-in whose ``uniform(a, b)`` is ``b``: every jittered delay is its ceiling."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+@pytest.fixture
+def exact_jitter(monkeypatch: pytest.MonkeyPatch) -> UpperRng:
+    """Every new Poller draws its jitter from :class:`UpperRng`, so the delays of every loop are exact."""
+    from gemini_batch import polling
+
+    rng = UpperRng()
+    monkeypatch.setattr(polling, "make_rng", lambda: rng)
+    return rng

@@ -9,10 +9,11 @@ from types import SimpleNamespace
 import pytest
 from google.genai import types
 
+from gemini_batch import hooks
 from gemini_batch.task_state import kill_decision
-from gemini_batch.triggers import GeminiBatchJobTrigger
+from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent
 from tests.gemini_batch.conftest import run_trigger
-from tests.gemini_batch.fakes import api_error
+from tests.gemini_batch.fakes import api_error, script_gets
 
 CLASSPATH = "gemini_batch.triggers.GeminiBatchJobTrigger"
 
@@ -150,6 +151,47 @@ def test_consecutive_means_consecutive(vertex, sleeps):
     vertex.get = flaky_get
     (event,) = run_trigger(trigger)
     assert event.payload["status"] == "succeeded"
+
+
+def test_trigger_delays_are_exact(vertex, sleeps, exact_jitter):
+    name = vertex.add_job(script=[])
+    script_gets(vertex, ["JOB_STATE_RUNNING", api_error(429), api_error(503), "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"])
+    (event,) = run_trigger(make(name, poll_interval=10))
+    assert event.payload["status"] == "succeeded"
+    # the first poll spread over one interval (its ceiling here), +10% between polls, backoff 2 then 4 s
+    assert sleeps == [10.0, 11.0, 2.0, 4.0, 11.0]
+
+
+def test_a_401_in_the_middle_of_the_wait_rebuilds_the_client_and_the_wait_goes_on(vertex, sleeps, exact_jitter, monkeypatch):
+    builds = []
+    build = hooks.GeminiBatchHook._build_entry
+    monkeypatch.setattr(hooks.GeminiBatchHook, "_build_entry", lambda self: builds.append(1) or build(self))
+    name = vertex.add_job(script=[])
+    script_gets(vertex, ["JOB_STATE_RUNNING", api_error(401), "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"])
+    (event,) = run_trigger(make(name, poll_interval=10))
+    assert event.payload["status"] == "succeeded"
+    assert len(builds) == 2
+    assert sleeps == [10.0, 11.0, 2.0, 11.0]
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"status": "succeeded", "job_name": "j", "state": "JOB_STATE_SUCCEEDED", "message": "m"}, ("succeeded", "m")),
+        ({"status": "success", "job_name": "j", "state": "JOB_STATE_SUCCEEDED", "message": "m"}, ("succeeded", "m")),
+        ({"status": "partial", "job_name": "j", "state": None, "message": "m"}, ("partial", "m")),
+        ({"status": "failed", "job_name": "j", "state": None, "message": "m"}, ("failed", "m")),
+        ({"status": "timeout", "job_name": "j", "state": None, "message": "m"}, ("timeout", "m")),
+        ({"status": "error", "job_name": "j", "state": None, "message": "m"}, ("error", "m")),
+        ({"status": "weird", "job_name": "j", "state": None, "message": "m"}, ("error", "Unknown trigger event status 'weird': m")),
+        ({"job_name": "j"}, ("error", "Unknown trigger event status 'None': ")),
+    ],
+)
+def test_events_of_this_and_earlier_versions_are_read(payload, expected):
+    event = JobEvent.from_payload(payload)
+    assert (event.status, event.message) == expected
+    assert event.job_name == "j"
+    assert JobEvent.from_payload(event.payload()) == event
 
 
 @pytest.mark.parametrize("code", [400, 403])
