@@ -35,7 +35,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Failures of the private path that mean "the SDK changed" (or the body is not what we expect).
-FALLBACK_ERRORS: tuple[type[BaseException], ...] = (AttributeError, ImportError, TypeError, ValueError, KeyError)
+FALLBACK_ERRORS: tuple[type[BaseException], ...] = (
+    AttributeError,
+    ImportError,
+    TypeError,
+    ValueError,
+    KeyError,
+)
 
 #: A body as the Gemini API returns it for a failed batch with row counts (the probe converts it).
 SAMPLE_BODY: dict[str, Any] = {

@@ -59,8 +59,8 @@ def require_terminal(job: types.BatchJob, reported: str) -> types.BatchJob:
     """
     if not is_terminal(job.state):
         raise GeminiBatchPollingError(
-            f"The trigger reported batch job {job.name} as {reported}, but it reads {normalize_state(job.state)}. "
-            "A retry of the task re-attaches to it."
+            f"The trigger reported batch job {job.name} as {reported}, but it reads "
+            f"{normalize_state(job.state)}. A retry of the task re-attaches to it."
         )
     return job
 
@@ -104,7 +104,8 @@ def finish_job(
     data = manifest.as_dict()
     if outcome is None:
         raise GeminiBatchPollingError(
-            f"Batch job {manifest.job_name} is {short_state(manifest.state)}, not finished; nothing to return yet."
+            f"Batch job {manifest.job_name} is {short_state(manifest.state)}, not finished; "
+            "nothing to return yet."
         )
 
     def push_failed() -> None:

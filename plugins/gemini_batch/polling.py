@@ -29,7 +29,15 @@ from typing import Any, Literal, TypeVar, Union
 
 from gemini_batch.api_errors import error_kind
 from gemini_batch.exceptions import GeminiBatchJobNotFound, GeminiBatchPollingError, GeminiBatchTimeout
-from gemini_batch.states import PAUSED, Outcome, counts_of, normalize_state, outcome_of, progress_line, short_state
+from gemini_batch.states import (
+    PAUSED,
+    Outcome,
+    counts_of,
+    normalize_state,
+    outcome_of,
+    progress_line,
+    short_state,
+)
 
 T = TypeVar("T")
 
@@ -151,7 +159,9 @@ class Poller:
 
     @property
     def backoff(self) -> Backoff:
-        return Backoff(base=self.backoff_base, cap=max(self.backoff_cap, self.poll_interval), budget=self.error_budget)
+        return Backoff(
+            base=self.backoff_base, cap=max(self.backoff_cap, self.poll_interval), budget=self.error_budget
+        )
 
     def start(self, now: float, *, spread: bool) -> Wait | Fail:
         """The wait before the first read: a random part of one interval when ``spread`` (the caller
@@ -175,7 +185,12 @@ class Poller:
             logs.append(LogLine("info", f"{self.subject}: {line}"))
             self.last_line = line
         if state == PAUSED and self.last_state != PAUSED:
-            logs.append(LogLine("warning", f"{self.subject} is PAUSED; still waiting (the pause counts toward the timeout)"))
+            logs.append(
+                LogLine(
+                    "warning",
+                    f"{self.subject} is PAUSED; still waiting (the pause counts toward the timeout)",
+                )
+            )
         self.last_state = state
         outcome = outcome_of(state, counts)
         if outcome is not None:
@@ -190,7 +205,11 @@ class Poller:
         kind = error_kind(exc)
         text = f"{type(exc).__name__}: {exc}"
         if kind == "not_found":
-            message = str(exc) if isinstance(exc, GeminiBatchJobNotFound) else f"{self.subject} was not found: {text}"
+            message = (
+                str(exc)
+                if isinstance(exc, GeminiBatchJobNotFound)
+                else f"{self.subject} was not found: {text}"
+            )
             return Fail("not_found", message, self.last_state, exc)
         if kind == "fatal":
             message = f"{self.subject}: polling failed: {text}"
@@ -210,17 +229,26 @@ class Poller:
                 f"({self.failures}/{self.error_budget}), next try in {delay:.1f} s"
             )
         else:
-            line = f"{self.subject}: transient error {text} ({self.failures}/{self.error_budget}), next try in {delay:.1f} s"
+            line = (
+                f"{self.subject}: transient error {text} ({self.failures}/{self.error_budget}), "
+                f"next try in {delay:.1f} s"
+            )
         return self._wait(delay, "backoff", now, [LogLine("warning", line)], rebuild_client=kind == "auth")
 
     def _wait(
-        self, seconds: float, reason: WaitReason, now: float, logs: list[LogLine] | None = None, rebuild_client: bool = False
+        self,
+        seconds: float,
+        reason: WaitReason,
+        now: float,
+        logs: list[LogLine] | None = None,
+        rebuild_client: bool = False,
     ) -> Wait | Fail:
         logs = list(logs or ())
         if self.deadline is not None:
             remaining = self.deadline - now
             if remaining <= 0:
-                message = f"{self.subject} is still {short_state(self.last_state) if self.last_state else 'not terminal'} at the deadline.{self.hint}"
+                still = short_state(self.last_state) if self.last_state else "not terminal"
+                message = f"{self.subject} is still {still} at the deadline.{self.hint}"
                 logs.append(LogLine("warning", message))
                 return Fail("timeout", message, self.last_state, None, tuple(logs))
             seconds = min(seconds, remaining)
@@ -253,7 +281,12 @@ def drive_sync(
 
 
 async def drive_async(
-    poller: Poller, read: Callable[[], Awaitable[Any]], *, rebuild: Callable[[], None], log: Any, spread: bool = True
+    poller: Poller,
+    read: Callable[[], Awaitable[Any]],
+    *,
+    rebuild: Callable[[], None],
+    log: Any,
+    spread: bool = True,
 ) -> Done | Fail:
     """As :func:`drive_sync`, in an event loop (the trigger)."""
     decision: Decision = poller.start(now(), spread=spread)

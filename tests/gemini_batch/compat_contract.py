@@ -53,7 +53,9 @@ def summary(job: Any) -> dict[str, Any]:
     return {
         "name": job.name,
         "state": str(getattr(job.state, "value", job.state)),
-        "counts": None if stats is None else [stats.successful_count, stats.failed_count, stats.incomplete_count],
+        "counts": None
+        if stats is None
+        else [stats.successful_count, stats.failed_count, stats.incomplete_count],
         "error": None if job.error is None else job.error.message,
     }
 

@@ -53,7 +53,12 @@ def test_contract_with_the_oldest_supported_google_genai(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT / "plugins"), str(ROOT)])}
     out = subprocess.run(
-        [sys.executable, str(Path(compat_contract.__file__))], env=env, capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, str(Path(compat_contract.__file__))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["version"].startswith("2.30."), result
@@ -72,7 +77,11 @@ def test_the_probe_passes_on_the_installed_sdk_and_runs_once(monkeypatch):
         ("google.genai.batches", "_BatchJob_from_mldev", lambda from_object, *, root: {}),
         ("google.genai._api_client.BaseApiClient", "request", lambda self, method, path: None),
         ("google.genai._api_client.BaseApiClient", "async_request", lambda self, request: None),
-        ("google.genai.batches", "_BatchJob_from_mldev", lambda from_object, parent_object=None: {}),  # drops the state
+        (
+            "google.genai.batches",
+            "_BatchJob_from_mldev",
+            lambda from_object, parent_object=None: {},
+        ),  # drops the state
     ],
 )
 def test_the_probe_fails_on_a_changed_sdk(monkeypatch, module, name, replacement):
@@ -131,7 +140,9 @@ def body(payload) -> SimpleNamespace:
 
 
 def read_both(client):
-    return compat.get_gemini_batch(client, "batches/contract"), asyncio.run(compat.aget_gemini_batch(client, "batches/contract"))
+    return compat.get_gemini_batch(client, "batches/contract"), asyncio.run(
+        compat.aget_gemini_batch(client, "batches/contract")
+    )
 
 
 def changed_signature():
@@ -192,9 +203,7 @@ def test_the_private_read_keeps_counts_and_error():
     assert compat_contract.summary(job) == EXPECTED == compat_contract.summary(ajob)
 
 
-@pytest.mark.parametrize(
-    ("name", "path"), [("batches/abc", "batches/abc"), ("abc", "batches/abc")]
-)
+@pytest.mark.parametrize(("name", "path"), [("batches/abc", "batches/abc"), ("abc", "batches/abc")])
 def test_the_private_read_asks_for_the_batch_by_id(name, path):
     seen = []
 

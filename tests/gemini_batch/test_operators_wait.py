@@ -8,7 +8,11 @@ import pytest
 from google.genai import types
 
 from gemini_batch import hooks
-from gemini_batch.exceptions import GeminiBatchJobNotFound, GeminiBatchPollingError, GeminiBatchTooManyFailedRows
+from gemini_batch.exceptions import (
+    GeminiBatchJobNotFound,
+    GeminiBatchPollingError,
+    GeminiBatchTooManyFailedRows,
+)
 from gemini_batch.operators import GeminiBatchCreateJobOperator
 from tests.gemini_batch.fakes import api_error, make_context, script_gets
 
@@ -29,7 +33,9 @@ def builds(vertex, monkeypatch) -> list[str]:
     """Every client build (connection lookup + credentials), by connection id."""
     seen: list[str] = []
     build = hooks.GeminiBatchHook._build_entry
-    monkeypatch.setattr(hooks.GeminiBatchHook, "_build_entry", lambda self: seen.append(self.conn_id) or build(self))
+    monkeypatch.setattr(
+        hooks.GeminiBatchHook, "_build_entry", lambda self: seen.append(self.conn_id) or build(self)
+    )
     return seen
 
 
@@ -47,7 +53,9 @@ def test_sync_wait_budget_ends_at_budget_plus_one(vertex, sleeps, exact_jitter):
     assert sleeps == [0.0, 11.0, 2.0, 4.0]
 
 
-def test_a_401_in_the_middle_of_a_sync_wait_rebuilds_the_client_and_the_wait_goes_on(builds, vertex, sleeps, exact_jitter):
+def test_a_401_in_the_middle_of_a_sync_wait_rebuilds_the_client_and_the_wait_goes_on(
+    builds, vertex, sleeps, exact_jitter
+):
     script_gets(vertex, [RUNNING, api_error(401), RUNNING, SUCCEEDED])
     assert op().execute(make_context())["outcome"] == "succeeded"
     assert builds == ["google_cloud_default", "google_cloud_default"]
@@ -65,11 +73,14 @@ def event(status: str, name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("status", "read_as"), [("succeeded", "succeeded"), ("partial", "partial"), ("failed", "failed"), ("success", "succeeded")]
+    ("status", "read_as"),
+    [("succeeded", "succeeded"), ("partial", "partial"), ("failed", "failed"), ("success", "succeeded")],
 )
 def test_an_event_whose_job_reads_as_not_terminal_fails_the_task(vertex, status, read_as):
     name = vertex.add_job(state=RUNNING, script=[])
-    with pytest.raises(GeminiBatchPollingError, match=f"reported batch job .* as {read_as}, but it reads JOB_STATE_RUNNING"):
+    with pytest.raises(
+        GeminiBatchPollingError, match=f"reported batch job .* as {read_as}, but it reads JOB_STATE_RUNNING"
+    ):
         op().execute_complete(make_context(), event(status, name))
 
 

@@ -9,7 +9,12 @@ import pytest
 from google.genai import types
 
 from gemini_batch import polling
-from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFound, GeminiBatchPollingError, GeminiBatchTimeout
+from gemini_batch.exceptions import (
+    GeminiBatchConfigError,
+    GeminiBatchJobNotFound,
+    GeminiBatchPollingError,
+    GeminiBatchTimeout,
+)
 from gemini_batch.polling import Backoff, Done, Fail, Poller, Wait, failure_exception, retry_read
 from tests.gemini_batch.conftest import UpperRng
 from tests.gemini_batch.fakes import api_error
@@ -19,10 +24,19 @@ PAUSED = "JOB_STATE_PAUSED"
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
 
 
-def job(state: str, succeeded: int | None = None, failed: int | None = None, error: str | None = None) -> types.BatchJob:
-    stats = None if succeeded is None else types.CompletionStats(successful_count=succeeded, failed_count=failed or 0)
+def job(
+    state: str, succeeded: int | None = None, failed: int | None = None, error: str | None = None
+) -> types.BatchJob:
+    stats = (
+        None
+        if succeeded is None
+        else types.CompletionStats(successful_count=succeeded, failed_count=failed or 0)
+    )
     return types.BatchJob(
-        name="batches/j", state=state, completion_stats=stats, error=types.JobError(message=error) if error else None
+        name="batches/j",
+        state=state,
+        completion_stats=stats,
+        error=types.JobError(message=error) if error else None,
     )
 
 
@@ -47,7 +61,7 @@ E503, E429, E401 = api_error(503), api_error(429), api_error(401)
 @pytest.mark.parametrize(
     ("kwargs", "observations", "expected"),
     [
-        # terminal states end the wait with their outcome; a waiting state waits poll_interval +10% (the ceiling)
+        # terminal states end with their outcome; a waiting state waits poll_interval +10% (the ceiling)
         ({}, [job(SUCCEEDED)], [("done", "succeeded")]),
         ({}, [job(SUCCEEDED, 9, 1)], [("done", "partial")]),
         ({}, [job("JOB_STATE_PARTIALLY_SUCCEEDED")], [("done", "partial")]),
@@ -57,10 +71,18 @@ E503, E429, E401 = api_error(503), api_error(429), api_error(401)
         ({}, [job(RUNNING), job(SUCCEEDED)], [("wait", 11.0, "poll", False), ("done", "succeeded")]),
         ({}, [job("JOB_STATE_SOMETHING_NEW")], [("wait", 11.0, "poll", False)]),
         # PAUSED waits like any non-terminal state
-        ({}, [job(PAUSED), job(PAUSED), job(SUCCEEDED)], [("wait", 11.0, "poll", False)] * 2 + [("done", "succeeded")]),
+        (
+            {},
+            [job(PAUSED), job(PAUSED), job(SUCCEEDED)],
+            [("wait", 11.0, "poll", False)] * 2 + [("done", "succeeded")],
+        ),
         # transient errors back off 2, 4, ...; the budget ends the wait at exactly budget + 1
         ({}, [E503, E429], [("wait", 2.0, "backoff", False), ("wait", 4.0, "backoff", False)]),
-        ({}, [E503, E429, E503], [("wait", 2.0, "backoff", False), ("wait", 4.0, "backoff", False), ("fail", "budget")]),
+        (
+            {},
+            [E503, E429, E503],
+            [("wait", 2.0, "backoff", False), ("wait", 4.0, "backoff", False), ("fail", "budget")],
+        ),
         ({"error_budget": 0}, [E503], [("fail", "budget")]),
         ({}, [httpx.ConnectError("refused")], [("wait", 2.0, "backoff", False)]),
         # a job read resets the count: consecutive means consecutive
@@ -72,7 +94,11 @@ E503, E429, E401 = api_error(503), api_error(429), api_error(401)
         ),
         # 401: rebuild the client, back off, go on; it counts toward the budget
         ({}, [E401, job(SUCCEEDED)], [("wait", 2.0, "backoff", True), ("done", "succeeded")]),
-        ({}, [E401, E401, E401], [("wait", 2.0, "backoff", True), ("wait", 4.0, "backoff", True), ("fail", "budget")]),
+        (
+            {},
+            [E401, E401, E401],
+            [("wait", 2.0, "backoff", True), ("wait", 4.0, "backoff", True), ("fail", "budget")],
+        ),
         # 404 and non-transient errors end the wait at once
         ({}, [api_error(404)], [("fail", "not_found")]),
         ({}, [GeminiBatchJobNotFound("batches/j")], [("fail", "not_found")]),
@@ -81,8 +107,16 @@ E503, E429, E401 = api_error(503), api_error(429), api_error(401)
         ({}, [GeminiBatchConfigError("no connection")], [("fail", "fatal")]),
         ({}, [ValueError("bug")], [("fail", "fatal")]),
         # the backoff cap is never below the poll interval
-        ({"poll_interval": 1.0, "backoff_cap": 3.0, "error_budget": 9}, [E503] * 4, [("wait", s, "backoff", False) for s in (2.0, 3.0, 3.0, 3.0)]),
-        ({"poll_interval": 5.0, "backoff_cap": 3.0, "error_budget": 9}, [E503] * 4, [("wait", s, "backoff", False) for s in (2.0, 4.0, 5.0, 5.0)]),
+        (
+            {"poll_interval": 1.0, "backoff_cap": 3.0, "error_budget": 9},
+            [E503] * 4,
+            [("wait", s, "backoff", False) for s in (2.0, 3.0, 3.0, 3.0)],
+        ),
+        (
+            {"poll_interval": 5.0, "backoff_cap": 3.0, "error_budget": 9},
+            [E503] * 4,
+            [("wait", s, "backoff", False) for s in (2.0, 4.0, 5.0, 5.0)],
+        ),
     ],
 )
 def test_poller_decisions(kwargs, observations, expected):
@@ -95,8 +129,16 @@ def test_poller_decisions(kwargs, observations, expected):
     [
         # waits are cut to the deadline; at the deadline the job is read once more
         (1005.0, [(job(RUNNING), 1000.0)], [("wait", 5.0, "poll", False)]),
-        (1005.0, [(job(RUNNING), 1000.0), (job(RUNNING), 1005.0)], [("wait", 5.0, "poll", False), ("fail", "timeout")]),
-        (1005.0, [(job(RUNNING), 1000.0), (job(SUCCEEDED), 1005.0)], [("wait", 5.0, "poll", False), ("done", "succeeded")]),
+        (
+            1005.0,
+            [(job(RUNNING), 1000.0), (job(RUNNING), 1005.0)],
+            [("wait", 5.0, "poll", False), ("fail", "timeout")],
+        ),
+        (
+            1005.0,
+            [(job(RUNNING), 1000.0), (job(SUCCEEDED), 1005.0)],
+            [("wait", 5.0, "poll", False), ("done", "succeeded")],
+        ),
         (1001.0, [(E503, 1000.0)], [("wait", 1.0, "backoff", False)]),
         (1000.0, [(E503, 1000.0)], [("fail", "timeout")]),
         (None, [(job(RUNNING), 10**12)], [("wait", 11.0, "poll", False)]),
@@ -124,7 +166,9 @@ def test_start(spread, now, deadline, expected):
 def test_messages_name_the_job_the_counts_and_what_happens_next():
     deciding = poller(deadline=1010.0)
     running = deciding.observe(job(RUNNING, 4, 1), now=1000.0)
-    assert [line.message for line in running.logs] == ["Batch job batches/j: RUNNING 5/5 rows (100%), 1 failed"]
+    assert [line.message for line in running.logs] == [
+        "Batch job batches/j: RUNNING 5/5 rows (100%), 1 failed"
+    ]
     timeout = deciding.observe(job(RUNNING, 4, 1), now=1010.0)
     assert isinstance(timeout, Fail) and timeout.state == RUNNING
     assert timeout.message.startswith("Batch job batches/j is still RUNNING at the deadline.")
@@ -141,7 +185,10 @@ def test_progress_is_logged_when_it_changes_and_paused_warned_once_per_pause():
     lines = []
     for state in (RUNNING, RUNNING, PAUSED, PAUSED, RUNNING, PAUSED, SUCCEEDED):
         lines += [(line.level, line.message) for line in deciding.observe(job(state), now=0.0).logs]
-    paused_warning = ("warning", "Batch job batches/j is PAUSED; still waiting (the pause counts toward the timeout)")
+    paused_warning = (
+        "warning",
+        "Batch job batches/j is PAUSED; still waiting (the pause counts toward the timeout)",
+    )
     assert lines == [
         ("info", "Batch job batches/j: RUNNING"),
         ("info", "Batch job batches/j: PAUSED"),
@@ -159,7 +206,9 @@ def test_failure_exceptions():
     assert isinstance(failure_exception(Fail("timeout", "m")), GeminiBatchTimeout)
     assert isinstance(failure_exception(Fail("budget", "m")), GeminiBatchPollingError)
     assert isinstance(failure_exception(Fail("fatal", "m", error=api_error(400))), GeminiBatchPollingError)
-    assert isinstance(failure_exception(Fail("not_found", "m", error=api_error(404))), GeminiBatchPollingError)
+    assert isinstance(
+        failure_exception(Fail("not_found", "m", error=api_error(404))), GeminiBatchPollingError
+    )
 
 
 # ---------------------------------------------------------------------------- Backoff
@@ -207,7 +256,9 @@ def test_retry_read_backs_off_exactly_then_returns(sleeps, exact_jitter):
 
 def test_retry_read_gives_up_at_budget_plus_one(sleeps, exact_jitter):
     call = Calls(E503, E503, E503, E503)
-    with pytest.raises(GeminiBatchPollingError, match="Reading: gave up after 3 consecutive transient errors"):
+    with pytest.raises(
+        GeminiBatchPollingError, match="Reading: gave up after 3 consecutive transient errors"
+    ):
         retry_read(Log(), "Reading", call, budget=2)
     assert sleeps == [2.0, 4.0]
     assert call.count == 3

@@ -26,7 +26,11 @@ def task_states(monkeypatch):
     ("identity", "states", "expected"),
     [
         (WorkIdentity("d", "t", "r"), {"r": {"t": "failed"}}, (True, "failed")),
-        (WorkIdentity("d", "t", "r", 3), {"r": {"t_3": SimpleNamespace(value="success"), "t": "running"}}, (True, "success")),
+        (
+            WorkIdentity("d", "t", "r", 3),
+            {"r": {"t_3": SimpleNamespace(value="success"), "t": "running"}},
+            (True, "success"),
+        ),
         (WorkIdentity("d", "t", "r"), {"r": {"t": None}}, (True, None)),
         (WorkIdentity("d", "t", "r"), {"r": {"t_0": "failed"}}, (False, None)),
         (WorkIdentity("d", "t", "r"), None, (False, None)),
