@@ -44,7 +44,7 @@ from gemini_batch.hooks import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, 
 from gemini_batch.identity import WorkIdentity, validate_labels
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, build_manifest, console_url
-from gemini_batch.polling import Backoff, Done, Poller, drive_sync, failure_exception, retry_read
+from gemini_batch.polling import Backoff, Done, Poller, drive_sync, raise_failure, retry_read
 from gemini_batch.sources import (
     BACKENDS,
     Backend,
@@ -608,10 +608,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
             return end.job
         if end.reason == "timeout":
             raise GeminiBatchTimeout(self._timeout_message(end.message))
-        error = failure_exception(end)
-        if error is end.error:
-            raise error
-        raise error from end.error
+        raise_failure(end)
 
     def on_kill(self) -> None:
         """Synchronous path: cancel after mark-failed / mark-success; keep after a clear or a timeout."""

@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal, NoReturn, TypeVar, Union
 
 from gemini_batch.api_errors import error_kind
 from gemini_batch.exceptions import GeminiBatchJobNotFound, GeminiBatchPollingError, GeminiBatchTimeout
@@ -311,6 +311,14 @@ def failure_exception(fail: Fail) -> Exception:
     if fail.reason == "timeout":
         return GeminiBatchTimeout(fail.message)
     return GeminiBatchPollingError(fail.message)
+
+
+def raise_failure(fail: Fail) -> NoReturn:
+    """Raise :func:`failure_exception` of a failed wait, chained to the error that caused it."""
+    error = failure_exception(fail)
+    if error is fail.error:
+        raise error
+    raise error from fail.error
 
 
 def retry_read(

@@ -29,7 +29,7 @@ from gemini_batch.hooks import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, 
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, console_url
-from gemini_batch.polling import Done, Fail, Poller, Wait, emit, failure_exception, retry_read
+from gemini_batch.polling import Done, Fail, Poller, Wait, emit, raise_failure, retry_read
 from gemini_batch.sources import BACKENDS, JobRef, is_templated
 from gemini_batch.states import counts_of, is_terminal, progress_line
 from gemini_batch.task_state import kill_decision, ti_state_blocking
@@ -162,10 +162,7 @@ class GeminiBatchJobSensor(BaseSensorOperator):
                 self._not_before = now + decision.seconds
             return False
         if isinstance(decision, Fail):
-            error = failure_exception(decision)
-            if error is decision.error:
-                raise error
-            raise error from decision.error
+            raise_failure(decision)
         assert isinstance(decision, Done)
         return PokeReturnValue(is_done=True, xcom_value=self._finish(context, ref, hook, decision.job))
 

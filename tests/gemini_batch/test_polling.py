@@ -15,7 +15,16 @@ from gemini_batch.exceptions import (
     GeminiBatchPollingError,
     GeminiBatchTimeout,
 )
-from gemini_batch.polling import Backoff, Done, Fail, Poller, Wait, failure_exception, retry_read
+from gemini_batch.polling import (
+    Backoff,
+    Done,
+    Fail,
+    Poller,
+    Wait,
+    failure_exception,
+    raise_failure,
+    retry_read,
+)
 from tests.gemini_batch.conftest import UpperRng
 from tests.gemini_batch.fakes import api_error
 
@@ -209,6 +218,16 @@ def test_failure_exceptions():
     assert isinstance(
         failure_exception(Fail("not_found", "m", error=api_error(404))), GeminiBatchPollingError
     )
+
+
+def test_raise_failure_chains_the_cause():
+    with pytest.raises(GeminiBatchPollingError) as budget:
+        raise_failure(Fail("budget", "m", error=E503))
+    assert budget.value.__cause__ is E503
+    missing = GeminiBatchJobNotFound("batches/j")
+    with pytest.raises(GeminiBatchJobNotFound) as not_found:
+        raise_failure(Fail("not_found", "m", error=missing))
+    assert not_found.value is missing and not_found.value.__cause__ is None
 
 
 # ---------------------------------------------------------------------------- Backoff
