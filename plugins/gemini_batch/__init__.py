@@ -42,7 +42,7 @@ _LAZY = {
     "parse_source": "gemini_batch.sources",
     "JobRef": "gemini_batch.sources",
     "Counts": "gemini_batch.states",
-    "classify": "gemini_batch.states",
+    "outcome_of": "gemini_batch.states",
 }
 
 __all__ = sorted(_LAZY)
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     )
     from gemini_batch.sensors import GeminiBatchJobSensor
     from gemini_batch.sources import BatchSource, JobRef, parse_source
-    from gemini_batch.states import Counts, classify
+    from gemini_batch.states import Counts, outcome_of
     from gemini_batch.triggers import GeminiBatchJobTrigger
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import random
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,36 +25,22 @@ from airflow.sdk import BaseOperator, conf
 from gemini_batch.create_plan import CreateArguments, CreatePlan, check_backend, plan_create, validate_static
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
-    GeminiBatchJobFailed,
     GeminiBatchJobNotFound,
     GeminiBatchPollingError,
     GeminiBatchTimeout,
-    GeminiBatchTooManyFailedRows,
 )
-from gemini_batch.hooks import (
-    DEFAULT_GCP_CONN_ID,
-    DEFAULT_GEMINI_API_CONN_ID,
-    Backoff,
-    GeminiBatchHook,
-    error_kind,
-    is_transient_error,
-)
+from gemini_batch.finish import FAILED_MANIFEST_XCOM_KEY, check_ratio, finish_job, require_terminal
+from gemini_batch.hooks import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, GeminiBatchHook
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.job_record import STATE_KEY, RecordStore
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, build_manifest, console_url
+from gemini_batch.polling import Done, Poller, drive_sync, raise_failure, retry_read
 from gemini_batch.resumer import JobResumer, resumable_stats_tags
 from gemini_batch.sources import BACKENDS, Backend, JobRef, is_templated
-from gemini_batch.states import (
-    PAUSED,
-    classify,
-    counts_of,
-    is_terminal,
-    normalize_state,
-    progress_line,
-    short_state,
-)
-from gemini_batch.triggers import GeminiBatchJobTrigger, kill_decision
+from gemini_batch.states import counts_of, is_terminal, normalize_state, progress_line, short_state
+from gemini_batch.task_state import kill_decision, ti_state_blocking
+from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -65,8 +49,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: XCom key of the manifest of a job that made the task fail (the return value is lost then).
-FAILED_MANIFEST_XCOM_KEY = "gemini_batch_manifest"
 
 
 def _default_deferrable() -> bool:
@@ -82,76 +64,10 @@ def _seconds(value: float | dt.timedelta | None, name: str) -> float | None:
     return seconds
 
 
-def _check_ratio(value: Any) -> float:
-    try:
-        ratio = float(value)
-    except (TypeError, ValueError):
-        raise GeminiBatchConfigError(f"max_failed_ratio must be a number in [0, 1], got {value!r}.") from None
-    if not 0.0 <= ratio <= 1.0:
-        raise GeminiBatchConfigError(
-            f"max_failed_ratio must be in [0, 1] (0: no failed row allowed, 1: any), got {ratio}."
-        )
-    return ratio
 
 
-def _ti_state_blocking(identity: WorkIdentity | None, timeout: float) -> tuple[bool, str | None]:
-    """The task instance's state as the API server has it, from a worker; (False, None) if unknown.
-
-    Runs in a helper thread joined with a timeout: ``on_kill`` runs in a signal handler, which
-    must not wait on the supervisor channel the interrupted main thread may hold.
-    """
-    if identity is None:
-        return False, None
-    result: dict[str, Any] = {}
-
-    def ask() -> None:
-        try:
-            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-            states = RuntimeTaskInstance.get_task_states(
-                dag_id=identity.dag_id,
-                task_ids=[identity.task_id],
-                run_ids=[identity.run_id],
-                map_index=identity.map_index,
-            )
-            key = identity.task_id if identity.map_index < 0 else f"{identity.task_id}_{identity.map_index}"
-            run_states = (states or {}).get(identity.run_id) or {}
-            if key in run_states:
-                state = run_states[key]
-                result["state"] = None if state is None else str(getattr(state, "value", state))
-        except Exception as exc:  # reported as unknown
-            result["error"] = exc
-
-    thread = threading.Thread(target=ask, name="gemini-batch-on-kill", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if "state" in result:
-        return True, result["state"]
-    return False, None
 
 
-def retry_read(log: Any, what: str, call: Callable[[], T], budget: int = 8) -> T:
-    """Run a read-only call, backing off on transient errors (429, 5xx, timeouts) within ``budget``.
-
-    Never use it for ``create``: a create whose response was lost may have made a job.
-    """
-    backoff = Backoff(budget=budget)
-    failures = 0
-    while True:
-        try:
-            return call()
-        except Exception as exc:
-            if not is_transient_error(exc):
-                raise
-            failures += 1
-            if backoff.exhausted(failures):
-                raise GeminiBatchPollingError(
-                    f"{what}: gave up after {failures} consecutive transient errors; last: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            delay = backoff.delay(failures)
-            log.warning("%s: transient error %s (%d/%d), retrying in %.1f s", what, exc, failures, budget, delay)
-            time.sleep(delay)
 
 
 class _GeminiBatchBaseOperator(BaseOperator):
@@ -197,96 +113,14 @@ class _GeminiBatchBaseOperator(BaseOperator):
         hook.settings  # noqa: B018 - builds the client now: a missing connection fails here, clearly
         return ref, hook
 
-    def _retry_read(self, what: str, call: Callable[[], T], budget: int = 8) -> T:
-        return retry_read(self.log, what, call, budget)
+    def _retry_read(
+        self, what: str, call: Callable[[], T], budget: int = 8, *, rebuild: Callable[[], None] | None = None
+    ) -> T:
+        return retry_read(self.log, what, call, budget, rebuild=rebuild)
 
     _check_backend = staticmethod(check_backend)
 
 
-def finish_job(
-    operator: BaseOperator,
-    context: Context,
-    job: types.BatchJob,
-    *,
-    backend: Backend,
-    source: str | None,
-    work_id: str | None,
-    model: str | None,
-    project: str | None,
-    location: str | None,
-    max_failed_ratio: float,
-    max_inline_results_bytes: int,
-) -> dict[str, Any]:
-    """Turn a terminal job into the task's result: the manifest, or an exception that names the counts.
-
-    - failure (FAILED, CANCELLED, EXPIRED): :class:`GeminiBatchJobFailed` (a retry submits anew).
-    - partial (PARTIALLY_SUCCEEDED, or SUCCEEDED with failed rows): the manifest when the failed
-      ratio is at most ``max_failed_ratio``, else :class:`GeminiBatchTooManyFailedRows`.
-    - success: the manifest.
-    The manifest of a failed job is pushed to XCom under ``gemini_batch_manifest`` first.
-    """
-    manifest = build_manifest(
-        job,
-        backend=backend,
-        source=source,
-        work_id=work_id,
-        model=model,
-        project=project,
-        location=location,
-        max_inline_bytes=max_inline_results_bytes,
-    )
-    GeminiBatchJobLink.persist(context, manifest.console_url)
-    counts = manifest.counts_obj
-    klass = classify(manifest.state, counts)
-    data = manifest.as_dict()
-
-    def push_failed() -> None:
-        context["ti"].xcom_push(key=FAILED_MANIFEST_XCOM_KEY, value=data)
-
-    if klass == "failure":
-        push_failed()
-        reason = f": {manifest.error}" if manifest.error else ""
-        raise GeminiBatchJobFailed(
-            f"Batch job {manifest.job_name} ended {short_state(manifest.state)}{reason}. A retry (or a "
-            "clear) of this task submits a new job.",
-            manifest=data,
-        )
-    if klass == "partial":
-        where = (
-            manifest.gcs_output_directory
-            or manifest.bigquery_output_table
-            or manifest.file_name
-            or ("inline responses" if manifest.inline_responses is not None else "the job's output")
-        )
-        if counts is None or counts.total == 0:
-            if max_failed_ratio < 1.0:
-                push_failed()
-                raise GeminiBatchTooManyFailedRows(
-                    f"Batch job {manifest.job_name} ended {short_state(manifest.state)} and the service "
-                    f"reports no row counts, so the failed ratio cannot be checked against "
-                    f"max_failed_ratio={max_failed_ratio}. Results of the rows that succeeded are in {where}. "
-                    "Set max_failed_ratio=1.0 to accept partial results.",
-                    manifest=data,
-                )
-        elif counts.failed_ratio > max_failed_ratio:
-            push_failed()
-            raise GeminiBatchTooManyFailedRows(
-                f"Batch job {manifest.job_name} ended {short_state(manifest.state)} with {counts.failed:,} of "
-                f"{counts.total:,} rows failed ({counts.failed_ratio:.1%}), above max_failed_ratio="
-                f"{max_failed_ratio} ({counts.succeeded:,} succeeded, {counts.incomplete:,} incomplete). "
-                f"Results of the rows that succeeded are in {where}. The finished job is kept, so a retry "
-                "finds the same counts: raise max_failed_ratio, or re-run the failed rows.",
-                manifest=data,
-            )
-        operator.log.warning(
-            "Batch job %s ended %s; accepted partial result (failed ratio within max_failed_ratio=%s)",
-            manifest.job_name,
-            progress_line(manifest.state, counts),
-            max_failed_ratio,
-        )
-    else:
-        operator.log.info("Batch job %s ended %s", manifest.job_name, progress_line(manifest.state, counts))
-    return data
 
 
 class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
@@ -391,7 +225,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
         self.poll_interval = _seconds(poll_interval, "poll_interval")
         self.timeout = _seconds(timeout, "timeout")
         self.cancel_on_kill = cancel_on_kill
-        self.max_failed_ratio = _check_ratio(max_failed_ratio)
+        self.max_failed_ratio = check_ratio(max_failed_ratio)
         self.max_inline_results_bytes = int(max_inline_results_bytes)
         self.error_budget = int(error_budget)
         self._job_name: str | None = None
@@ -453,28 +287,31 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
         return self._finish(context, plan, hook, job)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger's event: build the manifest from a fresh read of the job."""
+        """Resume after the trigger's event: finish the job from a fresh read, never from the event alone."""
         plan = self._plan(context)
         hook = self._hook(plan.backend)
         self._identity = plan.identity
-        status = event.get("status")
-        job_name = event.get("job_name") or ""
-        self._job_name = job_name
-        if status == "timeout":
-            raise GeminiBatchTimeout(
-                f"{event.get('message')} (timeout={self.timeout:.0f} s). Cancel it with "
-                "GeminiBatchCancelJobOperator if it is not wanted."
-                if self.timeout
-                else str(event.get("message"))
-            )
-        if status == "error":
-            raise GeminiBatchPollingError(str(event.get("message")))
-        job = self._retry_read(f"Reading batch job {job_name}", lambda: hook.get_job(job_name), self.error_budget)
-        if not is_terminal(job.state):
-            raise GeminiBatchPollingError(
-                f"The trigger reported batch job {job_name} as {status}, but it reads {normalize_state(job.state)}."
-            )
-        return self._finish(context, plan, hook, job)
+        ended = JobEvent.from_payload(event)
+        self._job_name = ended.job_name
+        if ended.status == "timeout":
+            raise GeminiBatchTimeout(self._timeout_message(ended.message))
+        if ended.status == "error":
+            raise GeminiBatchPollingError(ended.message)
+        job = self._retry_read(
+            f"Reading batch job {ended.job_name}",
+            lambda: hook.get_job(ended.job_name),
+            self.error_budget,
+            rebuild=hook.invalidate,
+        )
+        return self._finish(context, plan, hook, require_terminal(job, ended.status))
+
+    def _timeout_message(self, message: str) -> str:
+        if not self.timeout:
+            return message
+        return (
+            f"{message} (timeout={self.timeout:.0f} s). Cancel it with GeminiBatchCancelJobOperator "
+            "if it is not wanted."
+        )
 
     def _finish(self, context: Context, plan: CreatePlan, hook: GeminiBatchHook, job: types.BatchJob) -> dict[str, Any]:
         return finish_job(
@@ -515,59 +352,20 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
     # ------------------------------------------------------------------ synchronous wait
 
     def _wait(self, hook: GeminiBatchHook, job_name: str, deadline: float | None) -> types.BatchJob:
-        """Poll until the job is terminal, with the trigger's semantics, in the worker."""
-        backoff = Backoff(cap=max(120.0, self.poll_interval), budget=self.error_budget)
-        failures = 0
-        last_line: str | None = None
-        last_state: str | None = None
-        while True:
-            if deadline is not None and time.time() >= deadline:
-                raise GeminiBatchTimeout(
-                    f"Batch job {job_name} is still {last_state or 'not terminal'} after timeout={self.timeout:.0f} s. "
-                    "It keeps running; a retry of the task re-attaches to it. Cancel it with "
-                    "GeminiBatchCancelJobOperator if it is not wanted."
-                )
-            try:
-                job = hook.get_job(job_name)
-            except GeminiBatchJobNotFound:
-                raise
-            except Exception as exc:
-                if error_kind(exc) not in ("transient", "auth"):
-                    raise GeminiBatchPollingError(
-                        f"Polling batch job {job_name} failed: {type(exc).__name__}: {exc}"
-                    ) from exc
-                failures += 1
-                if backoff.exhausted(failures):
-                    raise GeminiBatchPollingError(
-                        f"Gave up polling batch job {job_name} after {failures} consecutive transient errors "
-                        f"(error_budget={self.error_budget}); last: {type(exc).__name__}: {exc}. The job keeps "
-                        "running; a retry of the task re-attaches to it."
-                    ) from exc
-                delay = backoff.delay(failures)
-                self.log.warning(
-                    "Batch job %s: transient error %s (%d/%d), next poll in %.1f s", job_name, exc, failures,
-                    self.error_budget, delay,
-                )
-                self._sleep(delay, deadline)
-                continue
-            failures = 0
-            state = normalize_state(job.state)
-            line = progress_line(state, counts_of(job))
-            if line != last_line:
-                self.log.info("Batch job %s: %s", job_name, line)
-                if state == PAUSED and last_state != PAUSED:
-                    self.log.warning("Batch job %s is PAUSED; still waiting (the pause counts toward the timeout)", job_name)
-                last_line = line
-            last_state = state
-            if is_terminal(state):
-                return job
-            self._sleep(self.poll_interval * random.uniform(0.9, 1.1), deadline)
+        """Poll until the job is terminal, in the worker: the trigger's decisions (polling.py)."""
+        poller = Poller(
+            subject=f"Batch job {job_name}",
+            poll_interval=self.poll_interval,
+            deadline=deadline,
+            error_budget=self.error_budget,
+        )
+        end = drive_sync(poller, lambda: hook.get_job(job_name), rebuild=hook.invalidate, log=self.log)
+        if isinstance(end, Done):
+            return end.job
+        if end.reason == "timeout":
+            raise GeminiBatchTimeout(self._timeout_message(end.message))
+        raise_failure(end)
 
-    @staticmethod
-    def _sleep(seconds: float, deadline: float | None) -> None:
-        if deadline is not None:
-            seconds = min(seconds, max(deadline - time.time(), 0.0))
-        time.sleep(max(seconds, 0.0))
 
     def on_kill(self) -> None:
         """Synchronous path: cancel after mark-failed / mark-success; keep after a clear or a timeout."""
@@ -577,7 +375,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
         if not self.cancel_on_kill:
             self.log.info("cancel_on_kill is off: batch job %s keeps running", name)
             return
-        known, state = _ti_state_blocking(self._identity, timeout=2.0)
+        known, state = ti_state_blocking(self._identity, timeout=2.0)
         if not known or kill_decision(state) == "keep":
             self.log.info(
                 "Task instance state %s: batch job %s is kept (a new try re-attaches to it)",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from gemini_batch.job_record import Absent, JobRecord, RecordRead, Unreadable
-from gemini_batch.states import classify, counts_of, short_state
+from gemini_batch.states import counts_of, outcome_of, short_state
 
 if TYPE_CHECKING:
     from gemini_batch.create_plan import CreatePlan
@@ -128,10 +128,10 @@ def _count(facts: ResumeFacts, record: JobRecord | None) -> int:
 def _finished_or_running(job: Any, submissions: int, via: str) -> Reattach | Return | None:
     """Re-attach to a waiting job, return a finished one; None for a failed one (it is replaced)."""
     state = short_state(job.state)
-    klass = classify(job.state, counts_of(job))
-    if klass == "waiting":
+    outcome = outcome_of(job.state, counts_of(job))
+    if outcome is None:
         return Reattach(job, submissions, f"batch job {job.name} ({via}) is {state}: re-attaching")
-    if klass in ("success", "partial"):
+    if outcome in ("succeeded", "partial"):
         why = f"batch job {job.name} ({via}) already ended {state}: returning it"
         return Return(job, submissions, why)
     return None
@@ -215,7 +215,7 @@ def landed_job(found: Sequence[Any], known: frozenset[str], plan: CreatePlan) ->
     inputs and not failed counts; ``found`` is newest first.
     """
     for job in found:
-        if job.name not in known and made_for(job, plan) and classify(job.state) != "failure":
+        if job.name not in known and made_for(job, plan) and outcome_of(job.state) != "failed":
             return job
     return None
 

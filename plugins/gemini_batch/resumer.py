@@ -23,9 +23,10 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gemini_batch.api_errors import is_transient_error
 from gemini_batch.exceptions import GeminiBatchJobNotFound
-from gemini_batch.hooks import Backoff, is_transient_error
 from gemini_batch.job_record import JobRecord, Phase, RecordStore, Unreadable, now_iso
+from gemini_batch.polling import Backoff
 from gemini_batch.resume import (
     METRIC_RECONNECT_ATTEMPT,
     NOT_FOUND,

@@ -12,9 +12,11 @@ import httpx
 import pytest
 from google.genai import types
 
-from gemini_batch import hooks
+from gemini_batch import compat, hooks
 from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFound
-from gemini_batch.hooks import ANONYMOUS_TOKEN, Backoff, GeminiBatchHook, error_kind, http_status, is_transient_error
+from gemini_batch.api_errors import error_kind, http_status, is_transient_error
+from gemini_batch.hooks import ANONYMOUS_TOKEN, GeminiBatchHook
+from gemini_batch.polling import Backoff
 from gemini_batch.hooks import GeminiApiHook
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.sources import parse_source
@@ -357,7 +359,7 @@ def test_gemini_api_get_keeps_the_error_of_a_failed_batch(gemini):
         "done": True,
         "error": {"code": 3, "message": "input file is not JSONL"},
     }
-    job = GeminiBatchHook._gemini_job_from_body(body)
+    job = compat.job_from_body(body)
     assert job.state == types.JobState.JOB_STATE_FAILED
     assert (job.error.code, job.error.message) == (3, "input file is not JSONL")
 
