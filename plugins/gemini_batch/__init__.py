@@ -26,10 +26,10 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "GeminiBatchCreateJobOperator": "gemini_batch.operators",
-    "GeminiBatchGetJobOperator": "gemini_batch.operators",
-    "GeminiBatchListJobsOperator": "gemini_batch.operators",
-    "GeminiBatchCancelJobOperator": "gemini_batch.operators",
-    "GeminiBatchDeleteJobOperator": "gemini_batch.operators",
+    "GeminiBatchGetJobOperator": "gemini_batch.job_operators",
+    "GeminiBatchListJobsOperator": "gemini_batch.job_operators",
+    "GeminiBatchCancelJobOperator": "gemini_batch.job_operators",
+    "GeminiBatchDeleteJobOperator": "gemini_batch.job_operators",
     "GeminiBatchJobSensor": "gemini_batch.sensors",
     "GeminiBatchJobTrigger": "gemini_batch.triggers",
     "GeminiBatchHook": "gemini_batch.hooks",
@@ -52,13 +52,13 @@ if TYPE_CHECKING:
     from gemini_batch.identity import WorkIdentity
     from gemini_batch.links import GeminiBatchJobLink
     from gemini_batch.manifest import BatchManifest, build_manifest
-    from gemini_batch.operators import (
+    from gemini_batch.job_operators import (
         GeminiBatchCancelJobOperator,
-        GeminiBatchCreateJobOperator,
         GeminiBatchDeleteJobOperator,
         GeminiBatchGetJobOperator,
         GeminiBatchListJobsOperator,
     )
+    from gemini_batch.operators import GeminiBatchCreateJobOperator
     from gemini_batch.sensors import GeminiBatchJobSensor
     from gemini_batch.sources import BatchSource, JobRef, parse_source
     from gemini_batch.states import Counts, outcome_of

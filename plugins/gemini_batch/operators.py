@@ -17,28 +17,28 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import conf
 
-from gemini_batch.create_plan import CreateArguments, CreatePlan, check_backend, plan_create, validate_static
+from gemini_batch.base_operator import GeminiBatchBaseOperator
+from gemini_batch.create_plan import CreateArguments, CreatePlan, plan_create, validate_static
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
-    GeminiBatchJobNotFound,
     GeminiBatchPollingError,
     GeminiBatchTimeout,
 )
-from gemini_batch.finish import FAILED_MANIFEST_XCOM_KEY, check_ratio, finish_job, require_terminal
-from gemini_batch.hooks import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, GeminiBatchHook
+from gemini_batch.finish import check_ratio, finish_job, require_terminal
+from gemini_batch.hooks import GeminiBatchHook
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.job_record import STATE_KEY, RecordStore
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, build_manifest, console_url
-from gemini_batch.polling import Done, Poller, drive_sync, raise_failure, retry_read
+from gemini_batch.polling import Done, Poller, drive_sync, raise_failure
 from gemini_batch.resumer import JobResumer, resumable_stats_tags
-from gemini_batch.sources import BACKENDS, Backend, JobRef, is_templated
-from gemini_batch.states import counts_of, is_terminal, normalize_state, progress_line, short_state
+from gemini_batch.sources import Backend
+from gemini_batch.states import is_terminal, normalize_state, short_state
 from gemini_batch.task_state import kill_decision, ti_state_blocking
 from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent
 
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
 T = TypeVar("T")
-
 
 
 def _default_deferrable() -> bool:
@@ -64,66 +63,7 @@ def _seconds(value: float | dt.timedelta | None, name: str) -> float | None:
     return seconds
 
 
-
-
-
-
-
-
-class _GeminiBatchBaseOperator(BaseOperator):
-    """Connection arguments and hook construction shared by every operator here."""
-
-    operator_extra_links = (GeminiBatchJobLink(),)
-    ui_color = "#e8f0fe"
-
-    def __init__(
-        self,
-        *,
-        gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
-        gemini_api_conn_id: str = DEFAULT_GEMINI_API_CONN_ID,
-        project_id: str | None = None,
-        location: str | None = None,
-        impersonation_chain: str | Sequence[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.gcp_conn_id = gcp_conn_id
-        self.gemini_api_conn_id = gemini_api_conn_id
-        self.project_id = project_id
-        self.location = location
-        self.impersonation_chain = impersonation_chain
-
-    def _conn_id(self, backend: Backend) -> str:
-        return self.gcp_conn_id if backend == "vertex" else self.gemini_api_conn_id
-
-    def _make_hook(self, backend: Backend, *, project: str | None = None, location: str | None = None) -> GeminiBatchHook:
-        if backend == "vertex":
-            return GeminiBatchHook(
-                "vertex",
-                self.gcp_conn_id,
-                project_id=project or self.project_id,
-                location=location or self.location,
-                impersonation_chain=self.impersonation_chain,
-            )
-        return GeminiBatchHook("gemini_api", self.gemini_api_conn_id)
-
-    def _hook_for_job(self, job_name: str, backend: str | None) -> tuple[JobRef, GeminiBatchHook]:
-        ref = JobRef.parse(job_name, backend=backend)
-        hook = self._make_hook(ref.backend, project=ref.project, location=ref.location)
-        hook.settings  # noqa: B018 - builds the client now: a missing connection fails here, clearly
-        return ref, hook
-
-    def _retry_read(
-        self, what: str, call: Callable[[], T], budget: int = 8, *, rebuild: Callable[[], None] | None = None
-    ) -> T:
-        return retry_read(self.log, what, call, budget, rebuild=rebuild)
-
-    _check_backend = staticmethod(check_backend)
-
-
-
-
-class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
+class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
     """Submit a Gemini batch prediction job (Vertex AI or Gemini API) and wait for it, retry-safely.
 
     The backend follows from the source: ``bq://`` and ``gs://`` run on Vertex AI through the
@@ -390,172 +330,4 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
             self.log.warning("Could not cancel batch job %s: %s", name, exc)
 
 
-class GeminiBatchGetJobOperator(_GeminiBatchBaseOperator):
-    """Read a batch job and return its manifest (whatever its state; nothing fails on a failed job).
-
-    :param job_name: Required. ``projects/P/locations/L/batchPredictionJobs/N``, ``N`` or ``batches/ID``.
-        Templated.
-    :param backend: Optional. Follows from ``job_name``; must agree with it.
-    :param max_inline_results_bytes: Optional. Cap on inline results carried in the manifest.
-    """
-
-    template_fields: Sequence[str] = ("job_name", "project_id", "location", "impersonation_chain")
-
-    def __init__(
-        self,
-        *,
-        job_name: str,
-        backend: Backend | None = None,
-        max_inline_results_bytes: int = MAX_INLINE_RESULTS_BYTES,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.job_name = job_name
-        self.backend = backend
-        self.max_inline_results_bytes = int(max_inline_results_bytes)
-        self._check_backend(backend)
-        if not is_templated(job_name):
-            JobRef.parse(job_name, backend=backend)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        ref, hook = self._hook_for_job(self.job_name, self.backend)
-        job = self._retry_read(f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name))
-        settings = hook.settings
-        manifest = build_manifest(
-            job,
-            backend=ref.backend,
-            project=settings.project,
-            location=settings.location,
-            max_inline_bytes=self.max_inline_results_bytes,
-        )
-        GeminiBatchJobLink.persist(context, manifest.console_url)
-        self.log.info("Batch job %s: %s", ref.name, progress_line(job.state, counts_of(job)))
-        return manifest.as_dict()
-
-
-class GeminiBatchListJobsOperator(_GeminiBatchBaseOperator):
-    """List batch jobs, paging through every page; returns ``[{"job_name", "state", "display_name", "create_time"}]``.
-
-    :param backend: Required. ``vertex`` or ``gemini_api``.
-    :param filter: Optional (Vertex AI only). A list filter, e.g. ``labels.airflow-dag="nightly"``.
-        Templated.
-    :param page_size: Optional. Jobs per page request (default 100).
-    :param limit: Optional. Stop after this many jobs (the list goes to XCom: keep it bounded).
-    """
-
-    template_fields: Sequence[str] = ("filter", "project_id", "location", "impersonation_chain")
-    operator_extra_links = ()
-
-    def __init__(
-        self,
-        *,
-        backend: Backend,
-        filter: str | None = None,
-        page_size: int = 100,
-        limit: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if backend not in BACKENDS:
-            raise GeminiBatchConfigError(f"backend is required: one of {BACKENDS}, got {backend!r}.")
-        if filter and backend == "gemini_api":
-            raise GeminiBatchConfigError("The Gemini API cannot filter batch lists; remove filter.")
-        self.backend = backend
-        self.filter = filter
-        self.page_size = int(page_size)
-        self.limit = limit
-
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        hook = self._make_hook(self.backend)
-        jobs = self._retry_read(
-            "Listing batch jobs",
-            lambda: hook.list_jobs(filter=self.filter or None, page_size=self.page_size, limit=self.limit),
-        )
-        result = [
-            {
-                "job_name": job.name,
-                "state": normalize_state(job.state),
-                "display_name": job.display_name,
-                "create_time": job.create_time.isoformat() if job.create_time else None,
-            }
-            for job in jobs
-        ]
-        self.log.info("Listed %d %s batch jobs", len(result), self.backend)
-        return result
-
-
-class GeminiBatchCancelJobOperator(_GeminiBatchBaseOperator):
-    """Cancel a batch job (idempotent: a job that already ended is left as is).
-
-    Returns ``{"job_name", "state"}`` as read after the cancel request.
-
-    :param job_name: Required. The job's name. Templated.
-    :param backend: Optional. Follows from ``job_name``.
-    """
-
-    template_fields: Sequence[str] = ("job_name", "project_id", "location", "impersonation_chain")
-
-    def __init__(self, *, job_name: str, backend: Backend | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.job_name = job_name
-        self.backend = backend
-        self._check_backend(backend)
-        if not is_templated(job_name):
-            JobRef.parse(job_name, backend=backend)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        ref, hook = self._hook_for_job(self.job_name, self.backend)
-        job = self._retry_read(f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name))
-        if is_terminal(job.state):
-            self.log.info("Batch job %s already ended %s; nothing to cancel", ref.name, short_state(job.state))
-            return {"job_name": ref.name, "state": normalize_state(job.state)}
-        hook.cancel_job(ref.name)
-        job = self._retry_read(f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name))
-        self.log.info("Cancel requested for batch job %s: now %s", ref.name, short_state(job.state))
-        return {"job_name": ref.name, "state": normalize_state(job.state)}
-
-
-class GeminiBatchDeleteJobOperator(_GeminiBatchBaseOperator):
-    """Delete a batch job resource (its results in GCS/BigQuery/Files stay).
-
-    :param job_name: Required. The job's name. Templated.
-    :param backend: Optional. Follows from ``job_name``.
-    :param ignore_missing: Optional. Succeed when the job does not exist (default True).
-    """
-
-    template_fields: Sequence[str] = ("job_name", "project_id", "location", "impersonation_chain")
-    operator_extra_links = ()
-
-    def __init__(
-        self, *, job_name: str, backend: Backend | None = None, ignore_missing: bool = True, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.job_name = job_name
-        self.backend = backend
-        self.ignore_missing = ignore_missing
-        self._check_backend(backend)
-        if not is_templated(job_name):
-            JobRef.parse(job_name, backend=backend)
-
-    def execute(self, context: Context) -> None:
-        ref, hook = self._hook_for_job(self.job_name, self.backend)
-        try:
-            hook.delete_job(ref.name)
-        except GeminiBatchJobNotFound:
-            if not self.ignore_missing:
-                raise
-            self.log.info("Batch job %s does not exist; nothing to delete", ref.name)
-            return
-        self.log.info("Deleted batch job %s", ref.name)
-
-
-__all__ = [
-    "FAILED_MANIFEST_XCOM_KEY",
-    "retry_read",
-    "GeminiBatchCancelJobOperator",
-    "GeminiBatchCreateJobOperator",
-    "GeminiBatchDeleteJobOperator",
-    "GeminiBatchGetJobOperator",
-    "GeminiBatchListJobsOperator",
-    "finish_job",
-]
+__all__ = ["GeminiBatchCreateJobOperator"]

@@ -22,14 +22,14 @@ from gemini_batch.exceptions import (
 )
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.links import XCOM_KEY as LINK_KEY
-from gemini_batch.operators import (
-    FAILED_MANIFEST_XCOM_KEY,
+from gemini_batch.finish import FAILED_MANIFEST_XCOM_KEY
+from gemini_batch.job_operators import (
     GeminiBatchCancelJobOperator,
-    GeminiBatchCreateJobOperator,
     GeminiBatchDeleteJobOperator,
     GeminiBatchGetJobOperator,
     GeminiBatchListJobsOperator,
 )
+from gemini_batch.operators import GeminiBatchCreateJobOperator
 from gemini_batch.triggers import GeminiBatchJobTrigger
 from tests.gemini_batch.conftest import run_trigger
 from tests.gemini_batch.fakes import FakeService, FakeTaskStateStore, FakeTI, api_error, make_context
