@@ -11,7 +11,7 @@ from gemini_batch.pipeline import sql
 from gemini_batch.pipeline.limits import JobLimits
 from gemini_batch.pipeline.refs import TableRef
 from gemini_batch.pipeline.sharding import Shard, shard_bigquery_table, write_gcs_shards
-from gemini_batch.pipeline.validation import scan_gcs_jsonl
+from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl
 
 from .conftest import Answer, jsonl
 

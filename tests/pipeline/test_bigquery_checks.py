@@ -9,7 +9,8 @@ import pytest
 
 from gemini_batch.pipeline.limits import JobLimits
 from gemini_batch.pipeline.refs import TableRef
-from gemini_batch.pipeline.validation import InputValidationError, validate_bigquery_requests
+from gemini_batch.pipeline.bigquery_checks import validate_bigquery_requests
+from gemini_batch.pipeline.findings import InputValidationError
 
 pytestmark = pytest.mark.integration
 
