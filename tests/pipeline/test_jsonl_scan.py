@@ -166,6 +166,31 @@ def test_shard_plan_respects_request_and_byte_limits_without_enforcing_them() ->
     assert [s.bytes for s in by_bytes.shards] == [size, size, size, len(lines[0])]
 
 
+@pytest.mark.parametrize(("lines", "shards"), [(6, [6]), (7, [6, 1])], ids=["at-the-limit", "one-over"])
+def test_a_file_of_exactly_the_request_limit_is_one_shard_and_one_more_line_is_two(lines: int, shards: list) -> None:
+    data = "".join(vertex_line(f"k{i}") + "\n" for i in range(lines))
+    limits = JobLimits(max_requests=6, max_bytes=10**6)
+    planned = scan(data, limits=limits, enforce_limits=False)
+    assert [s.requests for s in planned.shards] == shards
+    if len(shards) == 1:
+        assert scan(data, limits=limits).requests == 6  # enforced: accepted as one job
+    else:
+        with pytest.raises(InputValidationError, match="7 requests exceed the Vertex AI batch limit of 6 requests"):
+            scan(data, limits=limits)
+
+
+@pytest.mark.parametrize(("spare", "shards"), [(0, 1), (-1, 2)], ids=["at-the-limit", "one-byte-over"])
+def test_a_file_of_exactly_the_byte_limit_is_one_shard_and_one_byte_more_is_two(spare: int, shards: int) -> None:
+    data = "".join(vertex_line(f"k{i}") + "\n" for i in range(4))
+    limits = JobLimits(max_requests=100, max_bytes=len(data.encode()) + spare)
+    assert len(scan(data, limits=limits, enforce_limits=False).shards) == shards
+    if shards == 1:
+        assert scan(data, limits=limits).bytes == len(data.encode())
+    else:
+        with pytest.raises(InputValidationError, match="bytes exceed the Vertex AI batch limit"):
+            scan(data, limits=limits)
+
+
 def test_a_single_request_over_the_byte_limit_cannot_be_sharded() -> None:
     with pytest.raises(InputValidationError, match="cannot be sharded"):
         scan(vertex_line("k0", text="x" * 400) + "\n", limits=JobLimits(10, 200), enforce_limits=False)
