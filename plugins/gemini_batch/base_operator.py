@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 from airflow.sdk import BaseOperator
 
 from gemini_batch.create_plan import check_backend
-from gemini_batch.hooks import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, GeminiBatchHook
+from gemini_batch.backends import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, Backend
+from gemini_batch.hooks import GeminiBatchHook
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.polling import retry_read
-from gemini_batch.sources import Backend, JobRef
+from gemini_batch.sources import JobRef
 
 T = TypeVar("T")
 

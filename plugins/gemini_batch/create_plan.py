@@ -15,11 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gemini_batch.backends import BACKENDS, Backend
 from gemini_batch.exceptions import GeminiBatchConfigError
 from gemini_batch.identity import WorkIdentity, validate_labels
 from gemini_batch.sources import (
-    BACKENDS,
-    Backend,
     BatchSource,
     default_destination,
     is_templated,

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.definitions.context import Context
 
-    from gemini_batch.sources import Backend
+    from gemini_batch.backends import Backend
 
 #: XCom key of the manifest of a job that made the task fail (the return value is lost then).
 FAILED_MANIFEST_XCOM_KEY = "gemini_batch_manifest"

@@ -28,8 +28,9 @@ from airflow.sdk import BaseHook
 
 from gemini_batch import compat
 from gemini_batch.api_errors import error_kind, http_status
+from gemini_batch.backends import BACKENDS, DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, Backend
 from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFound
-from gemini_batch.sources import BACKENDS, Backend, JobRef
+from gemini_batch.sources import JobRef
 
 if TYPE_CHECKING:
     from google import genai
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
     from gemini_batch.identity import WorkIdentity
     from gemini_batch.sources import BatchSource
 
-DEFAULT_GCP_CONN_ID = "google_cloud_default"
-DEFAULT_GEMINI_API_CONN_ID = "gemini_api_default"
 #: The extra (on either connection type) that overrides the service endpoint.
 BASE_URL_EXTRA = "genai_base_url"
 #: Vertex AI rejects AnonymousCredentials in google-genai ("cannot be refreshed"); an anonymous

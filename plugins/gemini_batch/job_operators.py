@@ -14,7 +14,8 @@ from gemini_batch.base_operator import GeminiBatchBaseOperator
 from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFound
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, build_manifest
-from gemini_batch.sources import BACKENDS, Backend, JobRef, is_templated
+from gemini_batch.backends import BACKENDS, Backend
+from gemini_batch.sources import JobRef, is_templated
 from gemini_batch.states import counts_of, is_terminal, normalize_state, progress_line, short_state
 
 if TYPE_CHECKING:

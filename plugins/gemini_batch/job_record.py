@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gemini_batch.sources import BACKENDS, Backend
+from gemini_batch.backends import BACKENDS, Backend
 
 Phase = Literal["submitting", "submitted"]
 PHASES: tuple[Phase, ...] = ("submitting", "submitted")

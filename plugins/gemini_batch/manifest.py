@@ -18,7 +18,7 @@ from gemini_batch.exceptions import GeminiBatchInlineResultsTooLarge
 from gemini_batch.states import Counts, Outcome, counts_of, normalize_state, outcome_of
 
 if TYPE_CHECKING:
-    from gemini_batch.sources import Backend
+    from gemini_batch.backends import Backend
 
 #: Default cap on inline responses carried in XCom (bytes of JSON).
 MAX_INLINE_RESULTS_BYTES = 256 * 1024

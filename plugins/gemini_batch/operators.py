@@ -37,7 +37,7 @@ from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, build_manifest, console_url
 from gemini_batch.polling import Done, Poller, drive_sync, raise_failure
 from gemini_batch.resumer import JobResumer, resumable_stats_tags
-from gemini_batch.sources import Backend
+from gemini_batch.backends import Backend
 from gemini_batch.states import is_terminal, normalize_state, short_state
 from gemini_batch.task_state import kill_decision, ti_state_blocking
 from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent

@@ -25,12 +25,13 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 from gemini_batch import polling
 from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchPollingError
 from gemini_batch.finish import check_ratio, finish_job, require_terminal
-from gemini_batch.hooks import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, GeminiBatchHook
+from gemini_batch.backends import BACKENDS, DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID
+from gemini_batch.hooks import GeminiBatchHook
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, console_url
 from gemini_batch.polling import Done, Fail, Poller, Wait, emit, raise_failure, retry_read
-from gemini_batch.sources import BACKENDS, JobRef, is_templated
+from gemini_batch.sources import JobRef, is_templated
 from gemini_batch.states import counts_of, is_terminal, progress_line
 from gemini_batch.task_state import kill_decision, ti_state_blocking
 from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent
