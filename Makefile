@@ -9,14 +9,14 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include:$(CURDIR)/dags
 export NO_GCE_CHECK := True
 PYTEST := $(PY) -m pytest
 
-.PHONY: venv test test-unit test-integration stack-up stack-down stack-status demo airflow bench clean
+.PHONY: venv system-packages test test-unit test-integration stack-up stack-down stack-status demo airflow bench clean
 
 venv: $(STAMP)
 
 # uv installs the Airflow set in well under a minute. With no uv on PATH, pip only bootstraps it
 # into a throwaway folder (`--target` works even where the system Python is externally managed,
 # and needs no python3-venv); uv then creates the venv itself.
-$(STAMP): requirements.txt requirements-local.txt requirements-dev.txt
+$(STAMP): pyproject.toml requirements.txt requirements-local.txt requirements-dev.txt
 	@set -e; uv="$(UV)"; boot=""; \
 	  if [ -z "$$uv" ]; then \
 	    boot=$$(mktemp -d); echo "venv: bootstrapping uv with pip into $$boot"; \
@@ -30,7 +30,11 @@ $(STAMP): requirements.txt requirements-local.txt requirements-dev.txt
 	@$(PY) -c "import duckdb; from duckdb_extensions import import_extension as i; c = duckdb.connect(); i('spatial', con=c); i('avro', con=c)"
 	@touch $(STAMP)
 
-test: venv
+# Debian packages some tests need (docker-compose...): installed when missing.
+system-packages:
+	@include/dev/system_packages.sh
+
+test: venv system-packages
 	$(PYTEST) -q
 
 test-unit: venv

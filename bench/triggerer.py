@@ -46,6 +46,8 @@ for sub in ("include", "plugins"):
 MODEL = "gemini-2.5-flash"
 API_KEY = "local-gemini-api-key"
 REQUEST = {"contents": [{"role": "user", "parts": [{"text": "Say hello."}]}]}
+#: Event statuses of a succeeded job: ours ("succeeded") and providers-google's trigger ("success").
+SUCCESS_STATUSES = frozenset({"succeeded", "success"})
 
 
 def say(text: str) -> None:
@@ -111,7 +113,7 @@ class Run:
                 f"  terminal->event  p50 {percentile(self.delays_s, 50):6.2f} s   p99 {percentile(self.delays_s, 99):6.2f} s"
                 f"   max {max(self.delays_s):6.2f} s   ({len(self.delays_s):,} jobs)"
             )
-        ok = sum(1 for _, payload in self.events.values() if payload.get("status") == "success")
+        ok = sum(1 for _, payload in self.events.values() if payload.get("status") in SUCCESS_STATUSES)
         say(f"  events           {len(self.events):,} ({ok:,} success), errors {len(self.errors):,}")
         for text in sorted(set(self.errors))[:5]:
             say(f"    e.g. {text[:200]}")
@@ -136,7 +138,7 @@ async def drive(run: Run, triggers: list[Any], started: Callable[[], bool]) -> N
         try:
             async for event in trigger.run():
                 run.events[event.payload.get("job_name") or str(id(trigger))] = (time.time(), event.payload)
-                if event.payload.get("status") != "success":
+                if event.payload.get("status") not in SUCCESS_STATUSES:
                     run.errors.append(str(event.payload.get("message")))
                 return
         except Exception as exc:  # noqa: BLE001 - a bench reports, it does not stop

@@ -13,10 +13,9 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from gemini_batch import GeminiBatchCreateJobOperator
+from gemini_batch.backends import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID
 from gemini_batch.pipeline.dag_config import (
     DEFAULT_ARGS,
-    GCP_CONN_ID,
-    GEMINI_API_CONN_ID,
     INCLUDE_DIR,
     RESULTS_ASSET,
     job_task_kwargs,
@@ -58,7 +57,7 @@ with DAG(
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import fail_fast, genai_client, storage_client
 
-        settings = PipelineSettings.resolve(GCP_CONN_ID)
+        settings = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID)
         template = RequestTemplate.from_file(INCLUDE_DIR / "templates" / "request.json")
         uses_gemini_files = params["backend"] == "gemini_api" and (
             params["input_file"] or params["gemini_input"] == "file"
@@ -71,8 +70,8 @@ with DAG(
             input_file=params["input_file"],
             gemini_input=params["gemini_input"],
             bucket=settings.bucket,
-            storage_client=storage_client(GCP_CONN_ID),
-            genai_client=genai_client(GEMINI_API_CONN_ID) if uses_gemini_files else None,
+            storage_client=storage_client(DEFAULT_GCP_CONN_ID),
+            genai_client=genai_client(DEFAULT_GEMINI_API_CONN_ID) if uses_gemini_files else None,
         )
         day = (logical_date or dag_run.run_after).date().isoformat()
         return {**batch.to_dict(), "day": day}
@@ -84,11 +83,11 @@ with DAG(
 
         return load(
             [manifest],
-            settings=PipelineSettings.resolve(GCP_CONN_ID),
+            settings=PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
             logical_date=day,
             input_keys=input_keys,
-            gcp_conn_id=GCP_CONN_ID,
-            gemini_api_conn_id=GEMINI_API_CONN_ID,
+            gcp_conn_id=DEFAULT_GCP_CONN_ID,
+            gemini_api_conn_id=DEFAULT_GEMINI_API_CONN_ID,
             outlet_events=outlet_events,
         )
 

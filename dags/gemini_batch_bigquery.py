@@ -17,9 +17,9 @@ from typing import Any
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
 from gemini_batch import GeminiBatchCreateJobOperator
+from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.dag_config import (
     DEFAULT_ARGS,
-    GCP_CONN_ID,
     INCLUDE_DIR,
     RESULTS_ASSET,
     job_task_kwargs,
@@ -48,13 +48,13 @@ with DAG(
 
         start, end = day_interval(data_interval_start, data_interval_end)
         return build_requests_table(
-            PipelineSettings.resolve(GCP_CONN_ID),
+            PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
             interval_start=start,
             interval_end=end,
             table=f"requests_{start:%Y%m%d}_{run_tag(run_id)}",
             source_sql_path=INCLUDE_DIR / "sql" / "prompts_for_interval.sql",
             template_path=INCLUDE_DIR / "templates" / "request.json",
-            gcp_conn_id=GCP_CONN_ID,
+            gcp_conn_id=DEFAULT_GCP_CONN_ID,
         )
 
     @task
@@ -62,16 +62,16 @@ with DAG(
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import validate_requests_table
 
-        project = PipelineSettings.resolve(GCP_CONN_ID).project
-        return validate_requests_table(built["table"], gcp_conn_id=GCP_CONN_ID, project=project)
+        project = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID).project
+        return validate_requests_table(built["table"], gcp_conn_id=DEFAULT_GCP_CONN_ID, project=project)
 
     @task
     def shard_requests(built: dict, scan: dict) -> list[str]:
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import shard_requests_table
 
-        project = PipelineSettings.resolve(GCP_CONN_ID).project
-        return shard_requests_table(built["table"], gcp_conn_id=GCP_CONN_ID, project=project)
+        project = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID).project
+        return shard_requests_table(built["table"], gcp_conn_id=DEFAULT_GCP_CONN_ID, project=project)
 
     @task(outlets=[RESULTS_ASSET])
     def load_results(manifests: list, built: dict, outlet_events: Any = None) -> dict:
@@ -81,10 +81,10 @@ with DAG(
 
         return load(
             list(manifests),
-            settings=PipelineSettings.resolve(GCP_CONN_ID),
+            settings=PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
             logical_date=built["day"],
             input_keys=InputKeys.from_table(built["table"]).to_dict(),
-            gcp_conn_id=GCP_CONN_ID,
+            gcp_conn_id=DEFAULT_GCP_CONN_ID,
             outlet_events=outlet_events,
         )
 

@@ -17,9 +17,9 @@ from typing import Any
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
 from gemini_batch import GeminiBatchCreateJobOperator
+from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.dag_config import (
     DEFAULT_ARGS,
-    GCP_CONN_ID,
     RESULTS_ASSET,
     job_task_kwargs,
     run_tag,
@@ -51,16 +51,16 @@ with DAG(
         from gemini_batch.pipeline.tasks import day_interval, validate_gcs_input
 
         day = day_interval(data_interval_start, data_interval_end)[0].date().isoformat()
-        uri = PipelineSettings.resolve(GCP_CONN_ID).gcs(params["input_path"].format(day=day))
-        return {"day": day, "scan": validate_gcs_input(uri, gcp_conn_id=GCP_CONN_ID)}
+        uri = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID).gcs(params["input_path"].format(day=day))
+        return {"day": day, "scan": validate_gcs_input(uri, gcp_conn_id=DEFAULT_GCP_CONN_ID)}
 
     @task
     def shard_input(checked: dict, run_id: Any = None) -> list[dict]:
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import shard_gcs_input
 
-        prefix = PipelineSettings.resolve(GCP_CONN_ID).gcs(f"runs/gemini_batch_gcs/{checked['day']}/{run_tag(run_id)}")
-        return shard_gcs_input(checked["scan"], prefix, gcp_conn_id=GCP_CONN_ID)
+        prefix = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID).gcs(f"runs/gemini_batch_gcs/{checked['day']}/{run_tag(run_id)}")
+        return shard_gcs_input(checked["scan"], prefix, gcp_conn_id=DEFAULT_GCP_CONN_ID)
 
     @task(outlets=[RESULTS_ASSET])
     def load_results(manifests: list, checked: dict, outlet_events: Any = None) -> dict:
@@ -70,10 +70,10 @@ with DAG(
 
         return load(
             list(manifests),
-            settings=PipelineSettings.resolve(GCP_CONN_ID),
+            settings=PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
             logical_date=checked["day"],
             input_keys=InputKeys.from_gcs(checked["scan"]["source"]).to_dict(),
-            gcp_conn_id=GCP_CONN_ID,
+            gcp_conn_id=DEFAULT_GCP_CONN_ID,
             outlet_events=outlet_events,
         )
 

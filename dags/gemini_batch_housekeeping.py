@@ -13,11 +13,12 @@ from typing import Any
 from airflow.sdk import DAG, Param, task
 
 from gemini_batch import GeminiBatchDeleteJobOperator, GeminiBatchListJobsOperator
-from gemini_batch.pipeline.dag_config import DEFAULT_ARGS, GCP_CONN_ID, GEMINI_API_CONN_ID, JOB_RETRIES
+from gemini_batch.backends import BACKENDS, DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID
+from gemini_batch.pipeline.dag_config import DEFAULT_ARGS, JOB_RETRIES
 
 #: Most jobs listed per backend and run (the list travels as XCom); older ones go on the next run.
 MAX_JOBS_LISTED = 1000
-JOB_TASK = {"retries": JOB_RETRIES, "gcp_conn_id": GCP_CONN_ID, "gemini_api_conn_id": GEMINI_API_CONN_ID}
+JOB_TASK = {"retries": JOB_RETRIES, "gcp_conn_id": DEFAULT_GCP_CONN_ID, "gemini_api_conn_id": DEFAULT_GEMINI_API_CONN_ID}
 
 with DAG(
     dag_id="gemini_batch_housekeeping",
@@ -39,7 +40,7 @@ with DAG(
     listed = [
         GeminiBatchListJobsOperator(task_id=f"list_{backend}_jobs", backend=backend,
                                     limit=MAX_JOBS_LISTED, **JOB_TASK)
-        for backend in ("vertex", "gemini_api")
+        for backend in BACKENDS
     ]  # fmt: skip
 
     @task

@@ -11,7 +11,8 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from gemini_batch.pipeline.dag_config import DEFAULT_ARGS, GCP_CONN_ID, INCLUDE_DIR, RESULTS_ASSET
+from gemini_batch.backends import DEFAULT_GCP_CONN_ID
+from gemini_batch.pipeline.dag_config import DEFAULT_ARGS, INCLUDE_DIR, RESULTS_ASSET
 
 with DAG(
     dag_id="gemini_batch_results_summary",
@@ -32,10 +33,10 @@ with DAG(
         events = (triggering_asset_events or {}).get(RESULTS_ASSET, [])
         days = sorted({e.extra["logical_date"] for e in events if (e.extra or {}).get("logical_date")})
         return summarize_results(
-            PipelineSettings.resolve(GCP_CONN_ID),
+            PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
             days=days or None,
             sql_path=INCLUDE_DIR / "sql" / "results_daily_summary.sql",
-            gcp_conn_id=GCP_CONN_ID,
+            gcp_conn_id=DEFAULT_GCP_CONN_ID,
         )
 
     summarize()

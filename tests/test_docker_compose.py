@@ -104,9 +104,21 @@ def test_airflow_image_is_built_from_the_dockerfile(services: dict[str, Any]) ->
         assert services[name]["build"]["dockerfile"] == "Dockerfile", name
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM apache/airflow:3.3.2" in dockerfile
-    assert '"apache-airflow==${AIRFLOW_VERSION}" -r /tmp/requirements.txt' in dockerfile
+    assert '"apache-airflow==${AIRFLOW_VERSION}" -r /tmp/requirements.txt /tmp/dist/*.whl' in dockerfile
     assert "--constraint" in dockerfile
     assert "requirements-local" not in dockerfile
+
+
+def test_airflow_image_installs_the_package_as_a_wheel_not_from_plugins() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    # The wheel stage builds from what the wheel needs, and the image copies only the wheel across.
+    assert "FROM apache/airflow:3.3.2 AS wheel" in dockerfile
+    assert "COPY --chown=airflow:0 pyproject.toml README.md /tmp/src/" in dockerfile
+    assert "COPY --chown=airflow:0 plugins/gemini_batch/ /tmp/src/plugins/gemini_batch/" in dockerfile
+    assert "pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dist /tmp/src" in dockerfile
+    assert "COPY --from=wheel --chown=airflow:0 /tmp/dist/ /tmp/dist/" in dockerfile
+    assert "/opt/airflow/plugins" not in dockerfile
+    assert "GEMINI_BATCH_INCLUDE_DIR=/opt/airflow/include" in dockerfile
 
 
 def test_emulators_are_built_from_the_local_stack_dockerfile(services: dict[str, Any]) -> None:
@@ -136,7 +148,8 @@ def test_volumes_hold_postgres_and_emulator_data(compose: dict[str, Any], servic
     )
     mounts = {name: services[name].get("volumes", []) for name in services}
     assert "${AIRFLOW_PROJ_DIR:-.}/dags:/opt/airflow/dags" in mounts["airflow-scheduler"]
-    assert "${AIRFLOW_PROJ_DIR:-.}/plugins:/opt/airflow/plugins" in mounts["airflow-scheduler"]
+    # gemini_batch comes from the image (its wheel), not through plugins/ on sys.path.
+    assert not [m for name in services for m in mounts[name] if m.endswith(":/opt/airflow/plugins")]
     assert "local-stack-gcs:/data/gcs" in mounts["gcs-emulator"]
 
 

@@ -54,6 +54,8 @@ BQ_DIR = "bq"
 GEMINI_DIR = "gemini"
 
 SERVICES: tuple[str, ...] = ("gcs", "bigquery", "gemini")
+#: How the BigQuery emulator is run: bqemulator, patched so concurrent reads get their own rows.
+BIGQUERY_MODULE = "local_stack.bigquery_emulator"
 
 _INCLUDE_DIR = Path(__file__).resolve().parent.parent
 _REPO_ROOT = _INCLUDE_DIR.parent
@@ -128,7 +130,7 @@ def service_specs(state_dir: Path, endpoints: StackEndpoints, *, ephemeral: bool
             name="bigquery",
             description="BigQuery emulator (bqemulator)",
             argv=[
-                python, "-m", "bqemulator", "start",
+                python, "-m", BIGQUERY_MODULE, "start",
                 "--rest-host", endpoints.host, "--rest-port", str(endpoints.bigquery_port),
                 "--grpc-host", endpoints.host, "--grpc-port", str(endpoints.bigquery_grpc_port),
                 "--project", endpoints.project,
@@ -139,7 +141,7 @@ def service_specs(state_dir: Path, endpoints: StackEndpoints, *, ephemeral: bool
             port=endpoints.bigquery_port,
             health_path="/readyz",
             probe=_bigquery_probe,
-            env={**common, "BQEMU_GCS_LOCAL_ROOT": str(gcs_object_root(state_dir))},
+            env={**common, "PYTHONPATH": pythonpath, "BQEMU_GCS_LOCAL_ROOT": str(gcs_object_root(state_dir))},
         ),
         ServiceSpec(
             name="gemini",

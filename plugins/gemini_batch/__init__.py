@@ -12,6 +12,7 @@ Public API::
         GeminiBatchGetJobOperator, GeminiBatchListJobsOperator,
         GeminiBatchCancelJobOperator, GeminiBatchDeleteJobOperator,
         GeminiBatchJobTrigger, GeminiBatchHook, GeminiBatchJobLink,
+        GeminiApiHook,                 # the `gemini_api` connection type's hook
     )
 """
 
@@ -20,15 +21,19 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+#: The distribution's version: pyproject.toml and ``get_provider_info()`` both read it from here.
+__version__ = "0.1.0"
+
 _LAZY = {
     "GeminiBatchCreateJobOperator": "gemini_batch.operators",
-    "GeminiBatchGetJobOperator": "gemini_batch.operators",
-    "GeminiBatchListJobsOperator": "gemini_batch.operators",
-    "GeminiBatchCancelJobOperator": "gemini_batch.operators",
-    "GeminiBatchDeleteJobOperator": "gemini_batch.operators",
+    "GeminiBatchGetJobOperator": "gemini_batch.job_operators",
+    "GeminiBatchListJobsOperator": "gemini_batch.job_operators",
+    "GeminiBatchCancelJobOperator": "gemini_batch.job_operators",
+    "GeminiBatchDeleteJobOperator": "gemini_batch.job_operators",
     "GeminiBatchJobSensor": "gemini_batch.sensors",
     "GeminiBatchJobTrigger": "gemini_batch.triggers",
     "GeminiBatchHook": "gemini_batch.hooks",
+    "GeminiApiHook": "gemini_batch.hooks",
     "GeminiBatchJobLink": "gemini_batch.links",
     "BatchManifest": "gemini_batch.manifest",
     "build_manifest": "gemini_batch.manifest",
@@ -37,26 +42,26 @@ _LAZY = {
     "parse_source": "gemini_batch.sources",
     "JobRef": "gemini_batch.sources",
     "Counts": "gemini_batch.states",
-    "classify": "gemini_batch.states",
+    "outcome_of": "gemini_batch.states",
 }
 
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
-    from gemini_batch.hooks import GeminiBatchHook
+    from gemini_batch.hooks import GeminiApiHook, GeminiBatchHook
     from gemini_batch.identity import WorkIdentity
     from gemini_batch.links import GeminiBatchJobLink
     from gemini_batch.manifest import BatchManifest, build_manifest
-    from gemini_batch.operators import (
+    from gemini_batch.job_operators import (
         GeminiBatchCancelJobOperator,
-        GeminiBatchCreateJobOperator,
         GeminiBatchDeleteJobOperator,
         GeminiBatchGetJobOperator,
         GeminiBatchListJobsOperator,
     )
+    from gemini_batch.operators import GeminiBatchCreateJobOperator
     from gemini_batch.sensors import GeminiBatchJobSensor
     from gemini_batch.sources import BatchSource, JobRef, parse_source
-    from gemini_batch.states import Counts, classify
+    from gemini_batch.states import Counts, outcome_of
     from gemini_batch.triggers import GeminiBatchJobTrigger
 
 

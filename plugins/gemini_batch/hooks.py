@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import random
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from gemini_batch import compat
+from gemini_batch.api_errors import error_kind, http_status
+from gemini_batch.backends import BACKENDS, DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, Backend
 from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFound
-from gemini_batch.sources import BACKENDS, Backend, JobRef
+from gemini_batch.sources import JobRef
 
 if TYPE_CHECKING:
     from google import genai
@@ -38,101 +39,11 @@ if TYPE_CHECKING:
     from gemini_batch.identity import WorkIdentity
     from gemini_batch.sources import BatchSource
 
-DEFAULT_GCP_CONN_ID = "google_cloud_default"
-DEFAULT_GEMINI_API_CONN_ID = "gemini_api_default"
 #: The extra (on either connection type) that overrides the service endpoint.
 BASE_URL_EXTRA = "genai_base_url"
 #: Vertex AI rejects AnonymousCredentials in google-genai ("cannot be refreshed"); an anonymous
 #: connection (the local stack) gets a static bearer token instead. Not a secret.
 ANONYMOUS_TOKEN = "anonymous-local-token"
-
-ErrorKind = Literal["transient", "auth", "not_found", "fatal"]
-TRANSIENT_HTTP_CODES = frozenset({408, 429, 500, 502, 503, 504})
-
-_TRANSIENT_EXCEPTION_NAMES = frozenset(
-    {
-        # httpx (sync and async transports of google-genai)
-        "httpx.TimeoutException",
-        "httpx.TransportError",
-        # aiohttp (google-genai's async transport when installed)
-        "aiohttp.ClientConnectionError",
-        "aiohttp.ClientPayloadError",
-        "aiohttp.ServerTimeoutError",
-        # google-auth token refresh over the network
-        "google.auth.exceptions.TransportError",
-    }
-)
-
-
-def http_status(exc: BaseException) -> int | None:
-    """The HTTP status of an API error (google-genai ``APIError.code``, api_core ``.code``), else None."""
-    code = getattr(exc, "code", None)
-    if isinstance(code, int) and 100 <= code <= 599:
-        return code
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None) or getattr(response, "status", None)
-    return status if isinstance(status, int) else None
-
-
-def _exception_names(exc: BaseException) -> set[str]:
-    names = set()
-    for cls in type(exc).__mro__:
-        module = cls.__module__
-        top = module.split(".")[0]
-        names.add(f"{top}.{cls.__name__}")
-        names.add(f"{module}.{cls.__name__}")
-    return names
-
-
-def error_kind(exc: BaseException) -> ErrorKind:
-    """Classify an exception from a call to the service.
-
-    - ``transient``: 408, 429, 5xx, timeouts, connection errors: back off and try again.
-    - ``auth``: 401: the credentials may have rotated; rebuild the client and try again.
-    - ``not_found``: 404: the job does not exist (any more).
-    - ``fatal``: everything else (400, 403, programming errors): stop.
-    """
-    status = http_status(exc)
-    if status is not None:
-        if status in TRANSIENT_HTTP_CODES:
-            return "transient"
-        if status == 401:
-            return "auth"
-        if status == 404:
-            return "not_found"
-        return "fatal"
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, ConnectionError)):
-        return "transient"
-    if _exception_names(exc) & _TRANSIENT_EXCEPTION_NAMES:
-        return "transient"
-    return "fatal"
-
-
-def is_transient_error(exc: BaseException) -> bool:
-    """True for errors a later attempt may not see (see :func:`error_kind`)."""
-    return error_kind(exc) in ("transient", "auth")
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter, within a budget of consecutive failures.
-
-    :param base: seconds before the first retry (before jitter).
-    :param cap: the longest single wait, seconds.
-    :param budget: consecutive transient failures tolerated; one more ends the wait.
-    """
-
-    base: float = 2.0
-    cap: float = 120.0
-    budget: int = 8
-
-    def delay(self, failures: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait after the ``failures``-th consecutive failure: half fixed, half random."""
-        ceiling = min(self.cap, self.base * (2 ** max(failures - 1, 0)))
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
-
-    def exhausted(self, failures: int) -> bool:
-        return failures > self.budget
 
 
 @dataclass(frozen=True)
@@ -191,11 +102,6 @@ class GeminiBatchHook(BaseHook):
     :param impersonation_chain: Optional (Vertex AI). A service account, or a chain of them, to
         impersonate, as in every providers-google hook.
     """
-
-    conn_name_attr = "gemini_api_conn_id"
-    default_conn_name = DEFAULT_GEMINI_API_CONN_ID
-    conn_type = "gemini_api"
-    hook_name = "Gemini API"
 
     #: Per-request HTTP timeout (seconds): a hung call cannot hang a worker or the triggerer.
     HTTP_TIMEOUT_S = 120
@@ -410,54 +316,6 @@ class GeminiBatchHook(BaseHook):
                 self.invalidate()
             raise
 
-    # Gemini API batches: google-genai 2.x drops ``metadata.batchStats`` (the row counts) and the
-    # operation's ``error`` (why a batch failed), so a get
-    # reads the raw body through the client's own transport (same auth, endpoint, timeouts) and
-    # converts it with the SDK's own converter; if the SDK internals ever move, the public get is
-    # used and counts are simply unknown.
-
-    @staticmethod
-    def _gemini_job_from_body(body: dict[str, Any]) -> types.BatchJob:
-        from google.genai import batches as sdk_batches, types
-
-        job = types.BatchJob._from_response(response=sdk_batches._BatchJob_from_mldev(body), kwargs={})
-        error = body.get("error")
-        if isinstance(error, dict) and job.error is None:
-            # The SDK drops the operation's error too: a failed batch would say nothing of why.
-            job.error = types.JobError(code=error.get("code"), message=error.get("message"))
-        stats = (body.get("metadata") or {}).get("batchStats") or {}
-        if stats:
-            job.completion_stats = types.CompletionStats(
-                successful_count=int(stats.get("successfulRequestCount") or 0),
-                failed_count=int(stats.get("failedRequestCount") or 0),
-                incomplete_count=int(stats.get("pendingRequestCount") or 0),
-            )
-        return job
-
-    def _gemini_raw_get(self, client: Any, ref: JobRef) -> types.BatchJob | None:
-        try:
-            request = client._api_client.request
-        except AttributeError:
-            return None
-        response = request("get", f"batches/{ref.job_id}", {}, None)
-        try:
-            return self._gemini_job_from_body(json.loads(response.body) if response.body else {})
-        except (AttributeError, ImportError, TypeError, ValueError) as exc:
-            self.log.debug("Raw Gemini API batch body not understood (%s); using the SDK get", exc)
-            return None
-
-    async def _agemini_raw_get(self, client: Any, ref: JobRef) -> types.BatchJob | None:
-        try:
-            request = client.aio._api_client.async_request
-        except AttributeError:
-            return None
-        response = await request("get", f"batches/{ref.job_id}", {}, None)
-        try:
-            return self._gemini_job_from_body(json.loads(response.body) if response.body else {})
-        except (AttributeError, ImportError, TypeError, ValueError) as exc:
-            self.log.debug("Raw Gemini API batch body not understood (%s); using the SDK get", exc)
-            return None
-
     # ------------------------------------------------------------------ sync API
 
     def create_job(
@@ -493,9 +351,8 @@ class GeminiBatchHook(BaseHook):
         client = self.get_conn()
         with self._job_errors(name):
             if self.backend == "gemini_api":
-                job = self._gemini_raw_get(client, ref)
-                if job is not None:
-                    return job
+                # google-genai drops the row counts and the error of a Gemini API batch (compat.py)
+                return compat.get_gemini_batch(client, ref.name)
             return client.batches.get(name=name)
 
     def iter_jobs(self, *, filter: str | None = None, page_size: int | None = None) -> Iterator[types.BatchJob]:
@@ -547,12 +404,46 @@ class GeminiBatchHook(BaseHook):
         return _newest_first(jobs)
 
     def test_connection(self) -> tuple[bool, str]:
-        """List one page of jobs: proves credentials, endpoint and permissions."""
+        """List one job: proves endpoint, credentials and permissions with one cheap real call.
+
+        The client is built from the connection as it is now (never the cached one: the Test button
+        checks what the user just typed). The message names the problem and never holds the key.
+        """
         try:
-            self.get_conn().batches.list(config={"page_size": 1})
+            client = self._build_entry().client
+            client.batches.list(config={"page_size": 1})
         except Exception as exc:
-            return False, f"{type(exc).__name__}: {exc}"
+            return False, self._connection_test_failure(exc)
         return True, f"Listed {self.backend} batch jobs"
+
+    def _connection_test_failure(self, exc: BaseException) -> str:
+        status = http_status(exc)
+        if isinstance(exc, GeminiBatchConfigError):
+            problem = "the connection is incomplete"
+        elif status in (401, 403):
+            problem = f"the service refused the credentials (HTTP {status})"
+        elif status is not None:
+            problem = f"the service answered HTTP {status}"
+        elif error_kind(exc) == "transient":
+            problem = f"no answer from the endpoint ({type(exc).__name__})"
+        else:
+            problem = type(exc).__name__
+        detail = str(exc)
+        for secret in self._connection_secrets():
+            detail = detail.replace(secret, "***")
+        service = "Vertex AI" if self.backend == "vertex" else "Gemini API"
+        return f"{service} connection test failed: {problem}: {detail}"
+
+    def _connection_secrets(self) -> list[str]:
+        """The secrets a failure message must not repeat: the Gemini API key (Vertex AI tokens never
+        reach an error message)."""
+        if self.backend != "gemini_api":
+            return []
+        try:
+            password = self.get_connection(self.conn_id).password
+        except Exception:
+            return []
+        return [password] if password else []
 
     # ------------------------------------------------------------------ async API
 
@@ -579,9 +470,7 @@ class GeminiBatchHook(BaseHook):
         client = await self.aget_conn()
         with self._job_errors(name):
             if self.backend == "gemini_api":
-                job = await self._agemini_raw_get(client, ref)
-                if job is not None:
-                    return job
+                return await compat.aget_gemini_batch(client, ref.name)
             return await client.aio.batches.get(name=name)
 
     async def aiter_jobs(
@@ -628,6 +517,27 @@ class GeminiBatchHook(BaseHook):
         filter = identity.vertex_list_filter() if self.backend == "vertex" else None
         jobs = [job async for job in self.aiter_jobs(filter=filter) if identity.owns(job)]
         return _newest_first(jobs)
+
+
+class GeminiApiHook(GeminiBatchHook):
+    """The ``gemini_api`` connection type (Admin > Connections): a GeminiBatchHook on the Gemini API.
+
+    Airflow builds a connection type's hook as ``hook_class(**{conn_name_attr: conn_id})`` (the
+    Test button, ``Connection.get_hook``); GeminiBatchHook takes the backend first, hence this class.
+    The connection form itself is declared in :mod:`gemini_batch.get_provider_info`.
+
+    :param gemini_api_conn_id: Optional. The ``gemini_api`` connection: the API key in its password,
+        optional extras ``genai_base_url`` (endpoint override) and ``api_version``.
+    """
+
+    conn_name_attr = "gemini_api_conn_id"
+    default_conn_name = DEFAULT_GEMINI_API_CONN_ID
+    conn_type = "gemini_api"
+    hook_name = "Gemini API"
+
+    def __init__(self, gemini_api_conn_id: str = DEFAULT_GEMINI_API_CONN_ID, **kwargs: Any) -> None:
+        super().__init__("gemini_api", gemini_api_conn_id, **kwargs)
+        self.gemini_api_conn_id = gemini_api_conn_id
 
 
 def _newest_first(jobs: list[Any]) -> list[Any]:

@@ -26,14 +26,42 @@ MAX_DISPLAY_NAME = 128
 MAX_LABEL_LENGTH = 63
 MAX_LABELS = 64
 
-_LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
-_LABEL_VALUE_RE = re.compile(r"^[a-z0-9_\-]{0,63}$")
+#: The one home of Vertex AI's label rules (job labels and request labels alike): keys start with
+#: a lowercase letter; keys and values hold at most 63 lowercase ASCII letters, digits, ``_``, ``-``.
+LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
+LABEL_VALUE_RE = re.compile(r"^[a-z0-9_\-]{0,63}$")
 
 
 def label_value(text: str) -> str:
     """Turn any text into a valid Vertex label value (lowercase ``[a-z0-9_-]``, at most 63 chars)."""
     value = re.sub(r"[^a-z0-9_\-]+", "-", text.lower()).strip("-")
     return value[:MAX_LABEL_LENGTH]
+
+
+def label_key_problem(key: Any) -> str | None:
+    """Why ``key`` is not a valid Vertex AI label key, or None when it is."""
+    return _label_problem(f"label key {key!r}", key, LABEL_KEY_RE, "keys start with a lowercase letter and")
+
+
+def label_value_problem(key: str, value: Any) -> str | None:
+    """Why ``value`` is not a valid Vertex AI value of label ``key``, or None when it is."""
+    problem = _label_problem(f"label {key}={value!r}", value, LABEL_VALUE_RE, "values")
+    if problem and isinstance(value, str) and len(value) <= MAX_LABEL_LENGTH:
+        problem += f". Try {label_value(value)!r}"
+    return problem
+
+
+def _label_problem(what: str, text: Any, rule: re.Pattern[str], rule_text: str) -> str | None:
+    if not isinstance(text, str):
+        return f"{what} is invalid: it must be a string, got {type(text).__name__}"
+    if rule.match(text):
+        return None
+    if len(text) > MAX_LABEL_LENGTH:
+        return f"{what} is invalid: it is {len(text)} characters long; at most {MAX_LABEL_LENGTH} are allowed"
+    return (
+        f"{what} is invalid: Vertex AI label {rule_text} hold at most {MAX_LABEL_LENGTH} "
+        "lowercase letters, digits, '_' or '-'"
+    )
 
 
 def validate_labels(labels: Mapping[str, Any] | None) -> dict[str, str]:
@@ -54,17 +82,10 @@ def validate_labels(labels: Mapping[str, Any] | None) -> dict[str, str]:
     for key, value in labels.items():
         if key == WORK_ID_LABEL:
             raise GeminiBatchConfigError(f"Label '{WORK_ID_LABEL}' is set by the operator; remove it.")
-        if not isinstance(key, str) or not _LABEL_KEY_RE.match(key):
-            raise GeminiBatchConfigError(
-                f"Label key {key!r} is invalid: Vertex AI label keys start with a lowercase letter and hold "
-                "at most 63 lowercase letters, digits, '_' or '-'."
-            )
         text = "" if value is None else str(value)
-        if not _LABEL_VALUE_RE.match(text):
-            raise GeminiBatchConfigError(
-                f"Label {key}={text!r} is invalid: Vertex AI label values hold at most 63 lowercase "
-                f"letters, digits, '_' or '-'. Try {label_value(text)!r}."
-            )
+        problem = label_key_problem(key) or label_value_problem(key, text)
+        if problem:
+            raise GeminiBatchConfigError(f"{problem[0].upper()}{problem[1:]}.")
         result[key] = text
     return result
 

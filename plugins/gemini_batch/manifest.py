@@ -4,6 +4,8 @@ Invariants: a manifest names where results are, it never holds them. The one exc
 the Gemini API's inline responses, kept only under a size cap (:data:`MAX_INLINE_RESULTS_BYTES`
 by default); above it :func:`build_manifest` raises and says to use a file source. Keys follow
 docs/design.md ("The manifest"); every value is a str, int, float, bool, None, list or dict.
+``outcome`` is a :data:`~gemini_batch.states.Outcome` (the words of trigger events too), None
+while the job is not terminal.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gemini_batch.exceptions import GeminiBatchInlineResultsTooLarge
-from gemini_batch.states import Counts, counts_of, normalize_state, outcome_of
+from gemini_batch.states import Counts, Outcome, counts_of, normalize_state, outcome_of
 
 if TYPE_CHECKING:
-    from gemini_batch.sources import Backend
+    from gemini_batch.backends import Backend
 
 #: Default cap on inline responses carried in XCom (bytes of JSON).
 MAX_INLINE_RESULTS_BYTES = 256 * 1024
@@ -109,7 +111,7 @@ class BatchManifest:
     backend: str
     model: str | None
     state: str
-    outcome: str | None
+    outcome: Outcome | None
     source: str | None
     display_name: str | None
     work_id: str | None

@@ -3,18 +3,10 @@
 Invariants of :class:`GeminiBatchCreateJobOperator`:
 - The work is (dag_id, task_id, run_id, map_index), never the try number. A retry, a clear,
   a triggerer restart or running the operator twice never creates a second job for the same
-  work and inputs: a running job is re-attached, a finished (succeeded or partial) job is
-  returned as is, and only a FAILED, CANCELLED or EXPIRED job (or one that no longer exists) is
-  replaced by a new submission.
-- The job name lives in Airflow 3.3's task state store (``task_state_store``, the store behind
-  ``ResumableJobMixin``) under :attr:`GeminiBatchCreateJobOperator.STATE_KEY`, written in two
-  phases: ``submitting`` before the create call, ``submitted`` with the job name after it. A
-  try without a recorded job name (a crash between submit and record, a wiped store, a DAG
-  run re-created with the same run_id, or simply the first try) looks the job up by the
-  identity tag every job carries (one list call, label-filtered on Vertex AI) before submitting.
-- ``create`` is never blindly retried: after a transient error the job is looked up by identity
-  first, because the create may have landed.
-- The deferrable and the synchronous paths share every decision (states.py, the record, the
+  work and inputs. Which job a try re-attaches to, returns or submits is decided in resume.py
+  (a pure decision) over the record of job_record.py; resumer.py carries it out, and
+  create_plan.py checks the arguments and fingerprints the inputs before any network call.
+- The deferrable and the synchronous paths share every decision (states.py, resume.py, the
   manifest); the trigger only waits.
 - The return value is the manifest (manifest.py): where the results are, never the results
   (except small inline Gemini API results).
@@ -22,57 +14,33 @@ Invariants of :class:`GeminiBatchCreateJobOperator`:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import hashlib
-import json
-import random
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import conf
 
+from gemini_batch.base_operator import GeminiBatchBaseOperator
+from gemini_batch.create_plan import CreateArguments, CreatePlan, plan_create, validate_static
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
-    GeminiBatchJobFailed,
-    GeminiBatchJobNotFound,
     GeminiBatchPollingError,
     GeminiBatchTimeout,
-    GeminiBatchTooManyFailedRows,
 )
-from gemini_batch.hooks import (
-    DEFAULT_GCP_CONN_ID,
-    DEFAULT_GEMINI_API_CONN_ID,
-    Backoff,
-    GeminiBatchHook,
-    error_kind,
-    is_transient_error,
-)
-from gemini_batch.identity import WorkIdentity, validate_labels
+from gemini_batch.finish import check_ratio, finish_job, require_terminal
+from gemini_batch.hooks import GeminiBatchHook
+from gemini_batch.identity import WorkIdentity
+from gemini_batch.job_record import STATE_KEY, RecordStore
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, build_manifest, console_url
-from gemini_batch.sources import (
-    BACKENDS,
-    Backend,
-    BatchSource,
-    JobRef,
-    default_destination,
-    is_templated,
-    parse_destination,
-    parse_source,
-)
-from gemini_batch.states import (
-    PAUSED,
-    classify,
-    counts_of,
-    is_terminal,
-    normalize_state,
-    progress_line,
-    short_state,
-)
-from gemini_batch.triggers import GeminiBatchJobTrigger, kill_decision
+from gemini_batch.polling import Done, Poller, drive_sync, raise_failure
+from gemini_batch.resumer import JobResumer, resumable_stats_tags
+from gemini_batch.backends import Backend
+from gemini_batch.states import is_terminal, normalize_state, short_state
+from gemini_batch.task_state import kill_decision, ti_state_blocking
+from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent
 
 if TYPE_CHECKING:
     from google.genai import types
@@ -80,10 +48,6 @@ if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
 
 T = TypeVar("T")
-
-#: XCom key of the manifest of a job that made the task fail (the return value is lost then).
-FAILED_MANIFEST_XCOM_KEY = "gemini_batch_manifest"
-CREATE_CONFIG_FIELDS = frozenset({"display_name", "dest", "http_options", "webhook_config"})
 
 
 def _default_deferrable() -> bool:
@@ -99,238 +63,14 @@ def _seconds(value: float | dt.timedelta | None, name: str) -> float | None:
     return seconds
 
 
-def _check_ratio(value: Any) -> float:
-    try:
-        ratio = float(value)
-    except (TypeError, ValueError):
-        raise GeminiBatchConfigError(f"max_failed_ratio must be a number in [0, 1], got {value!r}.") from None
-    if not 0.0 <= ratio <= 1.0:
-        raise GeminiBatchConfigError(
-            f"max_failed_ratio must be in [0, 1] (0: no failed row allowed, 1: any), got {ratio}."
-        )
-    return ratio
-
-
-def _ti_state_blocking(identity: WorkIdentity | None, timeout: float) -> tuple[bool, str | None]:
-    """The task instance's state as the API server has it, from a worker; (False, None) if unknown.
-
-    Runs in a helper thread joined with a timeout: ``on_kill`` runs in a signal handler, which
-    must not wait on the supervisor channel the interrupted main thread may hold.
-    """
-    if identity is None:
-        return False, None
-    result: dict[str, Any] = {}
-
-    def ask() -> None:
-        try:
-            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-            states = RuntimeTaskInstance.get_task_states(
-                dag_id=identity.dag_id,
-                task_ids=[identity.task_id],
-                run_ids=[identity.run_id],
-                map_index=identity.map_index,
-            )
-            key = identity.task_id if identity.map_index < 0 else f"{identity.task_id}_{identity.map_index}"
-            run_states = (states or {}).get(identity.run_id) or {}
-            if key in run_states:
-                state = run_states[key]
-                result["state"] = None if state is None else str(getattr(state, "value", state))
-        except Exception as exc:  # reported as unknown
-            result["error"] = exc
-
-    thread = threading.Thread(target=ask, name="gemini-batch-on-kill", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if "state" in result:
-        return True, result["state"]
-    return False, None
-
-
-def retry_read(log: Any, what: str, call: Callable[[], T], budget: int = 8) -> T:
-    """Run a read-only call, backing off on transient errors (429, 5xx, timeouts) within ``budget``.
-
-    Never use it for ``create``: a create whose response was lost may have made a job.
-    """
-    backoff = Backoff(budget=budget)
-    failures = 0
-    while True:
-        try:
-            return call()
-        except Exception as exc:
-            if not is_transient_error(exc):
-                raise
-            failures += 1
-            if backoff.exhausted(failures):
-                raise GeminiBatchPollingError(
-                    f"{what}: gave up after {failures} consecutive transient errors; last: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            delay = backoff.delay(failures)
-            log.warning("%s: transient error %s (%d/%d), retrying in %.1f s", what, exc, failures, budget, delay)
-            time.sleep(delay)
-
-
-class _GeminiBatchBaseOperator(BaseOperator):
-    """Connection arguments and hook construction shared by every operator here."""
-
-    operator_extra_links = (GeminiBatchJobLink(),)
-    ui_color = "#e8f0fe"
-
-    def __init__(
-        self,
-        *,
-        gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
-        gemini_api_conn_id: str = DEFAULT_GEMINI_API_CONN_ID,
-        project_id: str | None = None,
-        location: str | None = None,
-        impersonation_chain: str | Sequence[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.gcp_conn_id = gcp_conn_id
-        self.gemini_api_conn_id = gemini_api_conn_id
-        self.project_id = project_id
-        self.location = location
-        self.impersonation_chain = impersonation_chain
-
-    def _conn_id(self, backend: Backend) -> str:
-        return self.gcp_conn_id if backend == "vertex" else self.gemini_api_conn_id
-
-    def _make_hook(self, backend: Backend, *, project: str | None = None, location: str | None = None) -> GeminiBatchHook:
-        if backend == "vertex":
-            return GeminiBatchHook(
-                "vertex",
-                self.gcp_conn_id,
-                project_id=project or self.project_id,
-                location=location or self.location,
-                impersonation_chain=self.impersonation_chain,
-            )
-        return GeminiBatchHook("gemini_api", self.gemini_api_conn_id)
-
-    def _hook_for_job(self, job_name: str, backend: str | None) -> tuple[JobRef, GeminiBatchHook]:
-        ref = JobRef.parse(job_name, backend=backend)
-        hook = self._make_hook(ref.backend, project=ref.project, location=ref.location)
-        hook.settings  # noqa: B018 - builds the client now: a missing connection fails here, clearly
-        return ref, hook
-
-    def _retry_read(self, what: str, call: Callable[[], T], budget: int = 8) -> T:
-        return retry_read(self.log, what, call, budget)
-
-    @staticmethod
-    def _check_backend(backend: Any) -> None:
-        if backend is not None and not is_templated(backend) and backend not in BACKENDS:
-            raise GeminiBatchConfigError(f"backend must be one of {BACKENDS} or None, got {backend!r}.")
-
-
-def finish_job(
-    operator: BaseOperator,
-    context: Context,
-    job: types.BatchJob,
-    *,
-    backend: Backend,
-    source: str | None,
-    work_id: str | None,
-    model: str | None,
-    project: str | None,
-    location: str | None,
-    max_failed_ratio: float,
-    max_inline_results_bytes: int,
-) -> dict[str, Any]:
-    """Turn a terminal job into the task's result: the manifest, or an exception that names the counts.
-
-    - failure (FAILED, CANCELLED, EXPIRED): :class:`GeminiBatchJobFailed` (a retry submits anew).
-    - partial (PARTIALLY_SUCCEEDED, or SUCCEEDED with failed rows): the manifest when the failed
-      ratio is at most ``max_failed_ratio``, else :class:`GeminiBatchTooManyFailedRows`.
-    - success: the manifest.
-    The manifest of a failed job is pushed to XCom under ``gemini_batch_manifest`` first.
-    """
-    manifest = build_manifest(
-        job,
-        backend=backend,
-        source=source,
-        work_id=work_id,
-        model=model,
-        project=project,
-        location=location,
-        max_inline_bytes=max_inline_results_bytes,
-    )
-    GeminiBatchJobLink.persist(context, manifest.console_url)
-    counts = manifest.counts_obj
-    klass = classify(manifest.state, counts)
-    data = manifest.as_dict()
-
-    def push_failed() -> None:
-        context["ti"].xcom_push(key=FAILED_MANIFEST_XCOM_KEY, value=data)
-
-    if klass == "failure":
-        push_failed()
-        reason = f": {manifest.error}" if manifest.error else ""
-        raise GeminiBatchJobFailed(
-            f"Batch job {manifest.job_name} ended {short_state(manifest.state)}{reason}. A retry (or a "
-            "clear) of this task submits a new job.",
-            manifest=data,
-        )
-    if klass == "partial":
-        where = (
-            manifest.gcs_output_directory
-            or manifest.bigquery_output_table
-            or manifest.file_name
-            or ("inline responses" if manifest.inline_responses is not None else "the job's output")
-        )
-        if counts is None or counts.total == 0:
-            if max_failed_ratio < 1.0:
-                push_failed()
-                raise GeminiBatchTooManyFailedRows(
-                    f"Batch job {manifest.job_name} ended {short_state(manifest.state)} and the service "
-                    f"reports no row counts, so the failed ratio cannot be checked against "
-                    f"max_failed_ratio={max_failed_ratio}. Results of the rows that succeeded are in {where}. "
-                    "Set max_failed_ratio=1.0 to accept partial results.",
-                    manifest=data,
-                )
-        elif counts.failed_ratio > max_failed_ratio:
-            push_failed()
-            raise GeminiBatchTooManyFailedRows(
-                f"Batch job {manifest.job_name} ended {short_state(manifest.state)} with {counts.failed:,} of "
-                f"{counts.total:,} rows failed ({counts.failed_ratio:.1%}), above max_failed_ratio="
-                f"{max_failed_ratio} ({counts.succeeded:,} succeeded, {counts.incomplete:,} incomplete). "
-                f"Results of the rows that succeeded are in {where}. The finished job is kept, so a retry "
-                "finds the same counts: raise max_failed_ratio, or re-run the failed rows.",
-                manifest=data,
-            )
-        operator.log.warning(
-            "Batch job %s ended %s; accepted partial result (failed ratio within max_failed_ratio=%s)",
-            manifest.job_name,
-            progress_line(manifest.state, counts),
-            max_failed_ratio,
-        )
-    else:
-        operator.log.info("Batch job %s ended %s", manifest.job_name, progress_line(manifest.state, counts))
-    return data
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Everything execute needs, validated, before any network call."""
-
-    source: BatchSource
-    backend: Backend
-    identity: WorkIdentity
-    dest: str | None
-    display_name: str
-    labels: dict[str, str]
-    create_config: dict[str, Any]
-    fingerprint: str
-
-
-class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
+class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
     """Submit a Gemini batch prediction job (Vertex AI or Gemini API) and wait for it, retry-safely.
 
     The backend follows from the source: ``bq://`` and ``gs://`` run on Vertex AI through the
     Google Cloud connection; inline requests and ``files/...`` on the Gemini API through the
     ``gemini_api`` connection. Returns the manifest (see manifest.py and docs/design.md).
 
-    .. seealso:: docs/design.md ("Product contracts") and the module docstring (retry safety).
+    .. seealso:: docs/design.md ("Product contracts") and resume.py (retry safety).
 
     :param src: Required. ``bq://PROJECT.DATASET.TABLE``, ``gs://BUCKET/....jsonl`` (or a
         ``*.jsonl`` wildcard, or a list of them), ``files/NAME``, or a list of inline request dicts
@@ -388,7 +128,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
     template_fields_renderers = {"src": "json", "labels": "json", "create_config": "json"}
 
     #: task_state_store key of the job record. Renaming it breaks re-attach of in-flight work.
-    STATE_KEY = "gemini_batch_job"
+    STATE_KEY = STATE_KEY
     #: Create attempts on transient errors (each after looking the job up by identity).
     CREATE_ATTEMPTS = 3
 
@@ -425,92 +165,20 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
         self.poll_interval = _seconds(poll_interval, "poll_interval")
         self.timeout = _seconds(timeout, "timeout")
         self.cancel_on_kill = cancel_on_kill
-        self.max_failed_ratio = _check_ratio(max_failed_ratio)
+        self.max_failed_ratio = check_ratio(max_failed_ratio)
         self.max_inline_results_bytes = int(max_inline_results_bytes)
         self.error_budget = int(error_budget)
         self._job_name: str | None = None
         self._identity: WorkIdentity | None = None
         self._hook_obj: GeminiBatchHook | None = None
-        self._validate_static()
+        validate_static(self._arguments())
 
-    # ------------------------------------------------------------------ validation
+    def _arguments(self) -> CreateArguments:
+        return CreateArguments(**{field.name: getattr(self, field.name) for field in dataclasses.fields(CreateArguments)})
 
-    def _validate_static(self) -> None:
-        """Parse-time checks of every argument whose value is already known."""
-        self._check_backend(self.backend)
-        if not is_templated(self.model) and (not isinstance(self.model, str) or not self.model.strip()):
-            raise GeminiBatchConfigError(f"model must be a model name such as 'gemini-2.5-flash', got {self.model!r}.")
-        self._check_create_config(self.create_config)
-        backend = None if is_templated(self.backend) else self.backend
-        source = None
-        if not is_templated(self.src):
-            source = parse_source(self.src, backend=backend)
-        if source is not None and not is_templated(self.dest):
-            parse_destination(self.dest, source)
-        if not is_templated(self.labels):
-            validate_labels(self.labels)
-        effective = source.backend if source is not None else backend
-        if effective == "gemini_api" and self.labels:
-            raise GeminiBatchConfigError(
-                "labels apply to Vertex AI jobs only; the Gemini API has no job labels. Remove labels."
-            )
-
-    def _check_create_config(self, create_config: Any) -> None:
-        if create_config is None or is_templated(create_config):
-            return
-        if not isinstance(create_config, Mapping):
-            raise GeminiBatchConfigError(
-                f"create_config must be a dict of CreateBatchJobConfig fields, got {type(create_config).__name__}."
-            )
-        unknown = set(create_config) - CREATE_CONFIG_FIELDS
-        if unknown:
-            raise GeminiBatchConfigError(
-                f"create_config has unknown fields {sorted(unknown)}; CreateBatchJobConfig accepts "
-                f"{sorted(CREATE_CONFIG_FIELDS)}."
-            )
-        for field_name, arg in (("display_name", self.display_name), ("dest", self.dest)):
-            if create_config.get(field_name) is not None and arg is not None:
-                raise GeminiBatchConfigError(
-                    f"{field_name} is given twice (argument and create_config['{field_name}']); keep one."
-                )
-
-    def _plan(self, context: Context) -> _Plan:
+    def _plan(self, context: Context) -> CreatePlan:
         """Validate the rendered arguments (before any network call) and derive the job's identity."""
-        self._check_backend(self.backend)
-        self._check_create_config(self.create_config)
-        source = parse_source(self.src, backend=self.backend)
-        create_config = dict(self.create_config or {})
-        dest = parse_destination(self.dest if self.dest is not None else create_config.pop("dest", None), source)
-        create_config.pop("dest", None)
-        labels = validate_labels(self.labels)
-        if source.backend == "gemini_api" and labels:
-            raise GeminiBatchConfigError("labels apply to Vertex AI jobs only; remove labels for the Gemini API.")
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise GeminiBatchConfigError(f"model must be a model name such as 'gemini-2.5-flash', got {self.model!r}.")
-        identity = WorkIdentity.from_context(context)
-        base_name = self.display_name if self.display_name is not None else create_config.pop("display_name", None)
-        create_config.pop("display_name", None)
-        fingerprint_payload = json.dumps(
-            {
-                "backend": source.backend,
-                "model": self.model.strip(),
-                "source": source.fingerprint(),
-                "dest": dest,
-                "config": create_config,
-            },
-            sort_keys=True,
-            default=str,
-        )
-        return _Plan(
-            source=source,
-            backend=source.backend,
-            identity=identity,
-            dest=dest,
-            display_name=identity.display_name(base_name),
-            labels=identity.labels(labels) if source.backend == "vertex" else {},
-            create_config=create_config,
-            fingerprint=hashlib.sha256(fingerprint_payload.encode()).hexdigest()[:16],
-        )
+        return plan_create(self._arguments(), WorkIdentity.from_context(context))
 
     # ------------------------------------------------------------------ execute
 
@@ -559,30 +227,33 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
         return self._finish(context, plan, hook, job)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger's event: build the manifest from a fresh read of the job."""
+        """Resume after the trigger's event: finish the job from a fresh read, never from the event alone."""
         plan = self._plan(context)
         hook = self._hook(plan.backend)
         self._identity = plan.identity
-        status = event.get("status")
-        job_name = event.get("job_name") or ""
-        self._job_name = job_name
-        if status == "timeout":
-            raise GeminiBatchTimeout(
-                f"{event.get('message')} (timeout={self.timeout:.0f} s). Cancel it with "
-                "GeminiBatchCancelJobOperator if it is not wanted."
-                if self.timeout
-                else str(event.get("message"))
-            )
-        if status == "error":
-            raise GeminiBatchPollingError(str(event.get("message")))
-        job = self._retry_read(f"Reading batch job {job_name}", lambda: hook.get_job(job_name), self.error_budget)
-        if not is_terminal(job.state):
-            raise GeminiBatchPollingError(
-                f"The trigger reported batch job {job_name} as {status}, but it reads {normalize_state(job.state)}."
-            )
-        return self._finish(context, plan, hook, job)
+        ended = JobEvent.from_payload(event)
+        self._job_name = ended.job_name
+        if ended.status == "timeout":
+            raise GeminiBatchTimeout(self._timeout_message(ended.message))
+        if ended.status == "error":
+            raise GeminiBatchPollingError(ended.message)
+        job = self._retry_read(
+            f"Reading batch job {ended.job_name}",
+            lambda: hook.get_job(ended.job_name),
+            self.error_budget,
+            rebuild=hook.invalidate,
+        )
+        return self._finish(context, plan, hook, require_terminal(job, ended.status))
 
-    def _finish(self, context: Context, plan: _Plan, hook: GeminiBatchHook, job: types.BatchJob) -> dict[str, Any]:
+    def _timeout_message(self, message: str) -> str:
+        if not self.timeout:
+            return message
+        return (
+            f"{message} (timeout={self.timeout:.0f} s). Cancel it with GeminiBatchCancelJobOperator "
+            "if it is not wanted."
+        )
+
+    def _finish(self, context: Context, plan: CreatePlan, hook: GeminiBatchHook, job: types.BatchJob) -> dict[str, Any]:
         return finish_job(
             self,
             context,
@@ -592,7 +263,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
             max_inline_results_bytes=self.max_inline_results_bytes,
         )
 
-    def _manifest_kwargs(self, plan: _Plan, settings: Any) -> dict[str, Any]:
+    def _manifest_kwargs(self, plan: CreatePlan, settings: Any) -> dict[str, Any]:
         """What a manifest of this task's job is built from, besides the job itself."""
         return {
             "backend": plan.backend,
@@ -605,220 +276,36 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
 
     # ------------------------------------------------------------------ retry safety
 
-    def _read_record(self, store: Any) -> dict[str, Any] | None:
-        if store is None:
-            return None
-        record = store.get(self.STATE_KEY)
-        return record if isinstance(record, dict) else None
-
-    def _write_record(self, store: Any, plan: _Plan, **fields: Any) -> None:
-        if store is None:
-            return
-        record = {
-            "v": 1,
-            "work_id": plan.identity.work_id,
-            "backend": plan.backend,
-            "fingerprint": plan.fingerprint,
-            "updated_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-            **fields,
-        }
-        store.set(self.STATE_KEY, record)
-
-    def _attach_or_submit(self, context: Context, plan: _Plan, hook: GeminiBatchHook) -> types.BatchJob:
-        """Re-attach to this work's job, return its finished job, or submit one (see module doc)."""
-        store = context.get("task_state_store")
-        if store is None:
-            self.log.warning("No task_state_store (Airflow < 3.3?): the job is found by its identity tag only")
-        record = self._read_record(store)
-        submissions = int(record.get("submissions") or 0) if record else 0
-        candidate: types.BatchJob | None = None
-        known: set[str] = set()
-
-        if record and record.get("job_name") and record.get("backend") == plan.backend:
-            name = str(record["job_name"])
-            known.add(name)
-            if record.get("fingerprint") not in (None, plan.fingerprint):
-                self.log.warning(
-                    "The inputs (model, source, dest or create_config) changed since batch job %s was "
-                    "submitted for this task instance: submitting a new job for the new inputs",
-                    name,
-                )
-            else:
-                try:
-                    candidate = self._retry_read(
-                        f"Reading recorded batch job {name}", lambda: hook.get_job(name), self.error_budget
-                    )
-                except GeminiBatchJobNotFound:
-                    self.log.warning("Recorded batch job %s no longer exists (deleted?): submitting a new job", name)
-        elif not (record and record.get("job_name") and record.get("backend") == plan.backend):
-            # No usable record: a crash between submit and record, a store wiped by
-            # clear_on_success, a DAG run re-created with the same run_id, or a genuine first
-            # try. One lookup by the identity tag tells them apart.
-            why = "a previous try stopped between submit and record" if record else "no job is recorded"
-            self.log.info("Looking for this work's job by identity (%s): %s", why, plan.identity.describe())
-            found = self._retry_read(
-                "Looking up batch jobs by identity",
-                lambda: hook.find_jobs_by_identity(plan.identity),
-                self.error_budget,
-            )
-            known.update(j.name for j in found)
-            for job in found:
-                if self._same_inputs(job, plan):
-                    candidate = job
-                    self.log.info("Found batch job %s by identity tag %s", job.name, plan.identity.tag)
-                    break
-                self.log.info("Batch job %s of this work was made for other inputs (model or source); ignored", job.name)
-
-        if candidate is not None:
-            klass = classify(candidate.state, counts_of(candidate))
-            line = progress_line(candidate.state, counts_of(candidate))
-            if klass == "waiting":
-                self.log.info("Re-attaching to batch job %s (%s): not submitting a new one", candidate.name, line)
-                self._write_record(store, plan, phase="submitted", job_name=candidate.name, submissions=max(submissions, 1))
-                return candidate
-            if klass in ("success", "partial"):
-                self.log.info(
-                    "Batch job %s of this work already ended %s: returning it without submitting", candidate.name, line
-                )
-                self._write_record(store, plan, phase="submitted", job_name=candidate.name, submissions=max(submissions, 1))
-                return candidate
-            self.log.warning("Previous batch job %s ended %s: submitting a new job", candidate.name, line)
-        return self._submit(plan, hook, store, submissions + 1, known)
-
-    def _same_inputs(self, job: types.BatchJob, plan: _Plan) -> bool:
-        """Whether a job found by identity was made for this model and source (as far as the service says)."""
-
-        def bare(model: str | None) -> str:
-            return (model or "").rsplit("/", 1)[-1]
-
-        if job.model and bare(job.model) != bare(self.model.strip()):
-            return False
-        src = getattr(job, "src", None)
-        if src is None or plan.source.kind in ("inline", "file"):
-            return True
-        uris = list(src.gcs_uri or []) or ([src.bigquery_uri] if src.bigquery_uri else [])
-        return not uris or sorted(uris) == sorted(plan.source.uris)
-
-    def _submit(
-        self, plan: _Plan, hook: GeminiBatchHook, store: Any, submission: int, known: set[str]
-    ) -> types.BatchJob:
-        dest = plan.dest or default_destination(
-            plan.source,
-            work_id=plan.identity.work_id,
-            dag_id=plan.identity.dag_id,
-            task_id=plan.identity.task_id,
-            submission=submission,
-        )
-        # Phase 1: the intent, so that a crash after the create call is recovered by lookup.
-        self._write_record(store, plan, phase="submitting", job_name=None, submissions=submission)
-        job = self._create(plan, hook, dest, known)
-        # Phase 2: the job name.
-        self._write_record(store, plan, phase="submitted", job_name=job.name, submissions=submission)
-        self.log.info(
-            "Submitted batch job %s (%s, model %s, source %s%s): %s",
-            job.name,
-            plan.backend,
-            self.model,
-            plan.source.describe(),
-            f", dest {dest}" if dest else "",
-            progress_line(job.state, counts_of(job)),
-        )
-        return job
-
-    def _create(self, plan: _Plan, hook: GeminiBatchHook, dest: str | None, known: set[str]) -> types.BatchJob:
-        backoff = Backoff(budget=self.CREATE_ATTEMPTS)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return hook.create_job(
-                    model=self.model.strip(),
-                    source=plan.source,
-                    display_name=plan.display_name,
-                    dest=dest,
-                    labels=plan.labels,
-                    create_config=plan.create_config,
-                )
-            except Exception as exc:
-                if not is_transient_error(exc) or attempt >= self.CREATE_ATTEMPTS:
-                    raise
-                delay = backoff.delay(attempt)
-                self.log.warning(
-                    "Creating the batch job failed (%s: %s, attempt %d/%d); checking whether it was created "
-                    "anyway before trying again in %.1f s",
-                    type(exc).__name__,
-                    exc,
-                    attempt,
-                    self.CREATE_ATTEMPTS,
-                    delay,
-                )
-                time.sleep(delay)
-                found = self._retry_read(
-                    "Looking up batch jobs by identity",
-                    lambda: hook.find_jobs_by_identity(plan.identity),
-                    self.error_budget,
-                )
-                landed = [j for j in found if j.name not in known and classify(j.state) != "failure"]
-                if landed:
-                    self.log.info("The create call had landed: batch job %s", landed[0].name)
-                    return landed[0]
+    def _attach_or_submit(self, context: Context, plan: CreatePlan, hook: GeminiBatchHook) -> types.BatchJob:
+        """Re-attach to this work's job, return its finished job, or submit one (see resume.py)."""
+        return JobResumer(
+            plan=plan,
+            hook=hook,
+            store=RecordStore(context.get("task_state_store")),
+            log=self.log,
+            read=lambda what, call: self._retry_read(what, call, self.error_budget),
+            sleep=time.sleep,
+            create_attempts=self.CREATE_ATTEMPTS,
+            stats_tags=resumable_stats_tags(type(self).__name__, context),
+        ).attach_or_submit()
 
     # ------------------------------------------------------------------ synchronous wait
 
     def _wait(self, hook: GeminiBatchHook, job_name: str, deadline: float | None) -> types.BatchJob:
-        """Poll until the job is terminal, with the trigger's semantics, in the worker."""
-        backoff = Backoff(cap=max(120.0, self.poll_interval), budget=self.error_budget)
-        failures = 0
-        last_line: str | None = None
-        last_state: str | None = None
-        while True:
-            if deadline is not None and time.time() >= deadline:
-                raise GeminiBatchTimeout(
-                    f"Batch job {job_name} is still {last_state or 'not terminal'} after timeout={self.timeout:.0f} s. "
-                    "It keeps running; a retry of the task re-attaches to it. Cancel it with "
-                    "GeminiBatchCancelJobOperator if it is not wanted."
-                )
-            try:
-                job = hook.get_job(job_name)
-            except GeminiBatchJobNotFound:
-                raise
-            except Exception as exc:
-                if error_kind(exc) not in ("transient", "auth"):
-                    raise GeminiBatchPollingError(
-                        f"Polling batch job {job_name} failed: {type(exc).__name__}: {exc}"
-                    ) from exc
-                failures += 1
-                if backoff.exhausted(failures):
-                    raise GeminiBatchPollingError(
-                        f"Gave up polling batch job {job_name} after {failures} consecutive transient errors "
-                        f"(error_budget={self.error_budget}); last: {type(exc).__name__}: {exc}. The job keeps "
-                        "running; a retry of the task re-attaches to it."
-                    ) from exc
-                delay = backoff.delay(failures)
-                self.log.warning(
-                    "Batch job %s: transient error %s (%d/%d), next poll in %.1f s", job_name, exc, failures,
-                    self.error_budget, delay,
-                )
-                self._sleep(delay, deadline)
-                continue
-            failures = 0
-            state = normalize_state(job.state)
-            line = progress_line(state, counts_of(job))
-            if line != last_line:
-                self.log.info("Batch job %s: %s", job_name, line)
-                if state == PAUSED and last_state != PAUSED:
-                    self.log.warning("Batch job %s is PAUSED; still waiting (the pause counts toward the timeout)", job_name)
-                last_line = line
-            last_state = state
-            if is_terminal(state):
-                return job
-            self._sleep(self.poll_interval * random.uniform(0.9, 1.1), deadline)
+        """Poll until the job is terminal, in the worker: the trigger's decisions (polling.py)."""
+        poller = Poller(
+            subject=f"Batch job {job_name}",
+            poll_interval=self.poll_interval,
+            deadline=deadline,
+            error_budget=self.error_budget,
+        )
+        end = drive_sync(poller, lambda: hook.get_job(job_name), rebuild=hook.invalidate, log=self.log)
+        if isinstance(end, Done):
+            return end.job
+        if end.reason == "timeout":
+            raise GeminiBatchTimeout(self._timeout_message(end.message))
+        raise_failure(end)
 
-    @staticmethod
-    def _sleep(seconds: float, deadline: float | None) -> None:
-        if deadline is not None:
-            seconds = min(seconds, max(deadline - time.time(), 0.0))
-        time.sleep(max(seconds, 0.0))
 
     def on_kill(self) -> None:
         """Synchronous path: cancel after mark-failed / mark-success; keep after a clear or a timeout."""
@@ -828,7 +315,7 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
         if not self.cancel_on_kill:
             self.log.info("cancel_on_kill is off: batch job %s keeps running", name)
             return
-        known, state = _ti_state_blocking(self._identity, timeout=2.0)
+        known, state = ti_state_blocking(self._identity, timeout=2.0)
         if not known or kill_decision(state) == "keep":
             self.log.info(
                 "Task instance state %s: batch job %s is kept (a new try re-attaches to it)",
@@ -843,172 +330,4 @@ class GeminiBatchCreateJobOperator(_GeminiBatchBaseOperator):
             self.log.warning("Could not cancel batch job %s: %s", name, exc)
 
 
-class GeminiBatchGetJobOperator(_GeminiBatchBaseOperator):
-    """Read a batch job and return its manifest (whatever its state; nothing fails on a failed job).
-
-    :param job_name: Required. ``projects/P/locations/L/batchPredictionJobs/N``, ``N`` or ``batches/ID``.
-        Templated.
-    :param backend: Optional. Follows from ``job_name``; must agree with it.
-    :param max_inline_results_bytes: Optional. Cap on inline results carried in the manifest.
-    """
-
-    template_fields: Sequence[str] = ("job_name", "project_id", "location", "impersonation_chain")
-
-    def __init__(
-        self,
-        *,
-        job_name: str,
-        backend: Backend | None = None,
-        max_inline_results_bytes: int = MAX_INLINE_RESULTS_BYTES,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.job_name = job_name
-        self.backend = backend
-        self.max_inline_results_bytes = int(max_inline_results_bytes)
-        self._check_backend(backend)
-        if not is_templated(job_name):
-            JobRef.parse(job_name, backend=backend)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        ref, hook = self._hook_for_job(self.job_name, self.backend)
-        job = self._retry_read(f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name))
-        settings = hook.settings
-        manifest = build_manifest(
-            job,
-            backend=ref.backend,
-            project=settings.project,
-            location=settings.location,
-            max_inline_bytes=self.max_inline_results_bytes,
-        )
-        GeminiBatchJobLink.persist(context, manifest.console_url)
-        self.log.info("Batch job %s: %s", ref.name, progress_line(job.state, counts_of(job)))
-        return manifest.as_dict()
-
-
-class GeminiBatchListJobsOperator(_GeminiBatchBaseOperator):
-    """List batch jobs, paging through every page; returns ``[{"job_name", "state", "display_name", "create_time"}]``.
-
-    :param backend: Required. ``vertex`` or ``gemini_api``.
-    :param filter: Optional (Vertex AI only). A list filter, e.g. ``labels.airflow-dag="nightly"``.
-        Templated.
-    :param page_size: Optional. Jobs per page request (default 100).
-    :param limit: Optional. Stop after this many jobs (the list goes to XCom: keep it bounded).
-    """
-
-    template_fields: Sequence[str] = ("filter", "project_id", "location", "impersonation_chain")
-    operator_extra_links = ()
-
-    def __init__(
-        self,
-        *,
-        backend: Backend,
-        filter: str | None = None,
-        page_size: int = 100,
-        limit: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if backend not in BACKENDS:
-            raise GeminiBatchConfigError(f"backend is required: one of {BACKENDS}, got {backend!r}.")
-        if filter and backend == "gemini_api":
-            raise GeminiBatchConfigError("The Gemini API cannot filter batch lists; remove filter.")
-        self.backend = backend
-        self.filter = filter
-        self.page_size = int(page_size)
-        self.limit = limit
-
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        hook = self._make_hook(self.backend)
-        jobs = self._retry_read(
-            "Listing batch jobs",
-            lambda: hook.list_jobs(filter=self.filter or None, page_size=self.page_size, limit=self.limit),
-        )
-        result = [
-            {
-                "job_name": job.name,
-                "state": normalize_state(job.state),
-                "display_name": job.display_name,
-                "create_time": job.create_time.isoformat() if job.create_time else None,
-            }
-            for job in jobs
-        ]
-        self.log.info("Listed %d %s batch jobs", len(result), self.backend)
-        return result
-
-
-class GeminiBatchCancelJobOperator(_GeminiBatchBaseOperator):
-    """Cancel a batch job (idempotent: a job that already ended is left as is).
-
-    Returns ``{"job_name", "state"}`` as read after the cancel request.
-
-    :param job_name: Required. The job's name. Templated.
-    :param backend: Optional. Follows from ``job_name``.
-    """
-
-    template_fields: Sequence[str] = ("job_name", "project_id", "location", "impersonation_chain")
-
-    def __init__(self, *, job_name: str, backend: Backend | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.job_name = job_name
-        self.backend = backend
-        self._check_backend(backend)
-        if not is_templated(job_name):
-            JobRef.parse(job_name, backend=backend)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        ref, hook = self._hook_for_job(self.job_name, self.backend)
-        job = self._retry_read(f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name))
-        if is_terminal(job.state):
-            self.log.info("Batch job %s already ended %s; nothing to cancel", ref.name, short_state(job.state))
-            return {"job_name": ref.name, "state": normalize_state(job.state)}
-        hook.cancel_job(ref.name)
-        job = self._retry_read(f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name))
-        self.log.info("Cancel requested for batch job %s: now %s", ref.name, short_state(job.state))
-        return {"job_name": ref.name, "state": normalize_state(job.state)}
-
-
-class GeminiBatchDeleteJobOperator(_GeminiBatchBaseOperator):
-    """Delete a batch job resource (its results in GCS/BigQuery/Files stay).
-
-    :param job_name: Required. The job's name. Templated.
-    :param backend: Optional. Follows from ``job_name``.
-    :param ignore_missing: Optional. Succeed when the job does not exist (default True).
-    """
-
-    template_fields: Sequence[str] = ("job_name", "project_id", "location", "impersonation_chain")
-    operator_extra_links = ()
-
-    def __init__(
-        self, *, job_name: str, backend: Backend | None = None, ignore_missing: bool = True, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.job_name = job_name
-        self.backend = backend
-        self.ignore_missing = ignore_missing
-        self._check_backend(backend)
-        if not is_templated(job_name):
-            JobRef.parse(job_name, backend=backend)
-
-    def execute(self, context: Context) -> None:
-        ref, hook = self._hook_for_job(self.job_name, self.backend)
-        try:
-            hook.delete_job(ref.name)
-        except GeminiBatchJobNotFound:
-            if not self.ignore_missing:
-                raise
-            self.log.info("Batch job %s does not exist; nothing to delete", ref.name)
-            return
-        self.log.info("Deleted batch job %s", ref.name)
-
-
-__all__ = [
-    "FAILED_MANIFEST_XCOM_KEY",
-    "retry_read",
-    "GeminiBatchCancelJobOperator",
-    "GeminiBatchCreateJobOperator",
-    "GeminiBatchDeleteJobOperator",
-    "GeminiBatchGetJobOperator",
-    "GeminiBatchListJobsOperator",
-    "finish_job",
-]
+__all__ = ["GeminiBatchCreateJobOperator"]

@@ -1,14 +1,20 @@
 """GeminiBatchJobSensor: wait on an existing batch job by name (jobs created elsewhere, split create/wait DAGs).
 
 Invariants: the sensor never creates or (by default) cancels a job; it shares the trigger,
-the state classification and the manifest with the create operator, so a job ends a sensor
-exactly as it ends the operator (failure raises, partial is checked against
-``max_failed_ratio``, success returns the manifest).
+the polling core, the state classification and the manifest with the create operator, so a job
+ends a sensor exactly as it ends the operator (failed raises, partial is checked against
+``max_failed_ratio``, succeeded returns the manifest), when poking and when deferred.
+
+A poke is ONE observation fed to the sensor's :class:`~gemini_batch.polling.Poller`: after a
+transient error the poller's backoff delay is honoured by skipping the pokes that come earlier
+(they read nothing), and the ``error_budget + 1``-th consecutive transient error fails the task.
+The poller lives as long as the sensor instance (poke mode); in reschedule mode each try of a
+poke starts afresh. ``timeout`` is the sensor's own (BaseSensorOperator's) in poke mode and the
+trigger's deadline when deferred.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,15 +22,19 @@ from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
+from gemini_batch import polling
 from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchPollingError
-from gemini_batch.hooks import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, GeminiBatchHook, is_transient_error
+from gemini_batch.finish import check_ratio, finish_job, require_terminal
+from gemini_batch.backends import BACKENDS, DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID
+from gemini_batch.hooks import GeminiBatchHook
+from gemini_batch.identity import WorkIdentity
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, console_url
-from gemini_batch.identity import WorkIdentity
-from gemini_batch.operators import _check_ratio, _ti_state_blocking, finish_job, retry_read
-from gemini_batch.sources import BACKENDS, JobRef, is_templated
-from gemini_batch.states import PAUSED, counts_of, is_terminal, normalize_state, progress_line
-from gemini_batch.triggers import GeminiBatchJobTrigger, kill_decision
+from gemini_batch.polling import Done, Fail, Poller, Wait, emit, raise_failure, retry_read
+from gemini_batch.sources import JobRef, is_templated
+from gemini_batch.states import counts_of, is_terminal, progress_line
+from gemini_batch.task_state import kill_decision, ti_state_blocking
+from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.context import Context
@@ -83,11 +93,13 @@ class GeminiBatchJobSensor(BaseSensorOperator):
         self.deferrable = (
             conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
         )
-        self.max_failed_ratio = _check_ratio(max_failed_ratio)
+        self.max_failed_ratio = check_ratio(max_failed_ratio)
         self.cancel_on_kill = cancel_on_kill
         self.max_inline_results_bytes = int(max_inline_results_bytes)
         self.error_budget = int(error_budget)
-        self._last_line: str | None = None
+        self._poller: Poller | None = None
+        #: Wall-clock instant before which a poke reads nothing (the backoff after a transient error).
+        self._not_before: float = 0.0
         self._job_name: str | None = None
         self._hook_obj: GeminiBatchHook | None = None
         self._identity: WorkIdentity | None = None
@@ -131,30 +143,38 @@ class GeminiBatchJobSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         ref, hook = self._resolve(context)
-        try:
-            job = hook.get_job(ref.name)
-        except Exception as exc:
-            if is_transient_error(exc):
-                self.log.warning("Batch job %s: transient error %s; trying again at the next poke", ref.name, exc)
-                return False
-            raise
-        state = normalize_state(job.state)
-        line = progress_line(state, counts_of(job))
-        if line != self._last_line:
-            self.log.info("Batch job %s: %s", ref.name, line)
-            if state == PAUSED:
-                self.log.warning("Batch job %s is PAUSED; still waiting (the pause counts toward the timeout)", ref.name)
-            self._last_line = line
-        if not is_terminal(state):
+        now = polling.now()
+        if now < self._not_before:
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, ref, hook, job))
+        if self._poller is None:
+            self._poller = Poller(
+                subject=f"Batch job {ref.name}", poll_interval=float(self.poke_interval), error_budget=self.error_budget
+            )
+        try:
+            observation: Any = hook.get_job(ref.name)
+        except Exception as exc:
+            observation = exc
+        decision = self._poller.observe(observation, now)
+        emit(self.log, decision.logs)
+        if isinstance(decision, Wait):
+            if decision.rebuild_client:
+                hook.invalidate()
+            if decision.reason == "backoff":
+                self._not_before = now + decision.seconds
+            return False
+        if isinstance(decision, Fail):
+            raise_failure(decision)
+        assert isinstance(decision, Done)
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, ref, hook, decision.job))
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         ref, hook = self._resolve(context)
         settings = hook.settings
-        job = retry_read(self.log, f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name), self.error_budget)
+        job = retry_read(
+            self.log, f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name), self.error_budget, rebuild=hook.invalidate
+        )
         if is_terminal(job.state):
             return self._finish(context, ref, hook, job)
         GeminiBatchJobLink.persist(context, console_url(ref.backend, ref.name, settings.project, settings.location))
@@ -168,7 +188,7 @@ class GeminiBatchJobSensor(BaseSensorOperator):
                 location=settings.location,
                 impersonation_chain=self.impersonation_chain if ref.backend == "vertex" else None,
                 poll_interval=self.poke_interval,
-                deadline=time.time() + float(self.timeout),
+                deadline=polling.now() + float(self.timeout),
                 cancel_on_kill=self.cancel_on_kill,
                 error_budget=self.error_budget,
             ),
@@ -176,20 +196,23 @@ class GeminiBatchJobSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        status = event.get("status")
-        if status == "timeout":
-            raise AirflowSensorTimeout(f"{event.get('message')} (sensor timeout={self.timeout} s)")
-        if status == "error":
-            raise GeminiBatchPollingError(str(event.get("message")))
+        """Resume after the trigger's event: finish the job from a fresh read, never from the event alone."""
+        ended = JobEvent.from_payload(event)
+        if ended.status == "timeout":
+            raise AirflowSensorTimeout(f"{ended.message} (sensor timeout={self.timeout} s)")
+        if ended.status == "error":
+            raise GeminiBatchPollingError(ended.message)
         ref, hook = self._resolve(context)
-        job = retry_read(self.log, f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name), self.error_budget)
-        return self._finish(context, ref, hook, job)
+        job = retry_read(
+            self.log, f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name), self.error_budget, rebuild=hook.invalidate
+        )
+        return self._finish(context, ref, hook, require_terminal(job, ended.status))
 
     def on_kill(self) -> None:
         """Poke mode: cancel on mark-failed / mark-success when cancel_on_kill; never after a clear."""
         if not (self.cancel_on_kill and self._job_name and self._hook_obj):
             return
-        known, state = _ti_state_blocking(self._identity, timeout=2.0)
+        known, state = ti_state_blocking(self._identity, timeout=2.0)
         if not known or kill_decision(state) == "keep":
             self.log.info("Task instance state %s: batch job %s is kept", state if known else "unknown", self._job_name)
             return

@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gemini_batch.backends import BACKENDS, GEMINI_API_INLINE_MAX_BYTES, Backend, inline_request_bytes
 from gemini_batch.exceptions import GeminiBatchConfigError
 
-Backend = Literal["vertex", "gemini_api"]
 SourceKind = Literal["bigquery", "gcs", "inline", "file"]
-BACKENDS: tuple[Backend, ...] = ("vertex", "gemini_api")
 
 ACCEPTED_FORMS = (
     "'bq://PROJECT.DATASET.TABLE' (Vertex AI), 'gs://BUCKET/path/requests.jsonl' or a "
@@ -64,8 +63,8 @@ class BatchSource:
     uris: tuple[str, ...] = ()
     requests: tuple[dict[str, Any], ...] = ()
 
-    #: The Gemini API accepts at most 20 MB of inline requests per batch.
-    MAX_INLINE_BYTES = 20_000_000
+    #: The Gemini API's ceiling on inline requests per batch (a class attribute so tests can lower it).
+    MAX_INLINE_BYTES = GEMINI_API_INLINE_MAX_BYTES
 
     @property
     def uri(self) -> str | None:
@@ -207,7 +206,7 @@ def _parse_inline(requests: Sequence[Any], backend: str | None) -> BatchSource:
                     "(and request['generation_config'] as 'config', the key in 'metadata') instead."
                 )
             raise GeminiBatchConfigError(f"Inline request #{index} has no 'contents'.{hint}")
-    size = len(json.dumps(list(requests), default=str).encode())
+    size = inline_request_bytes(requests)
     if size > BatchSource.MAX_INLINE_BYTES:
         raise GeminiBatchConfigError(
             f"Inline requests are {size:,} bytes, above the Gemini API limit of "

@@ -1,15 +1,17 @@
 """The one definition of Gemini batch job states, their classes, counts and progress lines.
 
-Invariants: every part of the package (hook, trigger, operators, sensor, manifest) classifies a
-job only through :func:`classify` / :func:`outcome_of`; the trigger and the synchronous path
-therefore cannot disagree. A state nobody knows yet waits (it is logged), it never ends a job.
-``BatchJob.done`` is never consulted: it is False for PARTIALLY_SUCCEEDED.
+Invariants: every part of the package (polling core, trigger, operators, sensor, manifest)
+classifies a job only through :func:`outcome_of`, and :data:`Outcome` is the one vocabulary of
+terminal outcomes: the manifest's ``outcome``, the trigger event's ``status`` and every decision
+use these words, so the trigger and the synchronous path cannot disagree. A state nobody knows
+yet waits (it is logged), it never ends a job. ``BatchJob.done`` is never consulted: it is False
+for PARTIALLY_SUCCEEDED.
 
-- terminal success: SUCCEEDED with no failed rows
-- partial: PARTIALLY_SUCCEEDED, or SUCCEEDED with failed rows
-- failure: FAILED, CANCELLED, EXPIRED
-- waiting: QUEUED, PENDING, RUNNING, CANCELLING, UPDATING, PAUSED (logged; counts toward the
-  timeout), UNSPECIFIED and anything unknown
+- ``succeeded``: SUCCEEDED with no failed rows
+- ``partial``: PARTIALLY_SUCCEEDED, or SUCCEEDED with failed rows
+- ``failed``: FAILED, CANCELLED, EXPIRED
+- no outcome yet (None): QUEUED, PENDING, RUNNING, CANCELLING, UPDATING, PAUSED (logged;
+  counts toward the timeout), UNSPECIFIED and anything unknown
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-StateClass = Literal["success", "partial", "failure", "waiting"]
+#: The terminal outcome of a job: THE vocabulary of the manifest, trigger events and decisions.
 Outcome = Literal["succeeded", "partial", "failed"]
 
 JOB_STATE_PREFIX = "JOB_STATE_"
@@ -127,27 +129,20 @@ class Counts:
         return cls(**{k: int(data.get(k) or 0) for k in ("succeeded", "failed", "incomplete", "total")})
 
 
-def classify(state: Any, counts: Counts | None = None) -> StateClass:
-    """Classify a job state (and its counts) as success, partial, failure or waiting.
+def outcome_of(state: Any, counts: Counts | None = None) -> Outcome | None:
+    """The outcome of a terminal job; None while it is still waiting.
 
     :param state: the job state in any form :func:`normalize_state` accepts.
     :param counts: the job's row counts, if known: a SUCCEEDED job with failed rows is partial.
     """
     name = normalize_state(state)
     if name in SUCCESS_STATES:
-        return "partial" if counts is not None and counts.failed > 0 else "success"
+        return "partial" if counts is not None and counts.failed > 0 else "succeeded"
     if name in PARTIAL_STATES:
         return "partial"
     if name in FAILURE_STATES:
-        return "failure"
-    return "waiting"
-
-
-def outcome_of(state: Any, counts: Counts | None = None) -> Outcome | None:
-    """The manifest's ``outcome`` for a terminal job, None while it is still waiting."""
-    return {"success": "succeeded", "partial": "partial", "failure": "failed"}.get(
-        classify(state, counts)  # type: ignore[return-value]
-    )
+        return "failed"
+    return None
 
 
 def progress_line(state: Any, counts: Counts | None) -> str:

@@ -4,59 +4,87 @@ Invariants:
 - ``run()`` only reads the job: re-running it (triggerer restart, redistribution, a trigger
   rebuilt from its serialized kwargs) can never submit a job.
 - Serialized kwargs hold names, ids, connection ids and numbers only: no secret, no client.
+  They are part of the contract (docs/design.md, "Trigger"): triggers already in the database
+  are rebuilt from them after an upgrade.
 - Only the SDK's async client is used in the event loop; the one sync step (building the
   shared client: connection lookup and credentials) runs in a worker thread, once per process.
-- Only a terminal state, the budget of consecutive transient errors, a non-transient error or
-  the wall-clock ``deadline`` ends the wait; 429/5xx/timeouts/connection errors back off
-  exponentially with jitter. One small event is yielded, then ``run()`` returns.
-- Polls are spread: the first one comes after a random part of ``poll_interval`` (the caller
-  has just read the job), later ones every ``poll_interval`` +-10%, so triggers started
-  together (a triggerer restart) do not poll in lockstep.
+- The wait is the polling core's (polling.py): deadline, error budget, backoff with jitter,
+  401 -> rebuild the client, PAUSED and progress logging. The first poll comes after a random
+  part of ``poll_interval`` (the caller has just read the job), later ones every
+  ``poll_interval`` +-10%, so triggers started together do not poll in lockstep.
+- One small event is yielded (:class:`JobEvent`), then ``run()`` returns. Its ``status`` is a
+  terminal :data:`~gemini_batch.states.Outcome`, ``timeout`` or ``error``; events written by
+  earlier versions (``success``) are still read.
 - ``on_kill`` (user action only) cancels the job only when the task instance was marked failed
-  or success; after a clear the new try may already be waiting on the same job, so it is kept.
+  or success (task_state.py); after a clear the new try may already be waiting on the same job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFound
-from gemini_batch.hooks import Backoff, GeminiBatchHook, error_kind
-from gemini_batch.states import PAUSED, classify, counts_of, is_terminal, normalize_state, progress_line
+from gemini_batch.exceptions import GeminiBatchJobNotFound
+from gemini_batch.hooks import GeminiBatchHook
+from gemini_batch.identity import WorkIdentity
+from gemini_batch.polling import Done, Fail, Poller, drive_async
+from gemini_batch.states import Outcome, is_terminal
+from gemini_batch.task_state import kill_decision, ti_state_async
 
-EventStatus = Literal["success", "partial", "failed", "timeout", "error"]
-KillDecision = Literal["cancel", "keep"]
-
-#: Task instance states a user sets by mark-failed / mark-success (and their cousins): the work
-#: is over, so the remote job should stop. Any other state (None, scheduled, queued, running,
-#: deferred, up_for_retry, restarting) means a try of the same work is coming or running.
-USER_ENDED_TI_STATES = frozenset({"failed", "success", "skipped", "upstream_failed", "removed"})
-
-_EVENT_STATUS: dict[str, EventStatus] = {"success": "success", "partial": "partial", "failure": "failed"}
-
-
-def _now() -> float:
-    """Wall-clock seconds (a function, so tests can move the clock)."""
-    return time.time()
+#: The ``status`` of a trigger event: how the job ended, or why the wait stopped.
+EventStatus = Literal[Outcome, "timeout", "error"]
+EVENT_STATUSES: frozenset[str] = frozenset(get_args(Outcome)) | {"timeout", "error"}
+#: Words of events written by earlier versions, still read (an event of an in-flight task may
+#: sit in the database across an upgrade).
+LEGACY_EVENT_STATUS: dict[str, EventStatus] = {"success": "succeeded"}
 
 
-def kill_decision(ti_state: Any) -> KillDecision:
-    """Whether ``on_kill`` should cancel the job, given the task instance's current state."""
-    value = getattr(ti_state, "value", ti_state)
-    return "cancel" if value is not None and str(value) in USER_ENDED_TI_STATES else "keep"
+@dataclass(frozen=True)
+class JobEvent:
+    """The trigger's event payload: ``{"status", "job_name", "state", "message"}``.
+
+    :param status: a terminal outcome (``succeeded``, ``partial``, ``failed``), ``timeout`` or ``error``.
+    :param job_name: the job waited on.
+    :param state: the job's last known ``JOB_STATE_*``, or None.
+    :param message: what happened, for the task log and the exception.
+    """
+
+    status: EventStatus
+    job_name: str
+    state: str | None
+    message: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"status": self.status, "job_name": self.job_name, "state": self.state, "message": self.message}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> JobEvent:
+        """Read an event (of this version or an earlier one); an unknown status reads as ``error``."""
+        raw = str(payload.get("status"))
+        status = LEGACY_EVENT_STATUS.get(raw, raw)
+        message = str(payload.get("message") or "")
+        if status not in EVENT_STATUSES:
+            message = f"Unknown trigger event status {raw!r}: {message}"
+            status = "error"
+        return cls(status, str(payload.get("job_name") or ""), payload.get("state"), message)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_decision(cls, job_name: str, decision: Done | Fail) -> JobEvent:
+        """The event for the end of a wait."""
+        if isinstance(decision, Done):
+            return cls(decision.outcome, job_name, decision.state, decision.message)
+        return cls("timeout" if decision.reason == "timeout" else "error", job_name, decision.state, decision.message)
 
 
 class GeminiBatchJobTrigger(BaseTrigger):
     """Wait for a Gemini batch job (Vertex AI or Gemini API) to reach a terminal state.
 
-    Event payload: ``{"status": "success" | "partial" | "failed" | "timeout" | "error",
-    "job_name": str, "state": "JOB_STATE_*" | None, "message": str}``.
+    Event payload: :class:`JobEvent` (``{"status": "succeeded" | "partial" | "failed" | "timeout" |
+    "error", "job_name": str, "state": "JOB_STATE_*" | None, "message": str}``).
 
     :param job_name: Required. The job's name as the service gave it.
     :param backend: Required. ``vertex`` or ``gemini_api``.
@@ -75,7 +103,7 @@ class GeminiBatchJobTrigger(BaseTrigger):
     ON_KILL_STATE_TIMEOUT = 15.0
     #: Bound on the cancel call inside on_kill.
     ON_KILL_CANCEL_TIMEOUT = 10.0
-    #: Backoff of transient errors: base and cap in seconds.
+    #: Backoff of transient errors: base and cap in seconds (the cap is never below poll_interval).
     BACKOFF_BASE = 2.0
     BACKOFF_CAP = 120.0
 
@@ -140,90 +168,26 @@ class GeminiBatchJobTrigger(BaseTrigger):
             )
         return self._hook
 
-    def _event(self, status: EventStatus, state: str | None, message: str) -> TriggerEvent:
-        return TriggerEvent({"status": status, "job_name": self.job_name, "state": state, "message": message})
-
-    def _remaining(self) -> float | None:
-        return None if self.deadline is None else self.deadline - _now()
-
-    async def _sleep(self, seconds: float) -> None:
-        remaining = self._remaining()
-        if remaining is not None:
-            seconds = min(seconds, max(remaining, 0.0))
-        await asyncio.sleep(max(seconds, 0.0))
+    def poller(self) -> Poller:
+        """The decisions of this wait (see polling.py)."""
+        return Poller(
+            subject=f"Batch job {self.job_name}",
+            poll_interval=self.poll_interval,
+            deadline=self.deadline,
+            error_budget=self.error_budget,
+            backoff_base=self.BACKOFF_BASE,
+            backoff_cap=self.BACKOFF_CAP,
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        backoff = Backoff(base=self.BACKOFF_BASE, cap=max(self.BACKOFF_CAP, self.poll_interval), budget=self.error_budget)
-        failures = 0
-        last_line: str | None = None
-        last_state: str | None = None
-        # The caller read the job just before deferring; spreading the first poll over one
-        # interval keeps thousands of triggers (re)started together from polling in lockstep.
-        await self._sleep(random.uniform(0, self.poll_interval))
-        while True:
-            remaining = self._remaining()
-            if remaining is not None and remaining <= 0:
-                message = (
-                    f"Batch job {self.job_name} is still {last_state or 'not terminal'} at the deadline. "
-                    "It keeps running; a retry of the task re-attaches to it."
-                )
-                self.log.warning(message)
-                yield self._event("timeout", last_state, message)
-                return
-            try:
-                job = await self.hook.aget_job(self.job_name)
-            except (GeminiBatchJobNotFound, GeminiBatchConfigError) as exc:
-                yield self._event("error", last_state, str(exc))
-                return
-            except Exception as exc:
-                kind = error_kind(exc)
-                if kind not in ("transient", "auth"):
-                    message = f"Polling batch job {self.job_name} failed: {type(exc).__name__}: {exc}"
-                    self.log.error(message)
-                    yield self._event("error", last_state, message)
-                    return
-                failures += 1
-                if backoff.exhausted(failures):
-                    message = (
-                        f"Gave up polling batch job {self.job_name} after {failures} consecutive transient "
-                        f"errors (error_budget={self.error_budget}); last: {type(exc).__name__}: {exc}. "
-                        "The job keeps running; a retry of the task re-attaches to it."
-                    )
-                    self.log.error(message)
-                    yield self._event("error", last_state, message)
-                    return
-                delay = backoff.delay(failures)
-                self.log.warning(
-                    "Batch job %s: transient error %s (%d/%d), next poll in %.1f s",
-                    self.job_name,
-                    f"{type(exc).__name__}: {exc}",
-                    failures,
-                    self.error_budget,
-                    delay,
-                )
-                await self._sleep(delay)
-                continue
-            failures = 0
-            state = normalize_state(job.state)
-            counts = counts_of(job)
-            line = progress_line(state, counts)
-            if line != last_line:
-                self.log.info("Batch job %s: %s", self.job_name, line)
-                if state == PAUSED and last_state != PAUSED:
-                    self.log.warning(
-                        "Batch job %s is PAUSED; still waiting (the pause counts toward the timeout)",
-                        self.job_name,
-                    )
-                last_line = line
-            last_state = state
-            klass = classify(state, counts)
-            if klass != "waiting":
-                message = f"Batch job {self.job_name} ended {line}"
-                if job.error is not None and getattr(job.error, "message", None):
-                    message += f": {job.error.message}"
-                yield self._event(_EVENT_STATUS[klass], state, message)
-                return
-            await self._sleep(self.poll_interval * random.uniform(0.9, 1.1))
+        end = await drive_async(
+            self.poller(),
+            lambda: self.hook.aget_job(self.job_name),
+            rebuild=self.hook.invalidate,
+            log=self.log,
+            spread=True,
+        )
+        yield TriggerEvent(JobEvent.from_decision(self.job_name, end).payload())
 
     # ------------------------------------------------------------------ on_kill
 
@@ -234,32 +198,8 @@ class GeminiBatchJobTrigger(BaseTrigger):
         (e.g. during triggerer shutdown, when it never comes).
         """
         ti = self.task_instance
-        if ti is None:
-            return False, None
-        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-        map_index = getattr(ti, "map_index", -1)
-        map_index = -1 if map_index is None else map_index
-        try:
-            states = await asyncio.wait_for(
-                asyncio.to_thread(
-                    RuntimeTaskInstance.get_task_states,
-                    dag_id=ti.dag_id,
-                    task_ids=[ti.task_id],
-                    run_ids=[ti.run_id],
-                    map_index=map_index,
-                ),
-                timeout=self.ON_KILL_STATE_TIMEOUT,
-            )
-        except Exception as exc:
-            self.log.warning("Could not read the state of task %s: %s", ti.task_id, exc)
-            return False, None
-        key = ti.task_id if map_index < 0 else f"{ti.task_id}_{map_index}"
-        run_states = (states or {}).get(ti.run_id) or {}
-        if key not in run_states:
-            return False, None
-        state = run_states[key]
-        return True, None if state is None else str(getattr(state, "value", state))
+        identity = None if ti is None else WorkIdentity.from_context({"ti": ti})
+        return await ti_state_async(identity, self.ON_KILL_STATE_TIMEOUT, self.log)
 
     async def on_kill(self) -> None:
         """Cancel the job after mark-failed / mark-success; keep it after a clear (see module doc)."""

@@ -147,7 +147,7 @@ def bad_input_file() -> bytes:
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "pipeline" / "test_validation.py"
+    path = Path(__file__).resolve().parents[1] / "pipeline" / "test_jsonl_scan.py"
     spec = importlib.util.spec_from_file_location("bad_input_table", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

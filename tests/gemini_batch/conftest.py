@@ -59,16 +59,17 @@ def gemini(install: Callable[..., None]) -> FakeService:
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """No real sleeping in operators or the trigger; the requested sleeps are recorded."""
-    from gemini_batch import operators, triggers
+    """No real sleeping in the polling core, operators or the trigger; the requested sleeps are recorded."""
+    from gemini_batch import operators, polling
 
     recorded: list[float] = []
     monkeypatch.setattr(operators, "time", pytypes.SimpleNamespace(time=time.time, sleep=recorded.append))
+    monkeypatch.setattr(polling, "sleep", recorded.append)
 
     async def fake_sleep(seconds: float) -> None:
         recorded.append(seconds)
 
-    monkeypatch.setattr(triggers, "asyncio", pytypes.SimpleNamespace(**{**vars(__import__("asyncio")), "sleep": fake_sleep}))
+    monkeypatch.setattr(polling, "asleep", fake_sleep)
     return recorded
 
 
@@ -80,3 +81,20 @@ def run_trigger(trigger: Any) -> list[Any]:
         return [event async for event in trigger.run()]
 
     return asyncio.run(collect())
+
+
+class UpperRng:
+    """A ``random.Random`` stand-in whose ``uniform(a, b)`` is ``b``: every jittered delay is its ceiling."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+@pytest.fixture
+def exact_jitter(monkeypatch: pytest.MonkeyPatch) -> UpperRng:
+    """Every new Poller draws its jitter from :class:`UpperRng`, so the delays of every loop are exact."""
+    from gemini_batch import polling
+
+    rng = UpperRng()
+    monkeypatch.setattr(polling, "make_rng", lambda: rng)
+    return rng

@@ -243,3 +243,19 @@ class FakeTI:
 
 def make_context(ti: FakeTI | None = None, store: FakeTaskStateStore | None = None) -> dict[str, Any]:
     return {"ti": ti or FakeTI(), "task_state_store": store if store is not None else FakeTaskStateStore()}
+
+
+def script_gets(service: FakeService, steps: list[Any]) -> None:
+    """Each following ``get`` takes the next step: an exception is raised, a state is the job's next state."""
+    original = service.get
+    queue = list(steps)
+
+    def get(*, name: str) -> types.BatchJob:
+        step = queue.pop(0)
+        if isinstance(step, BaseException):
+            service.calls.append(("get", name))
+            raise step
+        service._lookup(name).script = [step if isinstance(step, dict) else {"state": step}]
+        return original(name=name)
+
+    service.get = get  # type: ignore[method-assign]

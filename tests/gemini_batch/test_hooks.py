@@ -12,9 +12,12 @@ import httpx
 import pytest
 from google.genai import types
 
-from gemini_batch import hooks
+from gemini_batch import compat, hooks
 from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFound
-from gemini_batch.hooks import ANONYMOUS_TOKEN, Backoff, GeminiBatchHook, error_kind, http_status, is_transient_error
+from gemini_batch.api_errors import error_kind, http_status, is_transient_error
+from gemini_batch.hooks import ANONYMOUS_TOKEN, GeminiBatchHook
+from gemini_batch.polling import Backoff
+from gemini_batch.hooks import GeminiApiHook
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.sources import parse_source
 from tests.gemini_batch.fakes import api_error
@@ -356,7 +359,7 @@ def test_gemini_api_get_keeps_the_error_of_a_failed_batch(gemini):
         "done": True,
         "error": {"code": 3, "message": "input file is not JSONL"},
     }
-    job = GeminiBatchHook._gemini_job_from_body(body)
+    job = compat.job_from_body(body)
     assert job.state == types.JobState.JOB_STATE_FAILED
     assert (job.error.code, job.error.message) == (3, "input file is not JSONL")
 
@@ -403,6 +406,45 @@ def test_test_connection(vertex):
     vertex.fail("list", api_error(403))
     ok, message = GeminiBatchHook("vertex").test_connection()
     assert not ok and "403" in message
+
+
+def test_gemini_api_hook_is_built_as_airflow_builds_a_connection_types_hook():
+    hook = GeminiApiHook(**{GeminiApiHook.conn_name_attr: "gemini_local"})
+
+    assert (hook.backend, hook.conn_id, hook.gemini_api_conn_id) == ("gemini_api", "gemini_local", "gemini_local")
+    assert GeminiApiHook().conn_id == GeminiApiHook.default_conn_name == "gemini_api_default"
+
+
+@pytest.mark.parametrize(
+    ("error", "problem"),
+    [
+        (api_error(403, f"API key not valid: {SECRET}"), "the service refused the credentials (HTTP 403)"),
+        (api_error(401, f"no key {SECRET}"), "the service refused the credentials (HTTP 401)"),
+        (api_error(400, f"API key not valid {SECRET}"), "the service answered HTTP 400"),
+        (httpx.ConnectError(f"refused {SECRET}"), "no answer from the endpoint (ConnectError)"),
+        (GeminiBatchConfigError(f"bad {SECRET}"), "the connection is incomplete"),
+        (ValueError(f"odd {SECRET}"), "ValueError"),
+    ],
+)
+def test_failed_connection_test_names_the_problem_without_the_key(gemini, connections, error, problem):
+    gemini.fail("list", error)
+
+    ok, message = GeminiApiHook("gemini_local").test_connection()
+
+    assert not ok
+    assert message.startswith(f"Gemini API connection test failed: {problem}: ")
+    assert SECRET not in message and "***" in message
+
+
+def test_connection_test_builds_a_fresh_client_not_the_cached_one(gemini, monkeypatch):
+    built = []
+    build = GeminiBatchHook._build_entry
+    monkeypatch.setattr(GeminiBatchHook, "_build_entry", lambda self: built.append(1) or build(self))
+    hook = GeminiApiHook("gemini_local")
+    hook.get_conn()
+
+    assert hook.test_connection() == (True, "Listed gemini_api batch jobs")
+    assert len(built) == 2
 
 
 # ---------------------------------------------------------------------------- on the wire

@@ -8,7 +8,14 @@ import pytest
 from google.genai import types
 
 from gemini_batch.exceptions import GeminiBatchConfigError
-from gemini_batch.identity import WORK_ID_LABEL, WorkIdentity, label_value, validate_labels
+from gemini_batch.identity import (
+    WORK_ID_LABEL,
+    WorkIdentity,
+    label_key_problem,
+    label_value,
+    label_value_problem,
+    validate_labels,
+)
 from tests.gemini_batch.fakes import FakeTI
 
 
@@ -87,3 +94,40 @@ def test_bad_labels_name_the_rule(labels, message):
 
 def test_no_labels():
     assert validate_labels(None) == {}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("team", "ml-ops_2", None),
+        ("a", "", None),
+        ("k" * 63, "v" * 63, None),
+        ("k" * 64, "v", "label key 'kkk"),
+        ("team", "v" * 64, "is 64 characters long; at most 63 are allowed"),
+        ("Team", "ml", "label keys start with a lowercase letter"),
+        ("1team", "ml", "label keys start with a lowercase letter"),
+        ("_team", "ml", "label keys start with a lowercase letter"),
+        ("team", "ML", "Try 'ml'"),
+        ("team", "a.b", "label values hold at most 63 lowercase letters"),
+        ("team", "é", "label values hold"),  # ASCII only, as the service and the local stack check
+        ("téam", "x", "label key 'téam' is invalid"),
+        ("team", 5, "it must be a string, got int"),
+        (5, "x", "label key 5 is invalid: it must be a string, got int"),
+    ],
+)
+def test_one_label_rule_for_keys_and_values(key, value, problem):
+    found = label_key_problem(key) or label_value_problem(str(key), value)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+
+
+def test_request_labels_follow_the_same_rule_as_job_labels():
+    from gemini_batch.pipeline.request_shape import check_request
+
+    for labels in ({"Team": "ml"}, {"team": "ML"}, {"team": "x" * 64}, {"team": "é"}):
+        request = {"contents": [{"parts": [{"text": "hi"}]}], "labels": labels}
+        with pytest.raises(GeminiBatchConfigError) as error:
+            validate_labels(labels)
+        assert [f"request.labels: {str(error.value)[0].lower()}{str(error.value)[1:-1]}"] == check_request(request)

@@ -22,14 +22,14 @@ from gemini_batch.exceptions import (
 )
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.links import XCOM_KEY as LINK_KEY
-from gemini_batch.operators import (
-    FAILED_MANIFEST_XCOM_KEY,
+from gemini_batch.finish import FAILED_MANIFEST_XCOM_KEY
+from gemini_batch.job_operators import (
     GeminiBatchCancelJobOperator,
-    GeminiBatchCreateJobOperator,
     GeminiBatchDeleteJobOperator,
     GeminiBatchGetJobOperator,
     GeminiBatchListJobsOperator,
 )
+from gemini_batch.operators import GeminiBatchCreateJobOperator
 from gemini_batch.triggers import GeminiBatchJobTrigger
 from tests.gemini_batch.conftest import run_trigger
 from tests.gemini_batch.fakes import FakeService, FakeTaskStateStore, FakeTI, api_error, make_context
@@ -256,10 +256,11 @@ def test_wait_for_completion_false_returns_the_running_jobs_manifest(vertex, sle
 
 def test_an_already_terminal_job_is_not_deferred(vertex, sleeps):
     store = FakeTaskStateStore()
-    name = vertex.add_job(display_name="x", state="JOB_STATE_SUCCEEDED", script=[])
-    store.data[GeminiBatchCreateJobOperator.STATE_KEY] = {"phase": "submitted", "job_name": name, "backend": "vertex"}
+    name = op(wait_for_completion=False).execute(make_context(store=store))["job_name"]
+    vertex.jobs[name].script = [{"state": "JOB_STATE_SUCCEEDED"}]
     manifest = op(deferrable=True).execute(make_context(FakeTI(try_number=2), store))
     assert manifest["job_name"] == name
+    assert manifest["outcome"] == "succeeded"
 
 
 def test_paused_waits_in_the_sync_path(vertex, sleeps, capsys):
@@ -288,7 +289,7 @@ def test_timeout_fails_the_task_and_leaves_the_job_running(vertex, sleeps, defer
         return clock["now"]
 
     monkeypatch.setattr(operators.time, "time", fake_time)
-    monkeypatch.setattr("gemini_batch.triggers._now", fake_time)
+    monkeypatch.setattr("gemini_batch.polling.now", fake_time)
     with pytest.raises(GeminiBatchTimeout) as error:
         run(op(deferrable=deferrable, timeout=dt.timedelta(minutes=5)), make_context())
     assert "re-attaches" in str(error.value)
@@ -540,7 +541,7 @@ def test_transient_errors_on_the_record_lookup_are_retried(vertex, sleeps):
 def test_sync_on_kill_cancels_only_after_mark_failed_or_success(vertex, sleeps, monkeypatch, ti_state, cancelled):
     operator = op(wait_for_completion=False)
     operator.execute(make_context())
-    monkeypatch.setattr(operators, "_ti_state_blocking", lambda identity, timeout: (True, ti_state))
+    monkeypatch.setattr(operators, "ti_state_blocking", lambda identity, timeout: (True, ti_state))
     operator.on_kill()
     assert vertex.count("cancel") == cancelled
 
@@ -548,30 +549,14 @@ def test_sync_on_kill_cancels_only_after_mark_failed_or_success(vertex, sleeps, 
 def test_sync_on_kill_with_an_unknown_state_or_cancel_on_kill_off_keeps_the_job(vertex, sleeps, monkeypatch):
     operator = op(wait_for_completion=False)
     operator.execute(make_context())
-    monkeypatch.setattr(operators, "_ti_state_blocking", lambda identity, timeout: (False, None))
+    monkeypatch.setattr(operators, "ti_state_blocking", lambda identity, timeout: (False, None))
     operator.on_kill()
     quiet = op(wait_for_completion=False, cancel_on_kill=False)
     quiet.execute(make_context())
-    monkeypatch.setattr(operators, "_ti_state_blocking", lambda identity, timeout: (True, "failed"))
+    monkeypatch.setattr(operators, "ti_state_blocking", lambda identity, timeout: (True, "failed"))
     quiet.on_kill()
     op().on_kill()  # never started: nothing to do
     assert vertex.count("cancel") == 0
-
-
-def test_ti_state_blocking_gives_up_instead_of_hanging(monkeypatch):
-    import time as real_time
-
-    from airflow.sdk.execution_time import task_runner
-
-    monkeypatch.setattr(
-        task_runner.RuntimeTaskInstance, "get_task_states", staticmethod(lambda **kw: real_time.sleep(1) or {})
-    )
-    assert operators._ti_state_blocking(WorkIdentity("d", "t", "r"), timeout=0.05) == (False, None)
-    monkeypatch.setattr(
-        task_runner.RuntimeTaskInstance, "get_task_states", staticmethod(lambda **kw: {"r": {"t_3": "failed"}})
-    )
-    assert operators._ti_state_blocking(WorkIdentity("d", "t", "r", 3), timeout=5) == (True, "failed")
-    assert operators._ti_state_blocking(None, timeout=5) == (False, None)
 
 
 # ---------------------------------------------------------------------------- get, list, cancel, delete

@@ -95,6 +95,28 @@ def test_inline_requests_above_the_limit_fail_before_any_call(monkeypatch):
     assert "files/NAME" in str(error.value)
 
 
+@pytest.mark.parametrize(("spare", "accepted"), [(0, True), (-1, False)], ids=["at-the-limit", "one-byte-over"])
+def test_operator_and_pipeline_measure_inline_requests_the_same_way(monkeypatch, spare, accepted):
+    from gemini_batch.backends import inline_request_bytes
+    from gemini_batch.pipeline.findings import InputValidationError
+    from gemini_batch.pipeline.limits import JobLimits
+    from gemini_batch.pipeline.request_shape import validate_inline_requests
+
+    requests = [{"contents": [{"parts": [{"text": "é" * 50}]}], "metadata": {"key": "a"}}]
+    limit = inline_request_bytes(requests) + spare
+    monkeypatch.setattr(BatchSource, "MAX_INLINE_BYTES", limit)
+    wire = [{"request": {"contents": r["contents"]}, "metadata": r["metadata"]} for r in requests]
+    limits = JobLimits(max_requests=10, max_bytes=inline_request_bytes(wire) + spare)
+    if accepted:
+        assert parse_source(requests).kind == "inline"
+        assert validate_inline_requests(wire, limits=limits).bytes == inline_request_bytes(wire)
+        return
+    with pytest.raises(GeminiBatchConfigError, match=f"above the Gemini API limit of {limit:,} bytes"):
+        parse_source(requests)
+    with pytest.raises(InputValidationError, match="bytes of inline requests exceed"):
+        validate_inline_requests(wire, limits=limits)
+
+
 def test_sdk_src_and_description_per_kind():
     assert parse_source("bq://p.d.t").sdk_src() == "bq://p.d.t"
     assert parse_source(INLINE).sdk_src() == INLINE

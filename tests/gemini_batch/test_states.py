@@ -9,7 +9,6 @@ from gemini_batch.states import (
     KNOWN_STATES,
     TERMINAL_STATES,
     Counts,
-    classify,
     counts_of,
     is_terminal,
     normalize_state,
@@ -37,27 +36,27 @@ def test_normalize_state_accepts_enums_gemini_names_and_bare_names(given, expect
 @pytest.mark.parametrize(
     ("state", "counts", "expected"),
     [
-        ("JOB_STATE_SUCCEEDED", None, "success"),
-        ("JOB_STATE_SUCCEEDED", Counts(succeeded=10, total=10), "success"),
+        ("JOB_STATE_SUCCEEDED", None, "succeeded"),
+        ("JOB_STATE_SUCCEEDED", Counts(succeeded=10, total=10), "succeeded"),
         ("JOB_STATE_SUCCEEDED", Counts(succeeded=9, failed=1, total=10), "partial"),
         ("JOB_STATE_PARTIALLY_SUCCEEDED", None, "partial"),
         ("JOB_STATE_PARTIALLY_SUCCEEDED", Counts(succeeded=10, total=10), "partial"),
-        ("JOB_STATE_FAILED", None, "failure"),
-        ("JOB_STATE_CANCELLED", None, "failure"),
-        ("JOB_STATE_EXPIRED", None, "failure"),
-        ("JOB_STATE_QUEUED", None, "waiting"),
-        ("JOB_STATE_PENDING", None, "waiting"),
-        ("JOB_STATE_RUNNING", Counts(succeeded=1, failed=1, total=5), "waiting"),
-        ("JOB_STATE_CANCELLING", None, "waiting"),
-        ("JOB_STATE_UPDATING", None, "waiting"),
-        ("JOB_STATE_PAUSED", None, "waiting"),
-        ("JOB_STATE_UNSPECIFIED", None, "waiting"),
-        ("JOB_STATE_SOMETHING_NEW", None, "waiting"),
-        ("BATCH_STATE_SUCCEEDED", None, "success"),
+        ("JOB_STATE_FAILED", None, "failed"),
+        ("JOB_STATE_CANCELLED", None, "failed"),
+        ("JOB_STATE_EXPIRED", None, "failed"),
+        ("JOB_STATE_QUEUED", None, None),
+        ("JOB_STATE_PENDING", None, None),
+        ("JOB_STATE_RUNNING", Counts(succeeded=1, failed=1, total=5), None),
+        ("JOB_STATE_CANCELLING", None, None),
+        ("JOB_STATE_UPDATING", None, None),
+        ("JOB_STATE_PAUSED", None, None),
+        ("JOB_STATE_UNSPECIFIED", None, None),
+        ("JOB_STATE_SOMETHING_NEW", None, None),
+        ("BATCH_STATE_SUCCEEDED", None, "succeeded"),
     ],
 )
-def test_classify_every_state(state, counts, expected):
-    assert classify(state, counts) == expected
+def test_outcome_of_every_state(state, counts, expected):
+    assert outcome_of(state, counts) == expected
 
 
 def test_every_state_the_sdk_knows_is_classified_on_purpose():
@@ -75,20 +74,6 @@ def test_partially_succeeded_is_terminal_although_the_sdk_says_not_done():
         "JOB_STATE_CANCELLED",
         "JOB_STATE_EXPIRED",
     }
-
-
-@pytest.mark.parametrize(
-    ("state", "counts", "expected"),
-    [
-        ("JOB_STATE_SUCCEEDED", None, "succeeded"),
-        ("JOB_STATE_SUCCEEDED", Counts(succeeded=1, failed=1, total=2), "partial"),
-        ("JOB_STATE_PARTIALLY_SUCCEEDED", None, "partial"),
-        ("JOB_STATE_EXPIRED", None, "failed"),
-        ("JOB_STATE_RUNNING", None, None),
-    ],
-)
-def test_outcome_of(state, counts, expected):
-    assert outcome_of(state, counts) == expected
 
 
 def test_progress_line_names_rows_percent_and_failures():

@@ -9,9 +9,11 @@ from types import SimpleNamespace
 import pytest
 from google.genai import types
 
-from gemini_batch.triggers import GeminiBatchJobTrigger, kill_decision
+from gemini_batch import hooks
+from gemini_batch.task_state import kill_decision
+from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent
 from tests.gemini_batch.conftest import run_trigger
-from tests.gemini_batch.fakes import api_error
+from tests.gemini_batch.fakes import api_error, script_gets
 
 CLASSPATH = "gemini_batch.triggers.GeminiBatchJobTrigger"
 
@@ -56,7 +58,7 @@ def test_serialize_holds_names_ids_and_numbers_only():
 @pytest.mark.parametrize(
     ("final", "counts", "status"),
     [
-        ("JOB_STATE_SUCCEEDED", None, "success"),
+        ("JOB_STATE_SUCCEEDED", None, "succeeded"),
         ("JOB_STATE_SUCCEEDED", {"successful_count": 9, "failed_count": 1}, "partial"),
         ("JOB_STATE_PARTIALLY_SUCCEEDED", None, "partial"),
         ("JOB_STATE_FAILED", None, "failed"),
@@ -90,7 +92,7 @@ def test_paused_is_logged_and_waited_through(vertex, sleeps, capsys):
         script=[{"state": "JOB_STATE_RUNNING"}, {"state": "JOB_STATE_PAUSED"}, {"state": "JOB_STATE_PAUSED"}, {"state": "JOB_STATE_SUCCEEDED"}]
     )
     (event,) = run_trigger(make(name))
-    assert event.payload["status"] == "success"
+    assert event.payload["status"] == "succeeded"
     assert "PAUSED; still waiting" in capsys.readouterr().out
 
 
@@ -113,7 +115,7 @@ def test_transient_errors_back_off_with_growing_delays_then_succeed(vertex, slee
     vertex.fail("get", api_error(429), times=2)
     vertex.fail("get", api_error(503), times=1)
     (event,) = run_trigger(make(name, poll_interval=1))
-    assert event.payload["status"] == "success"
+    assert event.payload["status"] == "succeeded"
     first_poll, *backoffs = sleeps
     assert 0 <= first_poll <= 1
     assert len(backoffs) == 3
@@ -148,7 +150,48 @@ def test_consecutive_means_consecutive(vertex, sleeps):
 
     vertex.get = flaky_get
     (event,) = run_trigger(trigger)
-    assert event.payload["status"] == "success"
+    assert event.payload["status"] == "succeeded"
+
+
+def test_trigger_delays_are_exact(vertex, sleeps, exact_jitter):
+    name = vertex.add_job(script=[])
+    script_gets(vertex, ["JOB_STATE_RUNNING", api_error(429), api_error(503), "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"])
+    (event,) = run_trigger(make(name, poll_interval=10))
+    assert event.payload["status"] == "succeeded"
+    # the first poll spread over one interval (its ceiling here), +10% between polls, backoff 2 then 4 s
+    assert sleeps == [10.0, 11.0, 2.0, 4.0, 11.0]
+
+
+def test_a_401_in_the_middle_of_the_wait_rebuilds_the_client_and_the_wait_goes_on(vertex, sleeps, exact_jitter, monkeypatch):
+    builds = []
+    build = hooks.GeminiBatchHook._build_entry
+    monkeypatch.setattr(hooks.GeminiBatchHook, "_build_entry", lambda self: builds.append(1) or build(self))
+    name = vertex.add_job(script=[])
+    script_gets(vertex, ["JOB_STATE_RUNNING", api_error(401), "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"])
+    (event,) = run_trigger(make(name, poll_interval=10))
+    assert event.payload["status"] == "succeeded"
+    assert len(builds) == 2
+    assert sleeps == [10.0, 11.0, 2.0, 11.0]
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"status": "succeeded", "job_name": "j", "state": "JOB_STATE_SUCCEEDED", "message": "m"}, ("succeeded", "m")),
+        ({"status": "success", "job_name": "j", "state": "JOB_STATE_SUCCEEDED", "message": "m"}, ("succeeded", "m")),
+        ({"status": "partial", "job_name": "j", "state": None, "message": "m"}, ("partial", "m")),
+        ({"status": "failed", "job_name": "j", "state": None, "message": "m"}, ("failed", "m")),
+        ({"status": "timeout", "job_name": "j", "state": None, "message": "m"}, ("timeout", "m")),
+        ({"status": "error", "job_name": "j", "state": None, "message": "m"}, ("error", "m")),
+        ({"status": "weird", "job_name": "j", "state": None, "message": "m"}, ("error", "Unknown trigger event status 'weird': m")),
+        ({"job_name": "j"}, ("error", "Unknown trigger event status 'None': ")),
+    ],
+)
+def test_events_of_this_and_earlier_versions_are_read(payload, expected):
+    event = JobEvent.from_payload(payload)
+    assert (event.status, event.message) == expected
+    assert event.job_name == "j"
+    assert JobEvent.from_payload(event.payload()) == event
 
 
 @pytest.mark.parametrize("code", [400, 403])
@@ -203,7 +246,7 @@ def test_a_trigger_rebuilt_from_its_serialized_form_only_reads(vertex, sleeps):
     asyncio.run(one_poll_then_stop())
     classpath, kwargs = first.serialize()
     (event,) = run_trigger(GeminiBatchJobTrigger(**kwargs))
-    assert event.payload["status"] == "success"
+    assert event.payload["status"] == "succeeded"
     assert vertex.count("create") == 0
 
 
@@ -217,13 +260,13 @@ def test_run_uses_only_the_async_client(vertex, sleeps):
     trigger = make(name)
     trigger.hook.get_conn().batches = SyncForbidden()
     (event,) = run_trigger(trigger)
-    assert event.payload["status"] == "success"
+    assert event.payload["status"] == "succeeded"
 
 
 def test_gemini_api_jobs_too(gemini, sleeps):
     name = gemini.add_job()
     (event,) = run_trigger(make(name, backend="gemini_api"))
-    assert event.payload["status"] == "success"
+    assert event.payload["status"] == "succeeded"
 
 
 # ---------------------------------------------------------------------------- on_kill

@@ -204,18 +204,18 @@ def test_a_retry_after_a_crash_after_submit_makes_no_second_job(run_dag, stack_a
 
 
 def test_a_crash_between_submit_and_record_makes_no_second_job(run_dag, stack_admin, sources, deferrable, monkeypatch):
-    from gemini_batch.operators import GeminiBatchCreateJobOperator
+    from gemini_batch.job_record import RecordStore
 
-    original = GeminiBatchCreateJobOperator._write_record
+    original = RecordStore.write
     died = []
 
-    def die_before_recording(self, store, plan, **fields):
-        if fields.get("phase") == "submitted" and not died:
+    def die_before_recording(self, record):
+        if record.phase == "submitted" and not died:
             died.append(True)
             raise RuntimeError("worker lost between submit and record (injected)")
-        return original(self, store, plan, **fields)
+        return original(self, record)
 
-    monkeypatch.setattr(GeminiBatchCreateJobOperator, "_write_record", die_before_recording)
+    monkeypatch.setattr(RecordStore, "write", die_before_recording)
 
     dag_run = run_dag(build_dag(src=sources("inline"), deferrable=deferrable, retries=1))
 

@@ -17,7 +17,7 @@ from gemini_batch.pipeline.builder import (
 )
 from gemini_batch.pipeline.limits import JobLimits
 from gemini_batch.pipeline.refs import TableRef
-from gemini_batch.pipeline.validation import scan_gcs_jsonl
+from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl
 from local_stack.seed import PROMPTS_SQL, REQUEST_TEMPLATE, seed
 
 INCLUDE = Path(__file__).resolve().parents[2] / "include"

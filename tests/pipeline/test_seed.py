@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from gemini_batch.pipeline import sql
-from gemini_batch.pipeline.validation import scan_gcs_jsonl
+from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl
 from local_stack import seed as seed_module
 from local_stack.seed import prompt_rows, seed
 

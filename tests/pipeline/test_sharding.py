@@ -6,14 +6,16 @@ import io
 import json
 
 import pytest
+from google.cloud import bigquery
 
 from gemini_batch.pipeline import sql
 from gemini_batch.pipeline.limits import JobLimits
 from gemini_batch.pipeline.refs import TableRef
 from gemini_batch.pipeline.sharding import Shard, shard_bigquery_table, write_gcs_shards
-from gemini_batch.pipeline.validation import scan_gcs_jsonl
+from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl
 
 from .conftest import Answer, jsonl
+from .duck_bigquery import DuckBigQuery
 
 
 def vertex_input(count: int) -> bytes:
@@ -93,3 +95,54 @@ def test_bigquery_table_under_the_limit_is_not_copied(bq_client, layouts) -> Non
 def test_shard_round_trips_through_xcom_form() -> None:
     shard = Shard(1, 3, "gs://b/x.jsonl", 10, 2000)
     assert Shard.from_dict(json.loads(json.dumps(shard.to_dict()))) == shard
+
+
+# --- the same SQL, executed on DuckDB (unit speed) --------------------------------------------
+
+
+def duck_requests(count: int) -> tuple[DuckBigQuery, TableRef]:
+    bq = DuckBigQuery()
+    table = TableRef("proj", "ds", "requests")
+    bq.create_table(bigquery.Table(table.api_repr, schema=[bigquery.SchemaField("key", "STRING"),
+                                                           bigquery.SchemaField("request", "JSON")]))
+    bq.insert(table.uri, [{"key": f"k{i:04d}", "request": Answer(f"k{i:04d}").request()} for i in range(count)])
+    return bq, table
+
+
+def shard_keys(bq: DuckBigQuery, shards: list[Shard]) -> list[list[str]]:
+    return [[row["key"] for row in bq.rows(shard.src.removeprefix("bq://"))] for shard in shards]
+
+
+@pytest.mark.parametrize(("rows", "expected_shards"), [(12, 1), (13, 2)])
+def test_table_of_exactly_the_request_limit_is_one_shard_and_one_more_is_split(rows: int, expected_shards: int) -> None:
+    bq, table = duck_requests(rows)
+    shards = shard_bigquery_table(bq, table, limits=JobLimits(max_requests=12, max_bytes=10**9))
+    assert len(shards) == expected_shards
+    if expected_shards == 1:
+        assert shards == [Shard(0, 1, table.uri, 12, shards[0].bytes)]  # the table itself, not a copy
+        assert bq.table_names("proj.ds") == {"requests"}
+        return
+    members = shard_keys(bq, shards)
+    assert sorted(key for keys in members for key in keys) == [f"k{i:04d}" for i in range(rows)]  # each once
+    assert [s.requests for s in shards] == [len(keys) for keys in members]
+    assert all(0 < s.requests <= 12 for s in shards)
+    assert [(s.index, s.count) for s in shards] == [(i, len(shards)) for i in range(len(shards))]
+
+
+def test_table_of_exactly_the_byte_limit_is_one_shard_and_one_byte_less_splits_it() -> None:
+    bq, table = duck_requests(10)
+    size = shard_bigquery_table(bq, table)[0].bytes  # the whole table: one request line is its JSON + 1
+    assert size > 10 * len(json.dumps(Answer("k0000").request(), separators=(",", ":")))
+    assert len(shard_bigquery_table(bq, table, limits=JobLimits(max_requests=100, max_bytes=size))) == 1
+    shards = shard_bigquery_table(bq, table, limits=JobLimits(max_requests=100, max_bytes=size - 1))
+    assert len(shards) >= 2
+    assert all(s.bytes <= size - 1 for s in shards) and sum(s.bytes for s in shards) == size
+
+
+def test_bigquery_shards_are_stable_across_reruns() -> None:
+    bq, table = duck_requests(40)
+    limits = JobLimits(max_requests=15, max_bytes=10**9)
+    first = shard_bigquery_table(bq, table, limits=limits)
+    members = shard_keys(bq, first)
+    assert shard_bigquery_table(bq, table, limits=limits) == first
+    assert shard_keys(bq, first) == members

@@ -13,7 +13,7 @@ from gemini_batch.pipeline.housekeeping import select_expired_jobs
 from gemini_batch.pipeline.results import LoadCounts, ReconciliationError
 from gemini_batch.pipeline.settings import PipelineSettings
 from gemini_batch.pipeline.tasks import day_interval, fail_fast
-from gemini_batch.pipeline.validation import InputValidationError, ValidationIssue
+from gemini_batch.pipeline.findings import InputValidationError, ValidationIssue
 
 UTC = dt.timezone.utc
 

@@ -7,7 +7,7 @@ server-side in BigQuery or streams in bounded memory (see each module's docstrin
 Public API::
 
     from gemini_batch.pipeline import (
-        # validation before submit (validation.py, limits.py)
+        # validation before submit (request_shape.py, jsonl_scan.py, bigquery_checks.py, findings.py, limits.py)
         scan_jsonl, scan_gcs_jsonl, validate_bigquery_requests, validate_inline_requests, check_request,
         InputScan, ShardSpan, ValidationIssue, InputValidationError, JobLimits, VERTEX_LIMITS,
         # request building (builder.py) and sharding (sharding.py)
@@ -33,16 +33,16 @@ _LAZY = {
     "VERTEX_LIMITS": "limits",
     "GEMINI_API_LIMITS": "limits",
     "GEMINI_API_INLINE_LIMITS": "limits",
-    "check_request": "validation",
-    "scan_jsonl": "validation",
-    "scan_gcs_jsonl": "validation",
-    "validate_bigquery_requests": "validation",
-    "validate_inline_requests": "validation",
-    "InputScan": "validation",
-    "ShardSpan": "validation",
-    "ValidationIssue": "validation",
-    "InputValidationError": "validation",
-    "KEY_LABEL": "validation",
+    "check_request": "request_shape",
+    "scan_jsonl": "jsonl_scan",
+    "scan_gcs_jsonl": "jsonl_scan",
+    "validate_bigquery_requests": "bigquery_checks",
+    "validate_inline_requests": "request_shape",
+    "InputScan": "findings",
+    "ShardSpan": "findings",
+    "ValidationIssue": "findings",
+    "InputValidationError": "findings",
+    "KEY_LABEL": "request_shape",
     "RequestTemplate": "builder",
     "BuiltFile": "builder",
     "build_bigquery_requests": "builder",
@@ -64,25 +64,17 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
+    from gemini_batch.pipeline.bigquery_checks import validate_bigquery_requests
     from gemini_batch.pipeline.builder import BuiltFile, RequestTemplate, build_bigquery_requests, export_requests_jsonl
+    from gemini_batch.pipeline.findings import InputScan, InputValidationError, ShardSpan, ValidationIssue
+    from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl, scan_jsonl
     from gemini_batch.pipeline.limits import GEMINI_API_INLINE_LIMITS, GEMINI_API_LIMITS, VERTEX_LIMITS, JobLimits
     from gemini_batch.pipeline.loader import InputKeys, JobOutput, ResultsLoader
     from gemini_batch.pipeline.refs import GcsUri, TableRef
+    from gemini_batch.pipeline.request_shape import KEY_LABEL, check_request, validate_inline_requests
     from gemini_batch.pipeline.results import LoadCounts, ReconciliationError, ensure_results_tables
     from gemini_batch.pipeline.settings import PipelineSettings
     from gemini_batch.pipeline.sharding import Shard, shard_bigquery_table, write_gcs_shards
-    from gemini_batch.pipeline.validation import (
-        KEY_LABEL,
-        InputScan,
-        InputValidationError,
-        ShardSpan,
-        ValidationIssue,
-        check_request,
-        scan_gcs_jsonl,
-        scan_jsonl,
-        validate_bigquery_requests,
-        validate_inline_requests,
-    )
 
 
 def __getattr__(name: str) -> Any:

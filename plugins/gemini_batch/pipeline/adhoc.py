@@ -23,20 +23,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from gemini_batch.backends import BACKENDS, Backend
 from gemini_batch.pipeline.builder import RequestTemplate
 from gemini_batch.pipeline.limits import GEMINI_API_INLINE_LIMITS, GEMINI_API_LIMITS, VERTEX_LIMITS
 from gemini_batch.pipeline.loader import InputKeys
 from gemini_batch.pipeline.refs import GcsUri
-from gemini_batch.pipeline.validation import scan_gcs_jsonl, scan_jsonl, validate_inline_requests
+from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl, scan_jsonl
+from gemini_batch.pipeline.request_shape import validate_inline_requests
 
 if TYPE_CHECKING:
     from google.cloud import storage
     from google.genai import Client as GenaiClient
 
 __all__ = ["AdhocBatch", "prepare_adhoc", "sdk_inline_request"]
-
-Backend = Literal["vertex", "gemini_api"]
-
 
 @dataclass(frozen=True)
 class AdhocBatch:
@@ -102,8 +101,8 @@ def prepare_adhoc(
     prompts = [p for p in (prompts or []) if p and p.strip()]
     if bool(prompts) == bool(input_file):
         raise ValueError("give either prompts or input_file (a gs:// JSONL of requests), not both or neither")
-    if backend not in ("vertex", "gemini_api"):
-        raise ValueError(f"backend must be 'vertex' or 'gemini_api', got {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
     if input_file:
         input_format = "vertex_jsonl" if backend == "vertex" else "gemini_jsonl"

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from gemini_batch.pipeline import sql
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
 from gemini_batch.pipeline.refs import GcsUri, TableRef
-from gemini_batch.pipeline.validation import KEY_LABEL, check_request
+from gemini_batch.pipeline.request_shape import KEY_LABEL, check_request
 
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage

@@ -16,12 +16,11 @@ from typing import Any
 
 from airflow.sdk import Asset
 
+from gemini_batch.backends import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
 
 __all__ = [
     "DEFAULT_ARGS",
-    "GCP_CONN_ID",
-    "GEMINI_API_CONN_ID",
     "INCLUDE_DIR",
     "JOB_RETRIES",
     "MAX_FAILED_RATIO",
@@ -36,9 +35,6 @@ __all__ = [
 #: table's name is a runtime setting). A URI without a scheme: one with a scheme makes Airflow load
 #: every provider's URI handlers at parse time (the Google one imports google-cloud-storage).
 RESULTS_ASSET = Asset(name="gemini_batch_results", uri="gemini_batch_results")
-
-GCP_CONN_ID = "google_cloud_default"
-GEMINI_API_CONN_ID = "gemini_api_default"
 
 #: include/ of the project (SQL, templates): beside plugins/ in every Airflow project layout.
 INCLUDE_DIR = Path(os.environ.get("GEMINI_BATCH_INCLUDE_DIR", Path(__file__).resolve().parents[3] / "include"))
@@ -67,8 +63,8 @@ def job_task_kwargs() -> dict[str, Any]:
         "retry_exponential_backoff": 2.0,
         "poll_interval": float(os.environ.get("GEMINI_BATCH_POLL_INTERVAL", "30")),
         "max_failed_ratio": MAX_FAILED_RATIO,
-        "gcp_conn_id": GCP_CONN_ID,
-        "gemini_api_conn_id": GEMINI_API_CONN_ID,
+        "gcp_conn_id": DEFAULT_GCP_CONN_ID,
+        "gemini_api_conn_id": DEFAULT_GEMINI_API_CONN_ID,
     }
 
 

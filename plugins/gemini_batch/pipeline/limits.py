@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gemini_batch.backends import GEMINI_API_INLINE_MAX_BYTES
+
 __all__ = ["GEMINI_API_INLINE_LIMITS", "GEMINI_API_LIMITS", "JobLimits", "VERTEX_LIMITS"]
 
 
@@ -38,7 +40,11 @@ VERTEX_LIMITS = JobLimits(max_requests=200_000, max_bytes=1_000_000_000, name="V
 #: Gemini API batch from a Files API upload (the same request ceiling is applied; the file is also
 #: kept under 1 GB so one shard plan serves both backends).
 GEMINI_API_LIMITS = JobLimits(max_requests=200_000, max_bytes=1_000_000_000, name="Gemini API batch")
-#: Gemini API batch with inline requests: the whole create call must stay under 20 MB.
+#: Gemini API batch with inline requests: the whole create call must stay under 20 MB, measured by
+#: :func:`gemini_batch.backends.inline_request_bytes`.
 GEMINI_API_INLINE_LIMITS = JobLimits(
-    max_requests=200_000, max_bytes=20_000_000, max_line_bytes=20_000_000, name="Gemini API inline batch"
+    max_requests=200_000,
+    max_bytes=GEMINI_API_INLINE_MAX_BYTES,
+    max_line_bytes=GEMINI_API_INLINE_MAX_BYTES,
+    name="Gemini API inline batch",
 )

@@ -33,7 +33,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,10 +40,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from gemini_batch.identity import label_key_problem
 from gemini_batch.pipeline import sql
 from gemini_batch.pipeline.refs import GcsUri, TableRef
 from gemini_batch.pipeline.results import LoadCounts, ReconciliationError, ensure_results_tables
-from gemini_batch.pipeline.validation import KEY_LABEL
+from gemini_batch.pipeline.request_shape import KEY_LABEL
 
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 
 OutputKind = Literal["vertex_gcs", "vertex_bigquery", "gemini_file", "gemini_inline"]
 
-_LABEL = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _CHUNK_BYTES = 8 * 1024 * 1024
 
 
@@ -185,8 +184,10 @@ class ResultsLoader:
         sample_size: int = 5,
         chunk_size: int = _CHUNK_BYTES,
     ) -> None:
-        if not _LABEL.match(key_label):
-            raise ValueError(f"key_label {key_label!r} must be a lowercase label name ([a-z][a-z0-9_]*)")
+        # A Vertex label key, and a bare JSONPath member in the SQL ('$.labels.<key_label>'): no '-'.
+        problem = label_key_problem(key_label) or ("'-' cannot be used in a JSON path" if "-" in key_label else None)
+        if problem:
+            raise ValueError(f"key_label {key_label!r}: {problem}")
         self.bq = bigquery_client
         self.gcs = storage_client
         self.genai = genai_client

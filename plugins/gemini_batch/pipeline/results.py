@@ -94,7 +94,8 @@ class LoadCounts:
     :param succeeded: Input keys now in the results table for the date.
     :param failed: Input keys now in the errors table for the date.
     :param missing: Input keys in neither table (the load fails when this is not 0).
-    :param duplicated: Input keys in both tables (the load fails when this is not 0).
+    :param duplicated: Input keys found more than once: in both tables, or twice in one (the load
+        fails when this is not 0).
     :param unexpected: Output keys that are not input keys (a warning: the input reference is off).
     :param unkeyed: Output rows without a key (they cannot be matched to a request).
     """
@@ -119,11 +120,11 @@ class LoadCounts:
 
 
 class ReconciliationError(RuntimeError):
-    """Input keys are missing from (or doubled across) the results and errors tables.
+    """Input keys are missing from the results and errors tables, or found there more than once.
 
     :param counts: The figures of the load.
     :param missing_sample: Some missing keys.
-    :param duplicated_sample: Some keys found in both tables.
+    :param duplicated_sample: Some keys found more than once.
     """
 
     def __init__(
@@ -141,7 +142,8 @@ class ReconciliationError(RuntimeError):
             )
         if counts.duplicated:
             problems.append(
-                f"{counts.duplicated:,} input keys are in both results and errors for {counts.logical_date} "
-                f"(sample: {', '.join(self.duplicated_sample)}); re-run the load"
+                f"{counts.duplicated:,} input keys are in results or errors more than once for "
+                f"{counts.logical_date} (sample: {', '.join(self.duplicated_sample)}): in both tables, or "
+                f"twice in one; remove the extra rows (the loader writes each key once) and re-run the load"
             )
         super().__init__("; ".join(problems) + f". Counts: {counts.to_dict()}")

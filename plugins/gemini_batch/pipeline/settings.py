@@ -12,13 +12,13 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.refs import GcsUri, TableRef
 
 __all__ = ["DEFAULT_DATASET", "DEFAULT_MODEL", "PipelineSettings", "default_bucket"]
 
 DEFAULT_DATASET = "gemini_batch"
 DEFAULT_MODEL = "gemini-2.5-flash"
-DEFAULT_GCP_CONN_ID = "google_cloud_default"
 
 
 def default_bucket(project: str) -> str:

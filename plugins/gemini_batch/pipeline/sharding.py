@@ -12,7 +12,7 @@ Invariants:
 BigQuery tables are split server-side: ``MOD(FARM_FINGERPRINT(key), n)`` picks a row's shard
 and a ``CREATE TABLE ... AS SELECT`` per shard writes it; nothing passes through the worker.
 JSONL files in GCS have no server-side split (GCS can compose objects, not cut them), so the
-byte ranges that :func:`~gemini_batch.pipeline.validation.scan_jsonl` planned on its single
+byte ranges that :func:`~gemini_batch.pipeline.jsonl_scan.scan_jsonl` planned on its single
 pass are copied range by range through the worker, in chunks: memory stays at one chunk.
 """
 
@@ -28,7 +28,7 @@ from gemini_batch.pipeline import sql
 from gemini_batch.pipeline.builder import set_expiry
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
 from gemini_batch.pipeline.refs import GcsUri, TableRef
-from gemini_batch.pipeline.validation import InputScan
+from gemini_batch.pipeline.findings import InputScan
 
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage

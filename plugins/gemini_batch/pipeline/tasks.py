@@ -56,7 +56,7 @@ def fail_fast(function: F) -> F:
         from airflow.sdk.exceptions import AirflowFailException
 
         from gemini_batch.pipeline.results import ReconciliationError
-        from gemini_batch.pipeline.validation import InputValidationError
+        from gemini_batch.pipeline.findings import InputValidationError
 
         try:
             return function(*args, **kwargs)
@@ -146,7 +146,7 @@ def validate_requests_table(table: str, *, gcp_conn_id: str, project: str) -> di
     :raises InputValidationError: Naming each bad column and the counts.
     """
     from gemini_batch.pipeline.refs import TableRef
-    from gemini_batch.pipeline.validation import validate_bigquery_requests
+    from gemini_batch.pipeline.bigquery_checks import validate_bigquery_requests
 
     scan = validate_bigquery_requests(
         TableRef.parse(table), bigquery_client=bigquery_client(gcp_conn_id, project), enforce_limits=False
@@ -177,7 +177,7 @@ def validate_gcs_input(uri: str, *, gcp_conn_id: str, limits: JobLimits | None =
 
     :raises InputValidationError: Naming the file and line of each problem.
     """
-    from gemini_batch.pipeline.validation import scan_gcs_jsonl
+    from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl
 
     scan = scan_gcs_jsonl(
         uri, storage_client=storage_client(gcp_conn_id), limits=limits or _limits(), enforce_limits=False
@@ -193,7 +193,7 @@ def shard_gcs_input(scan: Mapping[str, Any], destination_prefix: str, *, gcp_con
     """
     from gemini_batch.pipeline.refs import GcsUri
     from gemini_batch.pipeline.sharding import write_gcs_shards
-    from gemini_batch.pipeline.validation import InputScan
+    from gemini_batch.pipeline.findings import InputScan
 
     prefix = GcsUri.parse(destination_prefix)
     shards = write_gcs_shards(storage_client(gcp_conn_id), InputScan.from_dict(scan), str(prefix.child("shards")))

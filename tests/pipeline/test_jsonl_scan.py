@@ -1,4 +1,4 @@
-"""Streaming validation of batch inputs: a table of bad inputs, each rejected with its location."""
+"""Streaming JSONL scan and shard plan: a table of bad inputs, each rejected with its file and line."""
 
 from __future__ import annotations
 
@@ -8,15 +8,10 @@ import tracemalloc
 
 import pytest
 
-from gemini_batch.pipeline import validation
+from gemini_batch.pipeline import jsonl_scan
+from gemini_batch.pipeline.findings import InputScan, InputValidationError
+from gemini_batch.pipeline.jsonl_scan import scan_jsonl
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
-from gemini_batch.pipeline.validation import (
-    InputScan,
-    InputValidationError,
-    check_request,
-    scan_jsonl,
-    validate_inline_requests,
-)
 
 SOURCE = "gs://bucket/in/requests.jsonl"
 
@@ -82,11 +77,11 @@ BAD_INPUTS = [
      + "\n", {}, ":1", "request.labels must be an object"),
     ("key-label-missing", json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}]}}) + "\n", {}, ":1",
      "request.labels.gemini_batch_key is missing"),
-    ("key-label-uppercase", vertex_line("Order-42") + "\n", {}, ":1", "may only hold lowercase letters"),
-    ("key-label-too-long", vertex_line("k" * 64) + "\n", {}, ":1", "is 64 characters long (limit: 63)"),
+    ("key-label-uppercase", vertex_line("Order-42") + "\n", {}, ":1", "hold at most 63 lowercase letters, digits"),
+    ("key-label-too-long", vertex_line("k" * 64) + "\n", {}, ":1", "is 64 characters long; at most 63 are allowed"),
     ("key-label-not-string", json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}],
                                                      "labels": {"gemini_batch_key": 5}}}) + "\n", {}, ":1",
-     "label 'gemini_batch_key' must be a string, got int"),
+     "label gemini_batch_key=5 is invalid: it must be a string, got int"),
     ("duplicate-key", GOOD + vertex_line("k1") + "\n" + vertex_line("k0") + "\n", {}, ":3",
      "duplicate key: the same key is on line 1"),
     ("blank-line-inside", GOOD + "\n" + vertex_line("k1") + "\n", {}, ":2", "blank line inside the file"),
@@ -171,6 +166,31 @@ def test_shard_plan_respects_request_and_byte_limits_without_enforcing_them() ->
     assert [s.bytes for s in by_bytes.shards] == [size, size, size, len(lines[0])]
 
 
+@pytest.mark.parametrize(("lines", "shards"), [(6, [6]), (7, [6, 1])], ids=["at-the-limit", "one-over"])
+def test_a_file_of_exactly_the_request_limit_is_one_shard_and_one_more_line_is_two(lines: int, shards: list) -> None:
+    data = "".join(vertex_line(f"k{i}") + "\n" for i in range(lines))
+    limits = JobLimits(max_requests=6, max_bytes=10**6)
+    planned = scan(data, limits=limits, enforce_limits=False)
+    assert [s.requests for s in planned.shards] == shards
+    if len(shards) == 1:
+        assert scan(data, limits=limits).requests == 6  # enforced: accepted as one job
+    else:
+        with pytest.raises(InputValidationError, match="7 requests exceed the Vertex AI batch limit of 6 requests"):
+            scan(data, limits=limits)
+
+
+@pytest.mark.parametrize(("spare", "shards"), [(0, 1), (-1, 2)], ids=["at-the-limit", "one-byte-over"])
+def test_a_file_of_exactly_the_byte_limit_is_one_shard_and_one_byte_more_is_two(spare: int, shards: int) -> None:
+    data = "".join(vertex_line(f"k{i}") + "\n" for i in range(4))
+    limits = JobLimits(max_requests=100, max_bytes=len(data.encode()) + spare)
+    assert len(scan(data, limits=limits, enforce_limits=False).shards) == shards
+    if shards == 1:
+        assert scan(data, limits=limits).bytes == len(data.encode())
+    else:
+        with pytest.raises(InputValidationError, match="bytes exceed the Vertex AI batch limit"):
+            scan(data, limits=limits)
+
+
 def test_a_single_request_over_the_byte_limit_cannot_be_sharded() -> None:
     with pytest.raises(InputValidationError, match="cannot be sharded"):
         scan(vertex_line("k0", text="x" * 400) + "\n", limits=JobLimits(10, 200), enforce_limits=False)
@@ -183,7 +203,7 @@ def test_scan_round_trips_through_xcom_form() -> None:
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 4096])
 def test_lines_split_across_chunks_are_read_whole(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
-    monkeypatch.setattr(validation, "_CHUNK_BYTES", chunk)
+    monkeypatch.setattr(jsonl_scan, "_CHUNK_BYTES", chunk)
     data = "".join(vertex_line(f"k{i}", text="é" * i) + "\n" for i in range(20))
     result = scan(data, limits=JobLimits(max_requests=7, max_bytes=10**6), enforce_limits=False)
     assert result.requests == 20
@@ -194,7 +214,7 @@ def test_lines_split_across_chunks_are_read_whole(monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize("chunk", [5, 64, 4096])
 def test_overlong_line_is_skipped_without_being_held(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
-    monkeypatch.setattr(validation, "_CHUNK_BYTES", chunk)
+    monkeypatch.setattr(jsonl_scan, "_CHUNK_BYTES", chunk)
     data = GOOD + vertex_line("k1", text="x" * 1000) + "\n" + vertex_line("k2") + "\n"
     with pytest.raises(InputValidationError) as caught:
         scan(data, limits=JobLimits(max_requests=10, max_bytes=10**6, max_line_bytes=200))
@@ -246,47 +266,6 @@ def test_memory_is_bounded_by_chunk_and_keys_not_by_file_size() -> None:
     assert result.bytes > 10_000_000
     # A line in flight plus 12 bytes per key (and numpy's sort), far below the file size.
     assert peak < 2_000_000 + 40 * lines
-
-
-@pytest.mark.parametrize(
-    ("request_body", "expected"),
-    [
-        ({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, []),
-        (
-            {
-                "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
-                "system_instruction": {"parts": [{"text": "Be brief"}]},
-                "generation_config": {"temperature": 0.2, "response_mime_type": "application/json",
-                                      "response_schema": {"type": "OBJECT"}},
-                "labels": {"gemini_batch_key": "k-1", "team": "data_eng"},
-            },
-            [],
-        ),
-        ({"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "AA=="}}]}]}, []),
-        ({"contents": [{"parts": [{"text": "hi"}]}], "labels": {"1team": "x"}}, ["must start with a lowercase"]),
-    ],
-)
-def test_check_request_accepts_both_spellings_and_names_problems(request_body: dict, expected: list) -> None:
-    problems = check_request(request_body)
-    assert len(problems) == len(expected)
-    for problem, fragment in zip(problems, expected):
-        assert fragment in problem
-
-
-def test_inline_requests_are_checked_for_shape_keys_and_size() -> None:
-    good = {"request": {"contents": [{"parts": [{"text": "hi"}]}]}, "metadata": {"key": "a"}}
-    assert validate_inline_requests([good]).requests == 1
-    bad = [good, dict(good), {"request": {"contents": []}, "metadata": {"key": "b"}}]
-    with pytest.raises(InputValidationError) as caught:
-        validate_inline_requests(bad)
-    text = str(caught.value)
-    assert "inline requests[1]: duplicate key" in text
-    assert "inline requests[2]: request.contents must be a non-empty list" in text
-    big = [{"request": {"contents": [{"parts": [{"text": "x" * 1000}]}]}, "metadata": {"key": str(i)}}
-           for i in range(30)]
-    with pytest.raises(InputValidationError, match="exceed the Gemini API inline batch limit of 20,000 bytes"):
-        validate_inline_requests(big, limits=JobLimits(max_requests=100, max_bytes=20_000,
-                                                       name="Gemini API inline batch"))
 
 
 def test_default_limits_are_the_documented_ones() -> None:

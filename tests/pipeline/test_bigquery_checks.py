@@ -7,11 +7,12 @@ import json
 
 import pytest
 
+from gemini_batch.pipeline.bigquery_checks import validate_bigquery_requests
+from gemini_batch.pipeline.findings import InputValidationError
 from gemini_batch.pipeline.limits import JobLimits
 from gemini_batch.pipeline.refs import TableRef
-from gemini_batch.pipeline.validation import InputValidationError, validate_bigquery_requests
 
-pytestmark = pytest.mark.integration
+from .duck_bigquery import DuckBigQuery
 
 GOOD = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 
@@ -61,6 +62,7 @@ BAD_TABLES = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("schema", "rows", "where", "fragment"), [c[1:] for c in BAD_TABLES],
                          ids=[c[0] for c in BAD_TABLES])
 def test_bad_requests_table_is_rejected_naming_the_column(bq_client, bq_dataset, schema, rows, where, fragment) -> None:
@@ -72,12 +74,14 @@ def test_bad_requests_table_is_rejected_naming_the_column(bq_client, bq_dataset,
     assert matching[0].location == f"{table.uri} {where}".strip()
 
 
+@pytest.mark.integration
 def test_missing_table_is_rejected(bq_client, bq_dataset) -> None:
     table = TableRef(bq_dataset.project, bq_dataset.dataset_id, "nope")
     with pytest.raises(InputValidationError, match="the table does not exist"):
         validate_bigquery_requests(table, bigquery_client=bq_client)
 
 
+@pytest.mark.integration
 def test_good_table_passes_and_the_limit_is_enforced_unless_sharding(bq_client, bq_dataset) -> None:
     rows = [{"key": f"k{i}", "request": GOOD} for i in range(5)]
     table = make_table(bq_client, bq_dataset, "requests", [KEY, REQUEST], rows)
@@ -87,3 +91,49 @@ def test_good_table_passes_and_the_limit_is_enforced_unless_sharding(bq_client, 
     with pytest.raises(InputValidationError, match="5 requests exceed the Vertex AI batch limit of 3 requests"):
         validate_bigquery_requests(table, bigquery_client=bq_client, limits=small)
     assert validate_bigquery_requests(table, bigquery_client=bq_client, limits=small, enforce_limits=False).requests == 5
+
+
+@pytest.mark.parametrize(("rows", "accepted"), [(4, True), (5, False)], ids=["at-the-limit", "one-over"])
+def test_table_of_exactly_the_limit_is_accepted_and_one_more_row_rejected(rows: int, accepted: bool) -> None:
+    bq = DuckBigQuery()  # the same query, executed on DuckDB: unit speed
+    bq.create_dataset("proj.ds")
+    table = make_table(bq, _Dataset("proj", "ds"), "requests", [KEY, REQUEST],
+                       [{"key": f"k{i}", "request": GOOD} for i in range(rows)])
+    limits = JobLimits(max_requests=4, max_bytes=10**9)
+    if accepted:
+        assert validate_bigquery_requests(table, bigquery_client=bq, limits=limits).requests == 4
+        return
+    with pytest.raises(InputValidationError) as caught:
+        validate_bigquery_requests(table, bigquery_client=bq, limits=limits)
+    assert [issue.message for issue in caught.value.issues] == [
+        "5 requests exceed the Vertex AI batch limit of 4 requests per job; shard the table "
+        "(enforce_limits=False and plan_bigquery_shards)"
+    ]
+    assert validate_bigquery_requests(table, bigquery_client=bq, limits=limits, enforce_limits=False).requests == 5
+
+
+@pytest.mark.parametrize(
+    ("rows", "fragment"),
+    [
+        ([{"key": "a", "request": GOOD}, {"key": "a", "request": GOOD}, {"key": "b", "request": GOOD}],
+         "1 keys appear more than once; keys must be unique in a job (sample keys: a)"),
+        ([{"key": None, "request": GOOD}, {"key": "b", "request": GOOD}], "1 rows have a NULL key"),
+        ([{"key": "z", "request": {"generationConfig": {}}}], "1 requests have no contents with parts (not a GenerateContentRequest) (sample keys: z)"),
+        ([{"key": "y", "request": {"contents": [{"parts": []}]}}], "1 requests have no contents with parts"),
+    ],
+    ids=["duplicate-key", "null-key", "no-contents", "empty-parts"],
+)
+def test_row_checks_run_in_the_query(rows: list[dict], fragment: str) -> None:
+    bq = DuckBigQuery()
+    bq.create_dataset("proj.ds")
+    table = make_table(bq, _Dataset("proj", "ds"), "requests", [KEY, REQUEST], rows)
+    with pytest.raises(InputValidationError) as caught:
+        validate_bigquery_requests(table, bigquery_client=bq)
+    assert [issue.message for issue in caught.value.issues if fragment in issue.message], str(caught.value)
+
+
+class _Dataset:
+    """The two attributes of a ``bigquery.Dataset`` that ``make_table`` reads."""
+
+    def __init__(self, project: str, dataset_id: str) -> None:
+        self.project, self.dataset_id = project, dataset_id

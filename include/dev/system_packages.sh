@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests need, when missing: `make test` calls it, so a fresh
+# machine needs nothing by hand. Each package is named with the command that proves it is there.
+# Idempotent and quiet when everything is present; apt-get runs only for what is missing (as root,
+# or through sudo when there is one).
+set -euo pipefail
+
+# command  package
+required=(
+  "docker-compose docker-compose"   # validates docker-compose.yaml (`docker-compose config`)
+)
+
+missing=()
+for entry in "${required[@]}"; do
+  read -r command package <<<"$entry"
+  command -v "$command" >/dev/null 2>&1 || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "system packages: missing ${missing[*]}; install them with apt-get (needs root)" >&2
+    exit 1
+  fi
+fi
+echo "system packages: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
