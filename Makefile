@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include:$(CURDIR)/dags
 export NO_GCE_CHECK := True
 PYTEST := $(PY) -m pytest
 
-.PHONY: venv system-packages test test-unit test-integration stack-up stack-down stack-status demo airflow bench clean
+.PHONY: venv system-packages lint mutation test test-unit test-integration stack-up stack-down stack-status demo airflow bench clean
 
 venv: $(STAMP)
 
@@ -34,8 +34,20 @@ $(STAMP): pyproject.toml requirements.txt requirements-local.txt requirements-de
 system-packages:
 	@include/dev/system_packages.sh
 
-test: venv system-packages
+LINTED := plugins dags include tests bench
+
+# ruff with Airflow's AIR rules, and the formatter's check ([tool.ruff] in pyproject.toml).
+lint: venv
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+test: venv system-packages lint
 	$(PYTEST) -q
+
+# Mutation testing of the modules where a bug costs money or rows; prints the kill rate and every
+# survivor (include/dev/mutation.py). Not part of `make test`: it takes a while.
+mutation: venv
+	$(PY) include/dev/mutation.py
 
 test-unit: venv
 	$(PYTEST) -q -m "not integration"

@@ -61,7 +61,9 @@ class Tally:
     seconds: float = 0.0
 
     def __add__(self, other: Tally) -> Tally:
-        return Tally(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+        return Tally(
+            *(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=False))
+        )
 
 
 def note_of(table: int, row: int) -> str:

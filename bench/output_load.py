@@ -62,11 +62,24 @@ def peak_rss_mb() -> float:
 def results_line(index: int) -> bytes:
     key = f"k{index:09d}"
     if index % FAILED_EVERY == FAILED_EVERY - 1:
-        return json.dumps({"key": key, "error": {"code": 400, "message": "Request contains an invalid argument.",
-                                                 "status": "INVALID_ARGUMENT"}}, separators=(",", ":")).encode()
+        return json.dumps(
+            {
+                "key": key,
+                "error": {
+                    "code": 400,
+                    "message": "Request contains an invalid argument.",
+                    "status": "INVALID_ARGUMENT",
+                },
+            },
+            separators=(",", ":"),
+        ).encode()
     response = {
-        "candidates": [{"content": {"role": "model", "parts": [{"text": f"Answer number {index}: forty-two."}]},
-                        "finishReason": "STOP"}],
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": f"Answer number {index}: forty-two."}]},
+                "finishReason": "STOP",
+            }
+        ],
         "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 8, "totalTokenCount": 20},
         "modelVersion": "gemini-2.5-flash",
     }
@@ -131,8 +144,13 @@ def worker_loader(file_name: str, rows: int, bucket: str, keys_table: str) -> di
     )
     seconds = time.perf_counter() - started
     assert counts.succeeded + counts.failed == rows and counts.missing == 0, counts
-    return {"seconds": seconds, "baseline_mb": baseline, "peak_mb": peak_rss_mb(), "counts": counts.to_dict(),
-            "phases": loader.last_phase_seconds}
+    return {
+        "seconds": seconds,
+        "baseline_mb": baseline,
+        "peak_mb": peak_rss_mb(),
+        "counts": counts.to_dict(),
+        "phases": loader.last_phase_seconds,
+    }
 
 
 def worker_provider(file_name: str, rows: int, out_dir: str) -> dict[str, Any]:
@@ -181,10 +199,16 @@ def bench(sizes: list[int], workdir: Path) -> list[dict[str, Any]]:
     for rows in sizes:
         path = workdir / f"results-{rows}.jsonl"
         size = write_results_file(path, rows)
-        uploaded = client.files.upload(file=str(path), config={"mime_type": "jsonl", "display_name": f"bench {rows}"})
+        uploaded = client.files.upload(
+            file=str(path), config={"mime_type": "jsonl", "display_name": f"bench {rows}"}
+        )
         keys_table = f"{project}.{DATASET}.keys_{rows}"
-        sql.run(bq, f"CREATE OR REPLACE TABLE `{keys_table}` AS "
-                    f"SELECT FORMAT('k%09d', n) AS key FROM UNNEST(GENERATE_ARRAY(0, @last)) AS n", last=rows - 1)
+        sql.run(
+            bq,
+            f"CREATE OR REPLACE TABLE `{keys_table}` AS "
+            f"SELECT FORMAT('k%09d', n) AS key FROM UNNEST(GENERATE_ARRAY(0, @last)) AS n",
+            last=rows - 1,
+        )
         say(f"{rows:>9,} rows: results file {size / 2**20:,.1f} MiB uploaded as {uploaded.name}")
         for kind in ("loader", "provider"):
             args = {"file_name": uploaded.name, "rows": rows}
@@ -196,8 +220,10 @@ def bench(sizes: list[int], workdir: Path) -> list[dict[str, Any]]:
             result.update(kind=kind, rows=rows, file_mb=size / 2**20)
             rows_out.append(result)
             phases = f"  phases (s): {result['phases']}" if "phases" in result else ""
-            say(f"{'':>9}  {kind:<8} {result['seconds']:8.2f} s  {rows / result['seconds']:>10,.0f} rows/s  "
-                f"peak RSS {result['peak_mb']:7.1f} MiB (before the work {result['baseline_mb']:6.1f} MiB){phases}")
+            say(
+                f"{'':>9}  {kind:<8} {result['seconds']:8.2f} s  {rows / result['seconds']:>10,.0f} rows/s  "
+                f"peak RSS {result['peak_mb']:7.1f} MiB (before the work {result['baseline_mb']:6.1f} MiB){phases}"
+            )
         path.unlink()
         client.files.delete(name=uploaded.name)
     return rows_out

@@ -26,9 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import resource
-import json
 import subprocess
 import sys
 import tempfile
@@ -301,7 +301,9 @@ def main() -> int:
         stack = start(Path(state), ephemeral=True)
         try:
             env = {**os.environ, **stack.endpoints.env(), "NO_GCE_CHECK": "True"}
-            env["PYTHONPATH"] = os.pathsep.join([str(REPO / "plugins"), str(REPO / "include"), env.get("PYTHONPATH", "")])
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(REPO / "plugins"), str(REPO / "include"), env.get("PYTHONPATH", "")]
+            )
             admin = AdminClient(stack.endpoints.admin_url)
             cpus = sorted(os.sched_getaffinity(0))
             emulator_pid = admin.health()["pid"]
@@ -309,7 +311,9 @@ def main() -> int:
             if len(cpus) >= 2:
                 os.sched_setaffinity(emulator_pid, {cpus[0]})
                 say(f"emulator pid {emulator_pid} on CPU {cpus[0]}; each side on CPUs {sorted(child_cpus)}")
-            say(f"open-file limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]:,}; python {sys.version.split()[0]}")
+            say(
+                f"open-file limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]:,}; python {sys.version.split()[0]}"
+            )
             for which in [w.strip() for w in args.which.split(",") if w.strip()]:
                 command = [
                     sys.executable, __file__, "--child", which, "--n", str(args.n),
@@ -329,7 +333,7 @@ def main() -> int:
         finally:
             stack.stop()
     if len(results) == 2:
-        say("\n== side by side at N={:,}: ours | google".format(args.n))
+        say(f"\n== side by side at N={args.n:,}: ours | google")
         for key in results["ours"]:
             say(f"  {key:26s} {results['ours'][key]:12.3f} | {results['google'][key]:12.3f}")
     return 0

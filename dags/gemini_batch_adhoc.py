@@ -34,16 +34,26 @@ with DAG(
         "model": Param(DEFAULT_MODEL, type="string", title="Model", description="e.g. gemini-2.5-flash"),
         "backend": Param("gemini_api", type="string", enum=["gemini_api", "vertex"], title="Backend"),
         "prompts": Param(
-            ["Explain batch prediction in one sentence."], type=["null", "array"], items={"type": "string"},
-            title="Prompts", description="One prompt per line; leave empty to use a file",
+            ["Explain batch prediction in one sentence."],
+            type=["null", "array"],
+            items={"type": "string"},
+            title="Prompts",
+            description="One prompt per line; leave empty to use a file",
         ),
         "input_file": Param(
-            None, type=["null", "string"], title="Or a file",
-            description="gs:// JSONL of requests: {\"request\"} lines with the gemini_batch_key label "
-                        "(Vertex AI) or {\"key\", \"request\"} lines (Gemini API)",
+            None,
+            type=["null", "string"],
+            title="Or a file",
+            description='gs:// JSONL of requests: {"request"} lines with the gemini_batch_key label '
+            '(Vertex AI) or {"key", "request"} lines (Gemini API)',
         ),
-        "gemini_input": Param("inline", type="string", enum=["inline", "file"], title="Gemini API input",
-                              description="Prompts on the Gemini API: inline (up to 20 MB) or a Files API upload"),
+        "gemini_input": Param(
+            "inline",
+            type="string",
+            enum=["inline", "file"],
+            title="Gemini API input",
+            description="Prompts on the Gemini API: inline (up to 20 MB) or a Files API upload",
+        ),
         "temperature": Param(0.2, type="number", minimum=0, maximum=2, title="Temperature"),
     },  # fmt: skip
     tags=["gemini-batch", "adhoc"],
@@ -51,7 +61,9 @@ with DAG(
 ) as dag:
 
     @task(multiple_outputs=True)
-    def prepare(params: Any = None, run_id: Any = None, logical_date: Any = None, dag_run: Any = None) -> dict:
+    def prepare(
+        params: Any = None, run_id: Any = None, logical_date: Any = None, dag_run: Any = None
+    ) -> dict:
         from gemini_batch.pipeline.adhoc import prepare_adhoc
         from gemini_batch.pipeline.builder import RequestTemplate
         from gemini_batch.pipeline.settings import PipelineSettings
@@ -76,7 +88,7 @@ with DAG(
         day = (logical_date or dag_run.run_after).date().isoformat()
         return {**batch.to_dict(), "day": day}
 
-    @task(outlets=[RESULTS_ASSET])
+    @task(multiple_outputs=True, outlets=[RESULTS_ASSET])
     def load_results(manifest: dict, input_keys: dict, day: str, outlet_events: Any = None) -> dict:
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import load_results as load

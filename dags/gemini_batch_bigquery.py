@@ -41,8 +41,10 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
 
-    @task
-    def build_requests(data_interval_start: Any = None, data_interval_end: Any = None, run_id: Any = None) -> dict:
+    @task(multiple_outputs=True)
+    def build_requests(
+        data_interval_start: Any = None, data_interval_end: Any = None, run_id: Any = None
+    ) -> dict:
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import build_requests_table, day_interval
 
@@ -57,7 +59,7 @@ with DAG(
             gcp_conn_id=DEFAULT_GCP_CONN_ID,
         )
 
-    @task
+    @task(multiple_outputs=True)
     def validate_requests(built: dict) -> dict:
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import validate_requests_table
@@ -73,7 +75,7 @@ with DAG(
         project = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID).project
         return shard_requests_table(built["table"], gcp_conn_id=DEFAULT_GCP_CONN_ID, project=project)
 
-    @task(outlets=[RESULTS_ASSET])
+    @task(multiple_outputs=True, outlets=[RESULTS_ASSET])
     def load_results(manifests: list, built: dict, outlet_events: Any = None) -> dict:
         from gemini_batch.pipeline.loader import InputKeys
         from gemini_batch.pipeline.settings import PipelineSettings

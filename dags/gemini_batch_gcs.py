@@ -37,7 +37,8 @@ with DAG(
     params={
         "model": Param(DEFAULT_MODEL, type="string", description="Gemini model of the jobs"),
         "input_path": Param(
-            "inputs/{day}/requests.jsonl", type="string",
+            "inputs/{day}/requests.jsonl",
+            type="string",
             description="The day's input, relative to the pipelines' bucket; {day} is YYYY-MM-DD",
         ),
     },  # fmt: skip
@@ -45,8 +46,10 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
 
-    @task
-    def validate_input(params: Any = None, data_interval_start: Any = None, data_interval_end: Any = None) -> dict:
+    @task(multiple_outputs=True)
+    def validate_input(
+        params: Any = None, data_interval_start: Any = None, data_interval_end: Any = None
+    ) -> dict:
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import day_interval, validate_gcs_input
 
@@ -59,10 +62,12 @@ with DAG(
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import shard_gcs_input
 
-        prefix = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID).gcs(f"runs/gemini_batch_gcs/{checked['day']}/{run_tag(run_id)}")
+        prefix = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID).gcs(
+            f"runs/gemini_batch_gcs/{checked['day']}/{run_tag(run_id)}"
+        )
         return shard_gcs_input(checked["scan"], prefix, gcp_conn_id=DEFAULT_GCP_CONN_ID)
 
-    @task(outlets=[RESULTS_ASSET])
+    @task(multiple_outputs=True, outlets=[RESULTS_ASSET])
     def load_results(manifests: list, checked: dict, outlet_events: Any = None) -> dict:
         from gemini_batch.pipeline.loader import InputKeys
         from gemini_batch.pipeline.settings import PipelineSettings

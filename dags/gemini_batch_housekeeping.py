@@ -18,7 +18,11 @@ from gemini_batch.pipeline.dag_config import DEFAULT_ARGS, JOB_RETRIES
 
 #: Most jobs listed per backend and run (the list travels as XCom); older ones go on the next run.
 MAX_JOBS_LISTED = 1000
-JOB_TASK = {"retries": JOB_RETRIES, "gcp_conn_id": DEFAULT_GCP_CONN_ID, "gemini_api_conn_id": DEFAULT_GEMINI_API_CONN_ID}
+JOB_TASK = {
+    "retries": JOB_RETRIES,
+    "gcp_conn_id": DEFAULT_GCP_CONN_ID,
+    "gemini_api_conn_id": DEFAULT_GEMINI_API_CONN_ID,
+}
 
 with DAG(
     dag_id="gemini_batch_housekeeping",
@@ -30,9 +34,15 @@ with DAG(
     default_args=DEFAULT_ARGS,
     params={
         "older_than_days": Param(30, type="integer", minimum=0, title="Older than (days)"),
-        "dry_run": Param(True, type="boolean", title="Dry run", description="Only list what would be deleted"),
-        "only_airflow_jobs": Param(True, type="boolean", title="Only jobs made by Airflow",
-                                   description="Jobs whose display name carries an Airflow work id"),
+        "dry_run": Param(
+            True, type="boolean", title="Dry run", description="Only list what would be deleted"
+        ),
+        "only_airflow_jobs": Param(
+            True,
+            type="boolean",
+            title="Only jobs made by Airflow",
+            description="Jobs whose display name carries an Airflow work id",
+        ),
     },  # fmt: skip
     tags=["gemini-batch", "housekeeping"],
     doc_md=__doc__,

@@ -25,7 +25,7 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
 
-    @task
+    @task(multiple_outputs=True)
     def summarize(triggering_asset_events: Any = None) -> dict:
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import summarize_results

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
 from local_stack.endpoints import ENV_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +72,7 @@ AIRFLOW_HOME = _configure_airflow_env()
 
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage
+
     from local_stack.admin import AdminClient
     from local_stack.endpoints import StackEndpoints
 

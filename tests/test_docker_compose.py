@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
 from local_stack.endpoints import ENV_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent

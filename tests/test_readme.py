@@ -24,7 +24,9 @@ def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     block = re.search(r"```bash\n(.*?)```", text, re.S)
     assert block, "the README has no ```bash block"
-    return [line.split("#", 1)[0].strip() for line in block.group(1).splitlines() if line.split("#", 1)[0].strip()]
+    return [
+        line.split("#", 1)[0].strip() for line in block.group(1).splitlines() if line.split("#", 1)[0].strip()
+    ]
 
 
 def test_readme_leads_with_make_demo_and_make_test() -> None:
@@ -43,8 +45,17 @@ def test_ci_runs_make_test_and_nothing_else() -> None:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """A newcomer's shell: none of this test session's Airflow, stack or venv settings."""
-    drop = ("AIRFLOW", "STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "GOOGLE_", "GEMINI_",
-            "LOCAL_STACK", "VIRTUAL_ENV", "PYTHONPATH", "PYTEST_")
+    drop = (
+        "AIRFLOW",
+        "STORAGE_EMULATOR_HOST",
+        "BIGQUERY_EMULATOR_HOST",
+        "GOOGLE_",
+        "GEMINI_",
+        "LOCAL_STACK",
+        "VIRTUAL_ENV",
+        "PYTHONPATH",
+        "PYTEST_",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     venv_bin = str(ROOT / ".venv" / "bin")
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
@@ -54,15 +65,23 @@ def clean_env(**extra: str) -> dict[str, str]:
 @pytest.mark.integration
 @pytest.mark.timeout(1500)
 @pytest.mark.skipif(os.environ.get(INNER) == "1", reason="inside the README test's own `make test`")
-@pytest.mark.skipif(not (ROOT / ".git").exists() or shutil.which("git") is None, reason="needs a git checkout")
+@pytest.mark.skipif(
+    not (ROOT / ".git").exists() or shutil.which("git") is None, reason="needs a git checkout"
+)
 def test_readme_commands_pass_from_a_clean_clone(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     env = clean_env(CI="true", **{INNER: "1"})
     for command in readme_commands():
         result = subprocess.run(
-            command.split(), cwd=clone, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1200,
+            command.split(),
+            cwd=clone,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=1200,
         )
         assert result.returncode == 0, f"`{command}` failed in a clean clone:\n{result.stdout[-6000:]}"
         if command == "make demo":

@@ -84,7 +84,9 @@ def summarize(project: str, day: dt.date, rows_in: int) -> list[str]:
     print(f"  rows in        {rows_in:,}")
     print(f"  rows answered  {stats.answered:,}")
     print(f"  rows failed    {failed:,}")
-    print(f"  tokens         {stats.tokens:,} ({stats.prompt_tokens:,} prompt + {stats.output_tokens:,} output)")
+    print(
+        f"  tokens         {stats.tokens:,} ({stats.prompt_tokens:,} prompt + {stats.output_tokens:,} output)"
+    )
     print(f"  job            {stats.jobs}")
     print(f"  results table  {dataset}.results (errors: {dataset}.errors)")
     print("  a few answers:")
@@ -123,8 +125,12 @@ def main(argv: list[str] | None = None) -> int:
 
         project = stack_env["GOOGLE_CLOUD_PROJECT"]
         seeded = seed(
-            rows=args.rows, dates=[args.date], project=project, dataset=DEFAULT_DATASET,
-            bucket=default_bucket(project), gcs=False,
+            rows=args.rows,
+            dates=[args.date],
+            project=project,
+            dataset=DEFAULT_DATASET,
+            bucket=default_bucket(project),
+            gcs=False,
         )
         rows_in = sum(item.rows for item in seeded)
         print(f"Seeded {rows_in:,} prompts for {args.date}.")
@@ -132,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         env = airflow_env(stack_env, airflow_home)
         # A manual run processes the data interval that ends at its logical date: the day before.
         run_date = (args.date + dt.timedelta(days=1)).isoformat()
-        print(f"Running `airflow dags test {DAG_ID} {run_date}`, which processes {args.date} "
-              f"(log: {log.relative_to(ROOT)})...")
+        print(
+            f"Running `airflow dags test {DAG_ID} {run_date}`, which processes {args.date} "
+            f"(log: {log.relative_to(ROOT)})..."
+        )
         run(["airflow", "db", "migrate"], env, log)
         run(["airflow", "dags", "test", DAG_ID, run_date], env, log)
 

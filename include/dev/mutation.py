@@ -17,8 +17,9 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = ROOT / ".mutation"
@@ -28,6 +29,18 @@ STAGE = ROOT / ".mutation"
 MODULES = (
     "gemini_batch/identity.py",
     "gemini_batch/states.py",
+    "gemini_batch/api_errors.py",
+    "gemini_batch/job_record.py",
+    "gemini_batch/resume.py",
+    "gemini_batch/create_plan.py",
+    "gemini_batch/polling.py",
+    "gemini_batch/pipeline/request_shape.py",
+    "gemini_batch/pipeline/jsonl_scan.py",
+    "gemini_batch/pipeline/bigquery_checks.py",
+    "gemini_batch/pipeline/findings.py",
+    "gemini_batch/pipeline/sharding.py",
+    "gemini_batch/pipeline/builder.py",
+    "gemini_batch/pipeline/sql/__init__.py",
 )
 #: Unit tests only: mutants run the fast loop.
 TEST_ARGS = ["-q", "-x", "-m", "not integration", "-p", "no:cacheprovider"]
@@ -70,20 +83,30 @@ def main() -> int:
     stage()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     mutmut = [str(Path(sys.executable).parent / "mutmut")]
-    subprocess.run([*mutmut, "run", "--max-children", str(args.max_children)], cwd=STAGE, env=env, check=False,
-                   stdout=subprocess.DEVNULL)
-    listing = subprocess.run([*mutmut, "results", "--all", "true"], cwd=STAGE, env=env, capture_output=True,
-                             text=True, check=True).stdout
+    subprocess.run(
+        [*mutmut, "run", "--max-children", str(args.max_children)],
+        cwd=STAGE,
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+    listing = subprocess.run(
+        [*mutmut, "results", "--all", "true"], cwd=STAGE, env=env, capture_output=True, text=True, check=True
+    ).stdout
     verdicts: dict[str, list[str]] = {}
     for line in listing.splitlines():
         match = re.match(r"\s*(\S+): (.+)$", line)
         if match:
             verdicts.setdefault(match.group(2).strip(), []).append(match.group(1))
     killed = len(verdicts.get("killed", [])) + len(verdicts.get("timeout", []))
-    survivors = [name for verdict, names in verdicts.items() if verdict not in ("killed", "timeout") for name in names]
+    survivors = [
+        name for verdict, names in verdicts.items() if verdict not in ("killed", "timeout") for name in names
+    ]
     total = killed + len(survivors)
     for name in survivors:
-        diff = subprocess.run([*mutmut, "show", name], cwd=STAGE, env=env, capture_output=True, text=True).stdout
+        diff = subprocess.run(
+            [*mutmut, "show", name], cwd=STAGE, env=env, capture_output=True, text=True
+        ).stdout
         print(diff)
     print({verdict: len(names) for verdict, names in sorted(verdicts.items())})
     rate = killed / total if total else 1.0

@@ -22,7 +22,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Generator
 from typing import Any
 
 #: States a job never leaves.
@@ -170,7 +170,7 @@ class AdminClient:
         return self._call("DELETE", "/faults")
 
     @contextlib.contextmanager
-    def faults_set(self, **changes: Any) -> Iterator[dict[str, Any]]:
+    def faults_set(self, **changes: Any) -> Generator[dict[str, Any], None, None]:
         """Set switches for the ``with`` block, then restore the previous values."""
         before = self.faults()
         applied = self.set_faults(**changes)

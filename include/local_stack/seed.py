@@ -39,7 +39,11 @@ SAMPLE_PROMPTS = INCLUDE / "sample_data" / "prompts.json"
 PROMPTS_SQL = INCLUDE / "sql" / "prompts_for_interval.sql"
 REQUEST_TEMPLATE = INCLUDE / "templates" / "request.json"
 
-PROMPTS_SCHEMA = (("id", "INT64", "REQUIRED"), ("prompt", "STRING", "REQUIRED"), ("created_at", "TIMESTAMP", "REQUIRED"))
+PROMPTS_SCHEMA = (
+    ("id", "INT64", "REQUIRED"),
+    ("prompt", "STRING", "REQUIRED"),
+    ("created_at", "TIMESTAMP", "REQUIRED"),
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,9 @@ def prompt_rows(date: dt.date, rows: int) -> list[dict[str, Any]]:
     return [
         {
             "id": base + index,
-            "prompt": templates[index % len(templates)].format(subject=subjects[(index // len(templates)) % len(subjects)]),
+            "prompt": templates[index % len(templates)].format(
+                subject=subjects[(index // len(templates)) % len(subjects)]
+            ),
             "created_at": (start + dt.timedelta(seconds=index * step)).isoformat(),
         }
         for index in range(rows)
@@ -129,7 +135,9 @@ def seed(
         bigquery_client, storage_client = clients(project)
     bigquery_client.create_dataset(f"{project}.{dataset}", exists_ok=True)
     ref = TableRef(project, dataset, table)
-    prompts = bigquery.Table(ref.api_repr, schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in PROMPTS_SCHEMA])
+    prompts = bigquery.Table(
+        ref.api_repr, schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in PROMPTS_SCHEMA]
+    )
     prompts.time_partitioning = bigquery.TimePartitioning(field="created_at")
     bigquery_client.create_table(prompts, exists_ok=True)
     if gcs:
@@ -176,8 +184,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m local_stack.seed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1000, help="prompts per date (default 1000)")
-    parser.add_argument("--date", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1),
-                        help="first date, YYYY-MM-DD (default 2026-01-01)")
+    parser.add_argument(
+        "--date",
+        type=dt.date.fromisoformat,
+        default=dt.date(2026, 1, 1),
+        help="first date, YYYY-MM-DD (default 2026-01-01)",
+    )
     parser.add_argument("--days", type=int, default=1, help="how many consecutive dates (default 1)")
     parser.add_argument("--project", default=None, help="default: $GOOGLE_CLOUD_PROJECT or local-project")
     parser.add_argument("--dataset", default=DEFAULT_DATASET)

@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -277,7 +277,7 @@ class RunningStack:
 
 
 @contextlib.contextmanager
-def _locked(state_dir: Path) -> Iterator[None]:
+def _locked(state_dir: Path) -> Generator[None, None, None]:
     """Hold an exclusive lock on the state directory (two ``up`` at once: one waits)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     with open(state_dir / LOCK_FILE, "a+") as handle:
@@ -354,7 +354,9 @@ def start(
             for spec in specs:
                 stack.processes.append(spawn(spec, state_dir / LOG_DIR, cwd=state_dir))
             stack.write_state()  # so `down` can stop them even if this process dies now
-            wait_until_healthy(list(zip(specs, stack.processes)), timeout=timeout, host=endpoints.host)
+            wait_until_healthy(
+                list(zip(specs, stack.processes, strict=False)), timeout=timeout, host=endpoints.host
+            )
         except BaseException:
             stack._stop_unlocked()
             raise

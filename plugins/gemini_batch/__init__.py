@@ -50,14 +50,14 @@ __all__ = sorted(_LAZY)
 if TYPE_CHECKING:
     from gemini_batch.hooks import GeminiApiHook, GeminiBatchHook
     from gemini_batch.identity import WorkIdentity
-    from gemini_batch.links import GeminiBatchJobLink
-    from gemini_batch.manifest import BatchManifest, build_manifest
     from gemini_batch.job_operators import (
         GeminiBatchCancelJobOperator,
         GeminiBatchDeleteJobOperator,
         GeminiBatchGetJobOperator,
         GeminiBatchListJobsOperator,
     )
+    from gemini_batch.links import GeminiBatchJobLink
+    from gemini_batch.manifest import BatchManifest, build_manifest
     from gemini_batch.operators import GeminiBatchCreateJobOperator
     from gemini_batch.sensors import GeminiBatchJobSensor
     from gemini_batch.sources import BatchSource, JobRef, parse_source

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 from airflow.sdk import BaseOperator
 
-from gemini_batch.create_plan import check_backend
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, Backend
+from gemini_batch.create_plan import check_backend
 from gemini_batch.hooks import GeminiBatchHook
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.polling import retry_read
@@ -49,7 +49,9 @@ class GeminiBatchBaseOperator(BaseOperator):
     def _conn_id(self, backend: Backend) -> str:
         return self.gcp_conn_id if backend == "vertex" else self.gemini_api_conn_id
 
-    def _make_hook(self, backend: Backend, *, project: str | None = None, location: str | None = None) -> GeminiBatchHook:
+    def _make_hook(
+        self, backend: Backend, *, project: str | None = None, location: str | None = None
+    ) -> GeminiBatchHook:
         if backend == "vertex":
             return GeminiBatchHook(
                 "vertex",

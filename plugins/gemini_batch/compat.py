@@ -85,7 +85,8 @@ def job_from_body(body: dict[str, Any]) -> types.BatchJob:
     :raises AttributeError, ImportError, TypeError, ValueError, KeyError: the SDK changed or the
         body is not a batch.
     """
-    from google.genai import batches as sdk_batches, types
+    from google.genai import batches as sdk_batches
+    from google.genai import types
 
     if not isinstance(body, dict):
         raise ValueError(f"a batch body is a JSON object, got {type(body).__name__}")
@@ -107,7 +108,8 @@ def job_from_body(body: dict[str, Any]) -> types.BatchJob:
 def probe() -> Probe:
     """Check once per process that the private names exist with the signatures we call."""
     try:
-        from google.genai import _api_client, batches as sdk_batches, types
+        from google.genai import _api_client, types
+        from google.genai import batches as sdk_batches
 
         for method in (_api_client.BaseApiClient.request, _api_client.BaseApiClient.async_request):
             inspect.signature(method).bind(None, "get", "batches/probe", {}, None)

@@ -24,10 +24,9 @@ from gemini_batch.manifest import build_manifest
 from gemini_batch.states import is_terminal, normalize_state, outcome_of, progress_line, short_state
 
 if TYPE_CHECKING:
-    from google.genai import types
-
     from airflow.sdk import BaseOperator
     from airflow.sdk.definitions.context import Context
+    from google.genai import types
 
     from gemini_batch.backends import Backend
 

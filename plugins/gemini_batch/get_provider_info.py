@@ -42,7 +42,12 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["gcp"],
             }
         ],
-        "operators": [{"integration-name": INTEGRATION, "python-modules": ["gemini_batch.operators", "gemini_batch.job_operators"]}],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["gemini_batch.operators", "gemini_batch.job_operators"],
+            }
+        ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["gemini_batch.sensors"]}],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": ["gemini_batch.hooks"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": ["gemini_batch.triggers"]}],

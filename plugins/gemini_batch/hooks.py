@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -136,7 +136,13 @@ class GeminiBatchHook(BaseHook):
 
     @property
     def _key(self) -> tuple:
-        return (self.backend, self.conn_id, self.project_id, self.location, _chain_key(self.impersonation_chain))
+        return (
+            self.backend,
+            self.conn_id,
+            self.project_id,
+            self.location,
+            _chain_key(self.impersonation_chain),
+        )
 
     def _entry(self) -> _ClientEntry:
         entry = _CLIENTS.get(self._key)
@@ -205,10 +211,9 @@ class GeminiBatchHook(BaseHook):
             raise self._connection_missing("gemini_api", "the API key in its password") from None
 
     def _build_vertex(self) -> _ClientEntry:
+        from airflow.providers.google.common.hooks.base_google import GoogleBaseHook, get_field
         from google import genai
         from google.auth.credentials import AnonymousCredentials
-
-        from airflow.providers.google.common.hooks.base_google import GoogleBaseHook, get_field
 
         google_hook = GoogleBaseHook(gcp_conn_id=self.conn_id, impersonation_chain=self.impersonation_chain)
         credentials, conn_project = google_hook.get_credentials_and_project_id()
@@ -264,7 +269,9 @@ class GeminiBatchHook(BaseHook):
         client = genai.Client(vertexai=False, api_key=api_key, http_options=http_options)
         settings = ClientSettings("gemini_api", self.conn_id, None, None, base_url)
         self.log.info(
-            "Gemini API client for connection %s%s", self.conn_id, f", endpoint {base_url}" if base_url else ""
+            "Gemini API client for connection %s%s",
+            self.conn_id,
+            f", endpoint {base_url}" if base_url else "",
         )
         return _ClientEntry(client, settings)
 
@@ -303,7 +310,7 @@ class GeminiBatchHook(BaseHook):
         return GeminiBatchJobNotFound(name, f"{self.backend} answered {http_status(exc)}")
 
     @contextlib.contextmanager
-    def _job_errors(self, name: str) -> Iterator[None]:
+    def _job_errors(self, name: str) -> Generator[None, None, None]:
         """Around a call on one job (sync or async): a 404 becomes GeminiBatchJobNotFound, and an
         auth error drops the cached client so the next call builds it with fresh credentials."""
         try:
@@ -355,7 +362,9 @@ class GeminiBatchHook(BaseHook):
                 return compat.get_gemini_batch(client, ref.name)
             return client.batches.get(name=name)
 
-    def iter_jobs(self, *, filter: str | None = None, page_size: int | None = None) -> Iterator[types.BatchJob]:
+    def iter_jobs(
+        self, *, filter: str | None = None, page_size: int | None = None
+    ) -> Iterator[types.BatchJob]:
         """Every job, page after page.
 
         :param filter: Optional (Vertex AI only). A list filter, e.g. ``labels.team="ml"``.

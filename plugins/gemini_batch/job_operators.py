@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from gemini_batch.backends import BACKENDS, Backend
 from gemini_batch.base_operator import GeminiBatchBaseOperator
 from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFound
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, build_manifest
-from gemini_batch.backends import BACKENDS, Backend
 from gemini_batch.sources import JobRef, is_templated
 from gemini_batch.states import counts_of, is_terminal, normalize_state, progress_line, short_state
 
@@ -139,7 +139,9 @@ class GeminiBatchCancelJobOperator(GeminiBatchBaseOperator):
         ref, hook = self._hook_for_job(self.job_name, self.backend)
         job = self._retry_read(f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name))
         if is_terminal(job.state):
-            self.log.info("Batch job %s already ended %s; nothing to cancel", ref.name, short_state(job.state))
+            self.log.info(
+                "Batch job %s already ended %s; nothing to cancel", ref.name, short_state(job.state)
+            )
             return {"job_name": ref.name, "state": normalize_state(job.state)}
         hook.cancel_job(ref.name)
         job = self._retry_read(f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name))

@@ -20,7 +20,7 @@ XCOM_KEY = "gemini_batch_job_link"
 
 
 class GeminiBatchJobLink(BaseOperatorLink):
-    """"Gemini batch job" button: the Vertex AI console page of the job, or AI Studio's batch list."""
+    """ "Gemini batch job" button: the Vertex AI console page of the job, or AI Studio's batch list."""
 
     name = "Gemini batch job"
 

@@ -28,7 +28,9 @@ VERTEX_CONSOLE = "https://console.cloud.google.com/vertex-ai/locations/{location
 AI_STUDIO_BATCHES = "https://aistudio.google.com/batches"
 
 
-def console_url(backend: Backend, job_name: str | None, project: str | None, location: str | None) -> str | None:
+def console_url(
+    backend: Backend, job_name: str | None, project: str | None, location: str | None
+) -> str | None:
     """The page of a job in the Google Cloud console (Vertex AI) or AI Studio (Gemini API)."""
     if not job_name:
         return None

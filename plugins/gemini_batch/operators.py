@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import conf
 
+from gemini_batch.backends import Backend
 from gemini_batch.base_operator import GeminiBatchBaseOperator
 from gemini_batch.create_plan import CreateArguments, CreatePlan, plan_create, validate_static
 from gemini_batch.exceptions import (
@@ -37,15 +38,13 @@ from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, build_manifest, console_url
 from gemini_batch.polling import Done, Poller, drive_sync, raise_failure
 from gemini_batch.resumer import JobResumer, resumable_stats_tags
-from gemini_batch.backends import Backend
 from gemini_batch.states import is_terminal, normalize_state, short_state
 from gemini_batch.task_state import kill_decision, ti_state_blocking
 from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent
 
 if TYPE_CHECKING:
-    from google.genai import types
-
     from airflow.sdk.definitions.context import Context
+    from google.genai import types
 
 T = TypeVar("T")
 
@@ -174,7 +173,9 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         validate_static(self._arguments())
 
     def _arguments(self) -> CreateArguments:
-        return CreateArguments(**{field.name: getattr(self, field.name) for field in dataclasses.fields(CreateArguments)})
+        return CreateArguments(
+            **{field.name: getattr(self, field.name) for field in dataclasses.fields(CreateArguments)}
+        )
 
     def _plan(self, context: Context) -> CreatePlan:
         """Validate the rendered arguments (before any network call) and derive the job's identity."""
@@ -202,9 +203,13 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
                 job, **self._manifest_kwargs(plan, settings), max_inline_bytes=self.max_inline_results_bytes
             )
             GeminiBatchJobLink.persist(context, manifest.console_url)
-            self.log.info("Batch job %s is %s; not waiting (wait_for_completion=False)", job.name, short_state(state))
+            self.log.info(
+                "Batch job %s is %s; not waiting (wait_for_completion=False)", job.name, short_state(state)
+            )
             return manifest.as_dict()
-        GeminiBatchJobLink.persist(context, console_url(plan.backend, job.name, settings.project, settings.location))
+        GeminiBatchJobLink.persist(
+            context, console_url(plan.backend, job.name, settings.project, settings.location)
+        )
         deadline = None if self.timeout is None else time.time() + self.timeout
         if self.deferrable:
             self.log.info("Deferring: the triggerer waits for batch job %s", job.name)
@@ -253,7 +258,9 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
             "if it is not wanted."
         )
 
-    def _finish(self, context: Context, plan: CreatePlan, hook: GeminiBatchHook, job: types.BatchJob) -> dict[str, Any]:
+    def _finish(
+        self, context: Context, plan: CreatePlan, hook: GeminiBatchHook, job: types.BatchJob
+    ) -> dict[str, Any]:
         return finish_job(
             self,
             context,
@@ -305,7 +312,6 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         if end.reason == "timeout":
             raise GeminiBatchTimeout(self._timeout_message(end.message))
         raise_failure(end)
-
 
     def on_kill(self) -> None:
         """Synchronous path: cancel after mark-failed / mark-success; keep after a clear or a timeout."""

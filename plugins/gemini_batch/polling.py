@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn, TypeVar, Union
+from typing import Any, Literal, NoReturn, TypeVar
 
 from gemini_batch.api_errors import error_kind
 from gemini_batch.exceptions import GeminiBatchJobNotFound, GeminiBatchPollingError, GeminiBatchTimeout
@@ -129,7 +129,7 @@ class Fail:
     logs: tuple[LogLine, ...] = ()
 
 
-Decision = Union[Wait, Done, Fail]
+Decision = Wait | Done | Fail
 
 
 @dataclass

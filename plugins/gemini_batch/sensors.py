@@ -23,9 +23,9 @@ from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from gemini_batch import polling
+from gemini_batch.backends import BACKENDS, DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID
 from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchPollingError
 from gemini_batch.finish import check_ratio, finish_job, require_terminal
-from gemini_batch.backends import BACKENDS, DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID
 from gemini_batch.hooks import GeminiBatchHook
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.links import GeminiBatchJobLink
@@ -91,7 +91,9 @@ class GeminiBatchJobSensor(BaseSensorOperator):
         self.location = location
         self.impersonation_chain = impersonation_chain
         self.deferrable = (
-            conf.getboolean("operators", "default_deferrable", fallback=False) if deferrable is None else deferrable
+            conf.getboolean("operators", "default_deferrable", fallback=False)
+            if deferrable is None
+            else deferrable
         )
         self.max_failed_ratio = check_ratio(max_failed_ratio)
         self.cancel_on_kill = cancel_on_kill
@@ -148,7 +150,9 @@ class GeminiBatchJobSensor(BaseSensorOperator):
             return False
         if self._poller is None:
             self._poller = Poller(
-                subject=f"Batch job {ref.name}", poll_interval=float(self.poke_interval), error_budget=self.error_budget
+                subject=f"Batch job {ref.name}",
+                poll_interval=float(self.poke_interval),
+                error_budget=self.error_budget,
             )
         try:
             observation: Any = hook.get_job(ref.name)
@@ -173,11 +177,17 @@ class GeminiBatchJobSensor(BaseSensorOperator):
         ref, hook = self._resolve(context)
         settings = hook.settings
         job = retry_read(
-            self.log, f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name), self.error_budget, rebuild=hook.invalidate
+            self.log,
+            f"Reading batch job {ref.name}",
+            lambda: hook.get_job(ref.name),
+            self.error_budget,
+            rebuild=hook.invalidate,
         )
         if is_terminal(job.state):
             return self._finish(context, ref, hook, job)
-        GeminiBatchJobLink.persist(context, console_url(ref.backend, ref.name, settings.project, settings.location))
+        GeminiBatchJobLink.persist(
+            context, console_url(ref.backend, ref.name, settings.project, settings.location)
+        )
         self.log.info("Batch job %s: %s; deferring", ref.name, progress_line(job.state, counts_of(job)))
         self.defer(
             trigger=GeminiBatchJobTrigger(
@@ -204,7 +214,11 @@ class GeminiBatchJobSensor(BaseSensorOperator):
             raise GeminiBatchPollingError(ended.message)
         ref, hook = self._resolve(context)
         job = retry_read(
-            self.log, f"Reading batch job {ref.name}", lambda: hook.get_job(ref.name), self.error_budget, rebuild=hook.invalidate
+            self.log,
+            f"Reading batch job {ref.name}",
+            lambda: hook.get_job(ref.name),
+            self.error_budget,
+            rebuild=hook.invalidate,
         )
         return self._finish(context, ref, hook, require_terminal(job, ended.status))
 
@@ -214,7 +228,9 @@ class GeminiBatchJobSensor(BaseSensorOperator):
             return
         known, state = ti_state_blocking(self._identity, timeout=2.0)
         if not known or kill_decision(state) == "keep":
-            self.log.info("Task instance state %s: batch job %s is kept", state if known else "unknown", self._job_name)
+            self.log.info(
+                "Task instance state %s: batch job %s is kept", state if known else "unknown", self._job_name
+            )
             return
         try:
             self._hook_obj.cancel_job(self._job_name)

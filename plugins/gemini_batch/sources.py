@@ -28,7 +28,9 @@ ACCEPTED_FORMS = (
     "inline request dicts with 'contents' (Gemini API)"
 )
 
-_BQ_RE = re.compile(r"^bq://(?P<project>[^./\s]+(?:[:.][^./\s]+)*?)\.(?P<dataset>[A-Za-z0-9_]+)\.(?P<table>[^./\s]+)$")
+_BQ_RE = re.compile(
+    r"^bq://(?P<project>[^./\s]+(?:[:.][^./\s]+)*?)\.(?P<dataset>[A-Za-z0-9_]+)\.(?P<table>[^./\s]+)$"
+)
 _GCS_RE = re.compile(r"^gs://(?P<bucket>[a-z0-9][a-z0-9._\-]{1,221}[a-z0-9])/(?P<object>\S+)$")
 _FILE_RE = re.compile(r"^files/[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 _VERTEX_JOB_RE = re.compile(
@@ -129,7 +131,9 @@ def _parse_bq(src: str, backend: str | None) -> BatchSource:
             f"BigQuery source {src!r} is not 'bq://PROJECT.DATASET.TABLE' (all three parts, "
             "separated by dots): add the missing project or dataset."
         )
-    return BatchSource(kind="bigquery", backend=_check_backend("bigquery", "vertex", backend, src), uris=(src,))
+    return BatchSource(
+        kind="bigquery", backend=_check_backend("bigquery", "vertex", backend, src), uris=(src,)
+    )
 
 
 def _check_gcs_uri(src: str) -> None:
@@ -163,7 +167,9 @@ def _check_gcs_uri(src: str) -> None:
 def _parse_gcs(uris: Sequence[str], backend: str | None) -> BatchSource:
     for uri in uris:
         _check_gcs_uri(uri)
-    return BatchSource(kind="gcs", backend=_check_backend("gcs", "vertex", backend, uris[0]), uris=tuple(uris))
+    return BatchSource(
+        kind="gcs", backend=_check_backend("gcs", "vertex", backend, uris[0]), uris=tuple(uris)
+    )
 
 
 def _parse_file(src: str, backend: str | None) -> BatchSource:
@@ -240,9 +246,7 @@ def parse_source(src: Any, *, backend: str | None = None) -> BatchSource:
         return _parse_inline(list(src), backend)
     if src is None:
         raise GeminiBatchConfigError(f"src is required. Accepted sources: {ACCEPTED_FORMS}.")
-    raise GeminiBatchConfigError(
-        f"src has type {type(src).__name__}; accepted sources: {ACCEPTED_FORMS}."
-    )
+    raise GeminiBatchConfigError(f"src has type {type(src).__name__}; accepted sources: {ACCEPTED_FORMS}.")
 
 
 def parse_destination(dest: Any, source: BatchSource) -> str | None:

@@ -59,7 +59,12 @@ class JobEvent:
     message: str
 
     def payload(self) -> dict[str, Any]:
-        return {"status": self.status, "job_name": self.job_name, "state": self.state, "message": self.message}
+        return {
+            "status": self.status,
+            "job_name": self.job_name,
+            "state": self.state,
+            "message": self.message,
+        }
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> JobEvent:
@@ -77,7 +82,9 @@ class JobEvent:
         """The event for the end of a wait."""
         if isinstance(decision, Done):
             return cls(decision.outcome, job_name, decision.state, decision.message)
-        return cls("timeout" if decision.reason == "timeout" else "error", job_name, decision.state, decision.message)
+        return cls(
+            "timeout" if decision.reason == "timeout" else "error", job_name, decision.state, decision.message
+        )
 
 
 class GeminiBatchJobTrigger(BaseTrigger):
@@ -222,7 +229,9 @@ class GeminiBatchJobTrigger(BaseTrigger):
             )
             return
         try:
-            job = await asyncio.wait_for(self.hook.aget_job(self.job_name), timeout=self.ON_KILL_CANCEL_TIMEOUT)
+            job = await asyncio.wait_for(
+                self.hook.aget_job(self.job_name), timeout=self.ON_KILL_CANCEL_TIMEOUT
+            )
             if is_terminal(job.state):
                 self.log.info("Batch job %s already ended %s; nothing to cancel", self.job_name, job.state)
                 return

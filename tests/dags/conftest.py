@@ -109,7 +109,9 @@ def run_existing_dagrun(dag: Any, run_id: str) -> Any:
                 ti.try_number += 1
                 ti.state = TaskInstanceState.SCHEDULED
             session.commit()
-            for ti in [t for t in run.get_task_instances(session=session) if t.state == TaskInstanceState.SCHEDULED]:
+            for ti in [
+                t for t in run.get_task_instances(session=session) if t.state == TaskInstanceState.SCHEDULED
+            ]:
                 _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
     with create_session() as session:
         return session.query(DagRun).filter_by(dag_id=dag.dag_id, run_id=run_id).one()
@@ -148,7 +150,9 @@ def backfill(dag_id: str, from_day: str, to_day: str) -> list[Any]:
     with create_session() as session:
         run_ids = [
             r.run_id
-            for r in session.query(DagRun).filter_by(dag_id=dag_id, backfill_id=created.id).order_by(DagRun.logical_date)
+            for r in session.query(DagRun)
+            .filter_by(dag_id=dag_id, backfill_id=created.id)
+            .order_by(DagRun.logical_date)
         ]
     return [run_existing_dagrun(dag, run_id) for run_id in run_ids]
 

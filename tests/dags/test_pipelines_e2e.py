@@ -23,9 +23,16 @@ MODEL = "gemini-2.5-flash"
 
 
 def seed_days(pipeline: Pipeline, rows: int, *days: str, gcs: bool = False) -> None:
-    seed(rows=rows, dates=[dt.date.fromisoformat(d) for d in days], project=pipeline.project,
-         dataset=pipeline.dataset, bucket=pipeline.bucket, gcs=gcs,
-         bigquery_client=pipeline.bq, storage_client=pipeline.gcs)
+    seed(
+        rows=rows,
+        dates=[dt.date.fromisoformat(d) for d in days],
+        project=pipeline.project,
+        dataset=pipeline.dataset,
+        bucket=pipeline.bucket,
+        gcs=gcs,
+        bigquery_client=pipeline.bq,
+        storage_client=pipeline.gcs,
+    )
 
 
 def expected(day: str, rows: int) -> dict[str, dict[str, Any]]:
@@ -133,7 +140,12 @@ def test_failed_rows_go_to_the_errors_table_and_the_counts_add_up(pipeline: Pipe
     failed = job["counts"]["failed"]
     assert 0 < failed < 30  # about 5% of 200
     counts = dag_run.get_task_instance("load_results").xcom_pull(task_ids="load_results")
-    assert (counts["input"], counts["succeeded"], counts["failed"], counts["missing"]) == (200, 200 - failed, failed, 0)
+    assert (counts["input"], counts["succeeded"], counts["failed"], counts["missing"]) == (
+        200,
+        200 - failed,
+        failed,
+        0,
+    )
     errors = pipeline.rows("errors", "2026-01-01")
     assert len(errors) == failed
     for row in errors:
@@ -177,12 +189,19 @@ def test_bad_inputs_are_rejected_before_any_job_exists(pipeline: Pipeline, capfd
     assert gcs_run.get_task_instance("validate_input").try_number == 1  # no retry spent on bad data
     assert pipeline.admin.jobs() == []  # nothing was submitted
     logs = capfd.readouterr().out
-    assert f"problem(s) in gs://{pipeline.bucket}/inputs/2026-01-01/requests.jsonl; nothing was submitted" in logs
-    assert f"requests.jsonl:2: invalid JSON at column" in logs
+    assert (
+        f"problem(s) in gs://{pipeline.bucket}/inputs/2026-01-01/requests.jsonl; nothing was submitted"
+        in logs
+    )
+    assert "requests.jsonl:2: invalid JSON at column" in logs
     assert "the table holds no requests for this run" in logs
 
 
-PROMPTS = ["Explain tides in one sentence.", 'A prompt with "quotes", ünïcode and\na newline.', "Name a prime."]
+PROMPTS = [
+    "Explain tides in one sentence.",
+    'A prompt with "quotes", ünïcode and\na newline.',
+    "Name a prime.",
+]
 
 
 @pytest.mark.parametrize(
@@ -190,9 +209,15 @@ PROMPTS = ["Explain tides in one sentence.", 'A prompt with "quotes", ünïcode 
     [("gemini_api", "inline"), ("gemini_api", "file"), ("vertex", "inline")],
     ids=["gemini-inline", "gemini-file", "vertex-gcs"],
 )
-def test_adhoc_dag_answers_the_prompts_of_the_form(pipeline: Pipeline, backend: str, gemini_input: str) -> None:
+def test_adhoc_dag_answers_the_prompts_of_the_form(
+    pipeline: Pipeline, backend: str, gemini_input: str
+) -> None:
     dag_run = pipeline.run_dag(
-        "gemini_batch_adhoc", backend=backend, gemini_input=gemini_input, prompts=PROMPTS, temperature=0.7,
+        "gemini_batch_adhoc",
+        backend=backend,
+        gemini_input=gemini_input,
+        prompts=PROMPTS,
+        temperature=0.7,
         model=MODEL,
     )
 
@@ -202,7 +227,9 @@ def test_adhoc_dag_answers_the_prompts_of_the_form(pipeline: Pipeline, backend: 
     day = dag_run.get_task_instance("prepare").xcom_pull(task_ids="prepare", key="day")
     results = pipeline.rows("results", day)
     template = RequestTemplate.from_file(REQUEST_TEMPLATE).with_generation_config(temperature=0.7)
-    assert [row["response_text"] for row in results] == [answer_text(MODEL, template.render(p)) for p in PROMPTS]
+    assert [row["response_text"] for row in results] == [
+        answer_text(MODEL, template.render(p)) for p in PROMPTS
+    ]
     assert all(row["key"].startswith("adhoc-") and row["job_name"] == job["name"] for row in results)
 
 
@@ -216,8 +243,12 @@ def test_adhoc_dag_takes_a_gcs_file_of_requests(pipeline: Pipeline) -> None:
         io.BytesIO(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
     )
 
-    dag_run = pipeline.run_dag("gemini_batch_adhoc", backend="gemini_api", prompts=None,
-                               input_file=f"gs://{pipeline.bucket}/adhoc/mine.jsonl")
+    dag_run = pipeline.run_dag(
+        "gemini_batch_adhoc",
+        backend="gemini_api",
+        prompts=None,
+        input_file=f"gs://{pipeline.bucket}/adhoc/mine.jsonl",
+    )
 
     assert dag_run.state == "success", task_states(dag_run)
     day = dag_run.get_task_instance("prepare").xcom_pull(task_ids="prepare", key="day")
@@ -235,7 +266,10 @@ def test_housekeeping_deletes_old_terminal_jobs_only_when_not_a_dry_run(pipeline
     real = pipeline.run_dag("gemini_batch_housekeeping", older_than_days=0, dry_run=False)
     assert real.state == "success", task_states(real)
     assert [job["deleted"] for job in pipeline.admin.jobs()] == [True, True]
-    assert sorted(k for k in task_states(real) if k.startswith("delete_job")) == ["delete_job[0]", "delete_job[1]"]
+    assert sorted(k for k in task_states(real) if k.startswith("delete_job")) == [
+        "delete_job[0]",
+        "delete_job[1]",
+    ]
 
 
 def test_loads_emit_the_results_asset_and_the_summary_dag_follows(pipeline: Pipeline) -> None:
@@ -256,6 +290,9 @@ def test_loads_emit_the_results_asset_and_the_summary_dag_follows(pipeline: Pipe
     summary = pipeline.run_dag("gemini_batch_results_summary")
 
     assert summary.state == "success", task_states(summary)
-    (row,) = [dict(r.items()) for r in pipeline.bq.query(f"SELECT * FROM `{pipeline.table('results_daily_summary')}`").result()]
+    (row,) = [
+        dict(r.items())
+        for r in pipeline.bq.query(f"SELECT * FROM `{pipeline.table('results_daily_summary')}`").result()
+    ]
     assert row["logical_date"] == dt.date(2026, 1, 1)
     assert row["succeeded"] + row["failed"] == 10 and row["succeeded"] == extra["counts"]["succeeded"]

@@ -11,9 +11,8 @@ import datetime as dt
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
-
 from types import SimpleNamespace
+from typing import Any
 
 from google.genai import errors, pagers, types
 
@@ -39,7 +38,9 @@ class FakeJob:
 class FakeService:
     """In-memory jobs of one backend; ``client()`` returns a google-genai Client look-alike."""
 
-    def __init__(self, backend: str = "vertex", project: str = "local-project", location: str = "us-central1"):
+    def __init__(
+        self, backend: str = "vertex", project: str = "local-project", location: str = "us-central1"
+    ):
         self.backend = backend
         self.project = project
         self.location = location
@@ -67,11 +68,20 @@ class FakeService:
             return f"projects/{self.project}/locations/{self.location}/batchPredictionJobs/{number}"
         return f"batches/b{number}"
 
-    def add_job(self, *, display_name: str = "x", state: str = PENDING, script: list[dict] | None = None, **fields: Any) -> str:
+    def add_job(
+        self,
+        *,
+        display_name: str = "x",
+        state: str = PENDING,
+        script: list[dict] | None = None,
+        **fields: Any,
+    ) -> str:
         """Put a job into the service directly (a job created 'elsewhere')."""
         self._clock += dt.timedelta(minutes=1)
         name = self._new_name()
-        job = types.BatchJob(name=name, display_name=display_name, state=state, create_time=self._clock, **fields)
+        job = types.BatchJob(
+            name=name, display_name=display_name, state=state, create_time=self._clock, **fields
+        )
         self.jobs[name] = FakeJob(job, list(script if script is not None else self.default_script))
         return name
 
@@ -128,7 +138,9 @@ class FakeService:
         return SimpleNamespace(batch_jobs=jobs[start:end], next_page_token=token, sdk_http_response=None)
 
     def list(self, *, config: dict[str, Any] | None = None) -> pagers.Pager:
-        return pagers.Pager("batch_jobs", lambda config: self.list_page(config=config), self.list_page(config=config), config)
+        return pagers.Pager(
+            "batch_jobs", lambda config: self.list_page(config=config), self.list_page(config=config), config
+        )
 
     async def alist(self, *, config: dict[str, Any] | None = None) -> pagers.AsyncPager:
         async def request(config: dict[str, Any]) -> SimpleNamespace:

@@ -18,7 +18,10 @@ from gemini_batch.backends import (
 def test_each_backend_has_its_default_connection():
     assert BACKENDS == ("vertex", "gemini_api")
     assert dict(DEFAULT_CONN_IDS) == {"vertex": "google_cloud_default", "gemini_api": "gemini_api_default"}
-    assert (DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID) == (DEFAULT_CONN_IDS["vertex"], DEFAULT_CONN_IDS["gemini_api"])
+    assert (DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID) == (
+        DEFAULT_CONN_IDS["vertex"],
+        DEFAULT_CONN_IDS["gemini_api"],
+    )
 
 
 def test_every_module_takes_the_defaults_from_here():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
     GeminiBatchError,

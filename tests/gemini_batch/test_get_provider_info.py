@@ -7,12 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import pytest
+import tomllib
 
 from gemini_batch import __version__
 from gemini_batch.get_provider_info import get_provider_info

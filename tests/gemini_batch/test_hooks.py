@@ -10,15 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
+from google.genai import errors as genai_errors
 from google.genai import types
 
 from gemini_batch import compat, hooks
-from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFound
 from gemini_batch.api_errors import error_kind, http_status, is_transient_error
-from gemini_batch.hooks import ANONYMOUS_TOKEN, GeminiBatchHook
-from gemini_batch.polling import Backoff
-from gemini_batch.hooks import GeminiApiHook
+from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFound
+from gemini_batch.hooks import ANONYMOUS_TOKEN, GeminiApiHook, GeminiBatchHook
 from gemini_batch.identity import WorkIdentity
+from gemini_batch.polling import Backoff
 from gemini_batch.sources import parse_source
 from tests.gemini_batch.fakes import api_error
 
@@ -119,7 +119,9 @@ def connections(monkeypatch):
     )
     monkeypatch.setenv(
         "AIRFLOW_CONN_GEMINI_LOCAL",
-        json.dumps({"conn_type": "gemini_api", "password": SECRET, "extra": {"genai_base_url": "http://127.0.0.1:1"}}),
+        json.dumps(
+            {"conn_type": "gemini_api", "password": SECRET, "extra": {"genai_base_url": "http://127.0.0.1:1"}}
+        ),
     )
     monkeypatch.setenv("AIRFLOW_CONN_GEMINI_NO_KEY", json.dumps({"conn_type": "gemini_api"}))
 
@@ -136,7 +138,9 @@ def test_vertex_client_gets_a_placeholder_token_for_anonymous_credentials(record
     assert isinstance(kwargs["credentials"], Credentials)
     assert kwargs["credentials"].token == ANONYMOUS_TOKEN
     assert kwargs["http_options"].base_url == "http://127.0.0.1:1"
-    assert hook.settings == hooks.ClientSettings("vertex", "gcp_local", "local-project", "us-central1", "http://127.0.0.1:1")
+    assert hook.settings == hooks.ClientSettings(
+        "vertex", "gcp_local", "local-project", "us-central1", "http://127.0.0.1:1"
+    )
 
 
 def test_operator_arguments_override_the_connection_project_and_location(recording_client, connections):
@@ -178,7 +182,11 @@ def test_gemini_api_client_reads_the_key_from_the_connection(recording_client, c
 @pytest.mark.parametrize(
     ("backend", "conn_id", "message"),
     [
-        ("gemini_api", "missing", "Airflow connection 'missing' is not defined. Create a gemini_api connection"),
+        (
+            "gemini_api",
+            "missing",
+            "Airflow connection 'missing' is not defined. Create a gemini_api connection",
+        ),
         ("vertex", "missing", "Create a google_cloud_platform connection named 'missing'"),
         ("gemini_api", "gemini_no_key", "has no API key: put the Gemini API key in its password"),
         ("vertex", "gcp_no_location", "No Vertex AI location: pass location="),
@@ -221,7 +229,10 @@ def test_labels_go_into_the_vertex_body_next_to_the_users_http_options():
     assert config == {
         "display_name": "d awid-1",
         "dest": "gs://bkt/out",
-        "http_options": {"timeout": 5, "extra_body": {"x": 1, "labels": {"team": "ml", "airflow-work-id": "1"}}},
+        "http_options": {
+            "timeout": 5,
+            "extra_body": {"x": 1, "labels": {"team": "ml", "airflow-work-id": "1"}},
+        },
     }
     types.CreateBatchJobConfig.model_validate(config)
 
@@ -238,7 +249,9 @@ def test_the_gemini_api_gets_no_labels():
 
 def test_create_get_cancel_delete(vertex):
     hook = GeminiBatchHook("vertex")
-    job = hook.create_job(model="gemini-2.5-flash", source=parse_source("bq://p.d.t"), display_name="x awid-1")
+    job = hook.create_job(
+        model="gemini-2.5-flash", source=parse_source("bq://p.d.t"), display_name="x awid-1"
+    )
     assert vertex.calls[0] == (
         "create",
         {"model": "gemini-2.5-flash", "src": "bq://p.d.t", "config": {"display_name": "x awid-1"}},
@@ -273,8 +286,12 @@ def test_find_by_identity_uses_the_label_filter_on_vertex_and_returns_newest_fir
     identity = WorkIdentity("dag", "task", "run")
     hook = GeminiBatchHook("vertex")
     source = parse_source("bq://p.d.t")
-    older = hook.create_job(model="m", source=source, display_name=identity.display_name(), labels=identity.labels())
-    newer = hook.create_job(model="m", source=source, display_name=identity.display_name(), labels=identity.labels())
+    older = hook.create_job(
+        model="m", source=source, display_name=identity.display_name(), labels=identity.labels()
+    )
+    newer = hook.create_job(
+        model="m", source=source, display_name=identity.display_name(), labels=identity.labels()
+    )
     hook.create_job(model="m", source=source, display_name="someone else's job")
     found = hook.find_jobs_by_identity(identity)
     assert [j.name for j in found] == [newer.name, older.name]
@@ -295,7 +312,7 @@ def test_unauthenticated_drops_the_cached_client(vertex):
     name = vertex.add_job()
     first = hook.get_conn()
     vertex.fail("get", api_error(401))
-    with pytest.raises(Exception):
+    with pytest.raises(genai_errors.ClientError, match="401"):
         hook.get_job(name)
     assert hook.get_conn() is not first
 
@@ -380,7 +397,10 @@ def test_async_methods(vertex):
 
     async def main():
         job = await hook.acreate_job(
-            model="m", source=parse_source("bq://p.d.t"), display_name=identity.display_name(), labels=identity.labels()
+            model="m",
+            source=parse_source("bq://p.d.t"),
+            display_name=identity.display_name(),
+            labels=identity.labels(),
         )
         got = await hook.aget_job(job.name)
         listed = await hook.alist_jobs(page_size=1)
@@ -411,7 +431,11 @@ def test_test_connection(vertex):
 def test_gemini_api_hook_is_built_as_airflow_builds_a_connection_types_hook():
     hook = GeminiApiHook(**{GeminiApiHook.conn_name_attr: "gemini_local"})
 
-    assert (hook.backend, hook.conn_id, hook.gemini_api_conn_id) == ("gemini_api", "gemini_local", "gemini_local")
+    assert (hook.backend, hook.conn_id, hook.gemini_api_conn_id) == (
+        "gemini_api",
+        "gemini_local",
+        "gemini_local",
+    )
     assert GeminiApiHook().conn_id == GeminiApiHook.default_conn_name == "gemini_api_default"
 
 
@@ -483,7 +507,12 @@ def wire(monkeypatch):
         json.dumps(
             {
                 "conn_type": "google_cloud_platform",
-                "extra": {"is_anonymous": True, "project": "p1", "location": "us-central1", "genai_base_url": url},
+                "extra": {
+                    "is_anonymous": True,
+                    "project": "p1",
+                    "location": "us-central1",
+                    "genai_base_url": url,
+                },
             }
         ),
     )
@@ -500,7 +529,12 @@ def wire(monkeypatch):
 
 def test_vertex_create_on_the_wire_carries_labels_display_name_and_a_bearer_token(wire):
     identity = WorkIdentity("dag", "task", "run")
-    wire.replies.append((200, {"name": "projects/p1/locations/us-central1/batchPredictionJobs/7", "state": "JOB_STATE_PENDING"}))
+    wire.replies.append(
+        (
+            200,
+            {"name": "projects/p1/locations/us-central1/batchPredictionJobs/7", "state": "JOB_STATE_PENDING"},
+        )
+    )
     job = GeminiBatchHook("vertex", "wire_gcp").create_job(
         model="gemini-2.5-flash",
         source=parse_source("bq://p1.d.t"),
@@ -528,9 +562,15 @@ def test_gemini_api_get_on_the_wire_reads_batch_stats_and_sends_the_key_only_as_
 
 
 def test_async_429_on_the_wire_is_transient(wire):
-    wire.replies.append((429, {"error": {"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED"}}))
+    wire.replies.append(
+        (429, {"error": {"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED"}})
+    )
     with pytest.raises(Exception) as error:
-        asyncio.run(GeminiBatchHook("vertex", "wire_gcp").aget_job("projects/p1/locations/us-central1/batchPredictionJobs/7"))
+        asyncio.run(
+            GeminiBatchHook("vertex", "wire_gcp").aget_job(
+                "projects/p1/locations/us-central1/batchPredictionJobs/7"
+            )
+        )
     assert error_kind(error.value) == "transient"
 
 

@@ -130,4 +130,6 @@ def test_request_labels_follow_the_same_rule_as_job_labels():
         request = {"contents": [{"parts": [{"text": "hi"}]}], "labels": labels}
         with pytest.raises(GeminiBatchConfigError) as error:
             validate_labels(labels)
-        assert [f"request.labels: {str(error.value)[0].lower()}{str(error.value)[1:-1]}"] == check_request(request)
+        assert [f"request.labels: {str(error.value)[0].lower()}{str(error.value)[1:-1]}"] == check_request(
+            request
+        )

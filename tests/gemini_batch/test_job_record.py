@@ -52,7 +52,9 @@ def test_version_1_records_are_read():
         version=1,
     )
     submitting = read_record(V1_SUBMITTING)
-    assert isinstance(submitting, JobRecord) and submitting.phase == "submitting" and submitting.job_name is None
+    assert (
+        isinstance(submitting, JobRecord) and submitting.phase == "submitting" and submitting.job_name is None
+    )
 
 
 def test_a_record_is_written_in_the_current_version_and_reads_back_equal():

@@ -25,7 +25,9 @@ def test_vertex_gcs_job():
         completion_stats=types.CompletionStats(successful_count=10, failed_count=0, incomplete_count=0),
         output_info=types.BatchJobOutputInfo(gcs_output_directory="gs://bkt/out/prediction-model-x"),
     )
-    manifest = build_manifest(job, backend="vertex", source="gs://bkt/in.jsonl", work_id="1", model="m").as_dict()
+    manifest = build_manifest(
+        job, backend="vertex", source="gs://bkt/in.jsonl", work_id="1", model="m"
+    ).as_dict()
     assert manifest["gcs_output_directory"] == "gs://bkt/out/prediction-model-x"
     assert manifest["counts"] == {"succeeded": 10, "failed": 0, "incomplete": 0, "total": 10}
     assert manifest["outcome"] == "succeeded"
@@ -54,7 +56,10 @@ def test_bigquery_output_table_and_dataset(table, dest, expected_table, expected
         output_info=types.BatchJobOutputInfo(bigquery_output_table=table),
     )
     manifest = build_manifest(job, backend="vertex")
-    assert (manifest.bigquery_output_table, manifest.bigquery_output_dataset) == (expected_table, expected_dataset)
+    assert (manifest.bigquery_output_table, manifest.bigquery_output_dataset) == (
+        expected_table,
+        expected_dataset,
+    )
 
 
 def test_gemini_api_file_job():
@@ -71,7 +76,9 @@ def test_gemini_api_file_job():
 
 
 def test_failed_job_carries_its_error_message():
-    job = types.BatchJob(name="1", state="JOB_STATE_FAILED", error=types.JobError(code=3, message="bad table"))
+    job = types.BatchJob(
+        name="1", state="JOB_STATE_FAILED", error=types.JobError(code=3, message="bad table")
+    )
     manifest = build_manifest(job, backend="vertex", project="p", location="l")
     assert manifest.outcome == "failed"
     assert manifest.error == "bad table"
@@ -79,7 +86,11 @@ def test_failed_job_carries_its_error_message():
 
 def test_inline_cap():
     responses = [types.InlinedResponse(metadata={"key": str(i)}) for i in range(100)]
-    job = types.BatchJob(name="batches/x", state="JOB_STATE_SUCCEEDED", dest=types.BatchJobDestination(inlined_responses=responses))
+    job = types.BatchJob(
+        name="batches/x",
+        state="JOB_STATE_SUCCEEDED",
+        dest=types.BatchJobDestination(inlined_responses=responses),
+    )
     assert len(build_manifest(job, backend="gemini_api").inline_responses) == 100
     with pytest.raises(GeminiBatchInlineResultsTooLarge, match="above the XCom cap of 100 bytes"):
         build_manifest(job, backend="gemini_api", max_inline_bytes=100)
@@ -88,7 +99,10 @@ def test_inline_cap():
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("vertex", "7", "p", "us-central1"), "https://console.cloud.google.com/vertex-ai/locations/us-central1/batch-predictions/7?project=p"),
+        (
+            ("vertex", "7", "p", "us-central1"),
+            "https://console.cloud.google.com/vertex-ai/locations/us-central1/batch-predictions/7?project=p",
+        ),
         (("vertex", "7", None, None), None),
         (("vertex", None, "p", "l"), None),
         (("gemini_api", "batches/x", None, None), AI_STUDIO_BATCHES),

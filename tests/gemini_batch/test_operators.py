@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from google.genai import types
 
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from gemini_batch import operators
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
@@ -20,15 +20,15 @@ from gemini_batch.exceptions import (
     GeminiBatchTimeout,
     GeminiBatchTooManyFailedRows,
 )
-from gemini_batch.identity import WorkIdentity
-from gemini_batch.links import XCOM_KEY as LINK_KEY
 from gemini_batch.finish import FAILED_MANIFEST_XCOM_KEY
+from gemini_batch.identity import WorkIdentity
 from gemini_batch.job_operators import (
     GeminiBatchCancelJobOperator,
     GeminiBatchDeleteJobOperator,
     GeminiBatchGetJobOperator,
     GeminiBatchListJobsOperator,
 )
+from gemini_batch.links import XCOM_KEY as LINK_KEY
 from gemini_batch.operators import GeminiBatchCreateJobOperator
 from gemini_batch.triggers import GeminiBatchJobTrigger
 from tests.gemini_batch.conftest import run_trigger
@@ -127,7 +127,11 @@ def test_templates_render(vertex):
     from airflow.sdk import DAG
 
     with DAG("dag", schedule=None, start_date=dt.datetime(2026, 1, 1), params={"table": "t1"}):
-        operator = op(src="bq://p.d.{{ params.table }}", display_name="score {{ ds }}", labels={"day": "{{ ds_nodash }}"})
+        operator = op(
+            src="bq://p.d.{{ params.table }}",
+            display_name="score {{ ds }}",
+            labels={"day": "{{ ds_nodash }}"},
+        )
     context = {"params": {"table": "t1"}, "ds": "2026-01-02", "ds_nodash": "20260102"}
     operator.render_template_fields(context)
     assert operator.src == "bq://p.d.t1"
@@ -205,7 +209,10 @@ def test_dest_and_display_name_may_come_from_create_config(vertex, sleeps):
 
 @pytest.mark.parametrize("final", ["JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"])
 def test_failed_cancelled_and_expired_jobs_fail_the_task(vertex, sleeps, deferrable, final):
-    vertex.default_script = [{"state": "JOB_STATE_RUNNING"}, {"state": final, "error": types.JobError(message="quota")}]
+    vertex.default_script = [
+        {"state": "JOB_STATE_RUNNING"},
+        {"state": final, "error": types.JobError(message="quota")},
+    ]
     context = make_context()
     with pytest.raises(GeminiBatchJobFailed) as error:
         run(op(deferrable=deferrable), context)
@@ -226,7 +233,9 @@ def test_failed_cancelled_and_expired_jobs_fail_the_task(vertex, sleeps, deferra
         ("JOB_STATE_PARTIALLY_SUCCEEDED", None, 1.0, True),
     ],
 )
-def test_partial_results_are_checked_against_max_failed_ratio(vertex, sleeps, deferrable, final, stats, ratio, ok):
+def test_partial_results_are_checked_against_max_failed_ratio(
+    vertex, sleeps, deferrable, final, stats, ratio, ok
+):
     step: dict[str, Any] = {"state": final}
     if stats:
         step["completion_stats"] = types.CompletionStats(successful_count=stats[0], failed_count=stats[1])
@@ -264,7 +273,11 @@ def test_an_already_terminal_job_is_not_deferred(vertex, sleeps):
 
 
 def test_paused_waits_in_the_sync_path(vertex, sleeps, capsys):
-    vertex.default_script = [{"state": "JOB_STATE_PAUSED"}, {"state": "JOB_STATE_PAUSED"}, {"state": "JOB_STATE_SUCCEEDED"}]
+    vertex.default_script = [
+        {"state": "JOB_STATE_PAUSED"},
+        {"state": "JOB_STATE_PAUSED"},
+        {"state": "JOB_STATE_SUCCEEDED"},
+    ]
     assert run(op(), make_context())["outcome"] == "succeeded"
     assert capsys.readouterr().out.count("is PAUSED; still waiting") == 1
 
@@ -299,7 +312,9 @@ def test_timeout_fails_the_task_and_leaves_the_job_running(vertex, sleeps, defer
 def test_trigger_error_event_fails_the_task():
     operator = op()
     with pytest.raises(GeminiBatchPollingError, match="boom"):
-        operator.execute_complete(make_context(), {"status": "error", "job_name": "1", "state": None, "message": "boom"})
+        operator.execute_complete(
+            make_context(), {"status": "error", "job_name": "1", "state": None, "message": "boom"}
+        )
 
 
 def test_deferral_hands_the_trigger_only_ids(vertex):
@@ -319,7 +334,11 @@ def test_the_console_link_is_stored_before_deferring(vertex):
     context = make_context()
     with pytest.raises(TaskDeferred):
         op(deferrable=True).execute(context)
-    assert context["ti"].xcom[LINK_KEY].startswith("https://console.cloud.google.com/vertex-ai/locations/us-central1/")
+    assert (
+        context["ti"]
+        .xcom[LINK_KEY]
+        .startswith("https://console.cloud.google.com/vertex-ai/locations/us-central1/")
+    )
 
 
 # ---------------------------------------------------------------------------- inline results
@@ -329,7 +348,9 @@ def _inline_job_step(n: int, text: str) -> dict:
     responses = [
         types.InlinedResponse(
             response=types.GenerateContentResponse(
-                candidates=[types.Candidate(content=types.Content(role="model", parts=[types.Part(text=text)]))],
+                candidates=[
+                    types.Candidate(content=types.Content(role="model", parts=[types.Part(text=text)]))
+                ],
                 usage_metadata=types.GenerateContentResponseUsageMetadata(
                     prompt_token_count=3, candidates_token_count=5, total_token_count=8
                 ),
@@ -537,8 +558,12 @@ def test_transient_errors_on_the_record_lookup_are_retried(vertex, sleeps):
 # ---------------------------------------------------------------------------- on_kill (sync path)
 
 
-@pytest.mark.parametrize(("ti_state", "cancelled"), [("failed", 1), ("success", 1), ("restarting", 0), ("running", 0)])
-def test_sync_on_kill_cancels_only_after_mark_failed_or_success(vertex, sleeps, monkeypatch, ti_state, cancelled):
+@pytest.mark.parametrize(
+    ("ti_state", "cancelled"), [("failed", 1), ("success", 1), ("restarting", 0), ("running", 0)]
+)
+def test_sync_on_kill_cancels_only_after_mark_failed_or_success(
+    vertex, sleeps, monkeypatch, ti_state, cancelled
+):
     operator = op(wait_for_completion=False)
     operator.execute(make_context())
     monkeypatch.setattr(operators, "ti_state_blocking", lambda identity, timeout: (True, ti_state))
@@ -573,7 +598,9 @@ def test_job_names_from_another_project_use_that_project_and_location(install):
     service = FakeService("vertex", project="other", location="europe-west4")
     install(vertex=service)
     name = service.add_job(script=[])
-    manifest = GeminiBatchGetJobOperator(task_id="g", job_name=name, location="us-central1").execute(make_context())
+    manifest = GeminiBatchGetJobOperator(task_id="g", job_name=name, location="us-central1").execute(
+        make_context()
+    )
     assert "locations/europe-west4/" in manifest["console_url"] and "project=other" in manifest["console_url"]
 
 
@@ -584,7 +611,9 @@ def test_list_operator_pages_through_everything(vertex):
     assert [r["display_name"] for r in result] == [f"j{i}" for i in range(5)]
     assert {r["state"] for r in result} == {"JOB_STATE_RUNNING"}
     assert vertex.count("list") == 3
-    limited = GeminiBatchListJobsOperator(task_id="l", backend="vertex", page_size=2, limit=3).execute(make_context())
+    limited = GeminiBatchListJobsOperator(task_id="l", backend="vertex", page_size=2, limit=3).execute(
+        make_context()
+    )
     assert len(limited) == 3
     json.dumps(result)
 
@@ -620,7 +649,9 @@ def test_delete_operator(gemini):
         GeminiBatchDeleteJobOperator(task_id="d", job_name=name, ignore_missing=False).execute(make_context())
 
 
-@pytest.mark.parametrize("cls", [GeminiBatchGetJobOperator, GeminiBatchCancelJobOperator, GeminiBatchDeleteJobOperator])
+@pytest.mark.parametrize(
+    "cls", [GeminiBatchGetJobOperator, GeminiBatchCancelJobOperator, GeminiBatchDeleteJobOperator]
+)
 def test_job_operators_reject_bad_names_at_parse_time(cls):
     with pytest.raises(GeminiBatchConfigError, match="neither"):
         cls(task_id="x", job_name="jobs/1")
@@ -635,7 +666,9 @@ def test_job_operators_reject_bad_names_at_parse_time(cls):
 SECRET = "sk-never-leak-9f8e7d6c5b4a"
 
 
-def test_the_api_key_never_reaches_arguments_trigger_kwargs_xcom_templates_or_logs(monkeypatch, sleeps, capsys):
+def test_the_api_key_never_reaches_arguments_trigger_kwargs_xcom_templates_or_logs(
+    monkeypatch, sleeps, capsys
+):
     """Scan operator arguments, trigger kwargs, XCom values, rendered template fields and log lines."""
     from google import genai
 
@@ -653,7 +686,9 @@ def test_the_api_key_never_reaches_arguments_trigger_kwargs_xcom_templates_or_lo
     monkeypatch.setattr(genai, "Client", client)
     monkeypatch.setenv(
         "AIRFLOW_CONN_GEMINI_API_DEFAULT",
-        json.dumps({"conn_type": "gemini_api", "password": SECRET, "extra": {"genai_base_url": "http://127.0.0.1:1"}}),
+        json.dumps(
+            {"conn_type": "gemini_api", "password": SECRET, "extra": {"genai_base_url": "http://127.0.0.1:1"}}
+        ),
     )
     operator = op(src=INLINE, deferrable=True, max_failed_ratio=1.0, display_name="{{ ds }}")
     context = make_context()

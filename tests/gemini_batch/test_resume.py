@@ -29,7 +29,8 @@ from gemini_batch.resume import (
 MODEL = "gemini-2.5-flash"
 PLAN = plan_create(CreateArguments(src="bq://p.d.t", model=MODEL), WorkIdentity("dag", "task", "run"))
 GCS_PLAN = plan_create(
-    CreateArguments(src=["gs://bkt/a.jsonl", "gs://bkt/b.jsonl"], model=MODEL), WorkIdentity("dag", "task", "run")
+    CreateArguments(src=["gs://bkt/a.jsonl", "gs://bkt/b.jsonl"], model=MODEL),
+    WorkIdentity("dag", "task", "run"),
 )
 INLINE_PLAN = plan_create(
     CreateArguments(src=[{"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}], model=MODEL),
@@ -37,7 +38,9 @@ INLINE_PLAN = plan_create(
 )
 
 
-def job(n: int, state: str = "RUNNING", *, model: str = MODEL, bq: str | None = "bq://p.d.t", failed: int = 0) -> types.BatchJob:
+def job(
+    n: int, state: str = "RUNNING", *, model: str = MODEL, bq: str | None = "bq://p.d.t", failed: int = 0
+) -> types.BatchJob:
     """Job ``J<n>``; a higher ``n`` is newer (lists come newest first)."""
     return types.BatchJob(
         name=f"projects/p/locations/l/batchPredictionJobs/{n}",
@@ -45,7 +48,9 @@ def job(n: int, state: str = "RUNNING", *, model: str = MODEL, bq: str | None = 
         model=f"publishers/google/models/{model}",
         src=types.BatchJobSource(format="bigquery", bigquery_uri=bq) if bq else None,
         create_time=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=n),
-        completion_stats=types.CompletionStats(successful_count=10 - failed, failed_count=failed) if failed else None,
+        completion_stats=types.CompletionStats(successful_count=10 - failed, failed_count=failed)
+        if failed
+        else None,
     )
 
 
@@ -106,20 +111,68 @@ CASES = [
     ("absent, found paused: re-attach", Absent(), NOT_READ, [job(1, "PAUSED")], ("reattach", 1, 1)),
     ("absent, found succeeded: return", Absent(), NOT_READ, [job(1, "SUCCEEDED")], ("return", 1, 1)),
     ("absent, found partial: return", Absent(), NOT_READ, [job(1, "PARTIALLY_SUCCEEDED")], ("return", 1, 1)),
-    ("absent, found succeeded with failed rows", Absent(), NOT_READ, [job(1, "SUCCEEDED", failed=2)], ("return", 1, 1)),
-    ("absent, found failed: replace", Absent(), NOT_READ, [job(1, "FAILED")], ("submit", 2, "replaces_failed", [1])),
-    ("absent, found cancelled", Absent(), NOT_READ, [job(1, "CANCELLED")], ("submit", 2, "replaces_failed", [1])),
+    (
+        "absent, found succeeded with failed rows",
+        Absent(),
+        NOT_READ,
+        [job(1, "SUCCEEDED", failed=2)],
+        ("return", 1, 1),
+    ),
+    (
+        "absent, found failed: replace",
+        Absent(),
+        NOT_READ,
+        [job(1, "FAILED")],
+        ("submit", 2, "replaces_failed", [1]),
+    ),
+    (
+        "absent, found cancelled",
+        Absent(),
+        NOT_READ,
+        [job(1, "CANCELLED")],
+        ("submit", 2, "replaces_failed", [1]),
+    ),
     ("absent, found expired", Absent(), NOT_READ, [job(1, "EXPIRED")], ("submit", 2, "replaces_failed", [1])),
-    ("absent, found for another model", Absent(), NOT_READ, [job(1, model="gemini-2.0-flash")], ("submit", 2, "first", [1])),
-    ("absent, found for another source", Absent(), NOT_READ, [job(1, bq="bq://p.d.other")], ("submit", 2, "first", [1])),
-    ("absent, newest decides", Absent(), NOT_READ, [job(2, "FAILED"), job(1)], ("submit", 3, "replaces_failed", [1, 2])),
-    ("absent, other inputs skipped", Absent(), NOT_READ, [job(2, model="x"), job(1, "SUCCEEDED")], ("return", 1, 2)),
+    (
+        "absent, found for another model",
+        Absent(),
+        NOT_READ,
+        [job(1, model="gemini-2.0-flash")],
+        ("submit", 2, "first", [1]),
+    ),
+    (
+        "absent, found for another source",
+        Absent(),
+        NOT_READ,
+        [job(1, bq="bq://p.d.other")],
+        ("submit", 2, "first", [1]),
+    ),
+    (
+        "absent, newest decides",
+        Absent(),
+        NOT_READ,
+        [job(2, "FAILED"), job(1)],
+        ("submit", 3, "replaces_failed", [1, 2]),
+    ),
+    (
+        "absent, other inputs skipped",
+        Absent(),
+        NOT_READ,
+        [job(2, model="x"), job(1, "SUCCEEDED")],
+        ("return", 1, 2),
+    ),
     # ------------------------------------------------------------------ unreadable or foreign record
     ("unreadable: look up, warning", UNREADABLE, NOT_READ, None, ("lookup", "warning")),
     ("unreadable, found running", UNREADABLE, NOT_READ, [job(1)], ("reattach", 1, 1)),
     ("unreadable, nothing found", UNREADABLE, NOT_READ, [], ("submit", 1, "first", [])),
     ("record of another work", record(work_id="ffffffffffffffff"), NOT_READ, None, ("lookup", "warning")),
-    ("record of another work, found", record(work_id="ffffffffffffffff", submissions=5), NOT_READ, [], ("submit", 1, "first", [])),
+    (
+        "record of another work, found",
+        record(work_id="ffffffffffffffff", submissions=5),
+        NOT_READ,
+        [],
+        ("submit", 1, "first", []),
+    ),
     # ------------------------------------------------------------------ submitted, same inputs
     ("submitted: read the recorded job", record(), NOT_READ, None, ("read", 1)),
     ("submitted, running", record(submissions=2), job(1), None, ("reattach", 1, 2)),
@@ -129,9 +182,27 @@ CASES = [
     ("submitted, succeeded", record(), job(1, "SUCCEEDED"), None, ("return", 1, 1)),
     ("submitted, partial", record(), job(1, "PARTIALLY_SUCCEEDED"), None, ("return", 1, 1)),
     ("submitted, failed: look up first", record(), job(1, "FAILED"), None, ("lookup", "info")),
-    ("submitted, failed", record(), job(1, "FAILED"), [job(1, "FAILED")], ("submit", 2, "replaces_failed", [1])),
-    ("submitted, cancelled", record(), job(1, "CANCELLED"), [job(1, "CANCELLED")], ("submit", 2, "replaces_failed", [1])),
-    ("submitted, expired", record(), job(1, "EXPIRED"), [job(1, "EXPIRED")], ("submit", 2, "replaces_failed", [1])),
+    (
+        "submitted, failed",
+        record(),
+        job(1, "FAILED"),
+        [job(1, "FAILED")],
+        ("submit", 2, "replaces_failed", [1]),
+    ),
+    (
+        "submitted, cancelled",
+        record(),
+        job(1, "CANCELLED"),
+        [job(1, "CANCELLED")],
+        ("submit", 2, "replaces_failed", [1]),
+    ),
+    (
+        "submitted, expired",
+        record(),
+        job(1, "EXPIRED"),
+        [job(1, "EXPIRED")],
+        ("submit", 2, "replaces_failed", [1]),
+    ),
     ("submitted, deleted: look up first", record(), NOT_FOUND, None, ("lookup", "info")),
     ("submitted, deleted", record(submissions=3), NOT_FOUND, [], ("submit", 4, "replaces_deleted", [1])),
     (
@@ -149,8 +220,20 @@ CASES = [
         ("submit", 3, "replaces_failed", [1, 2]),
     ),
     # ------------------------------------------------------------------ submitted, inputs changed
-    ("fingerprint changed: look up, no read", record(fingerprint=CHANGED), NOT_READ, None, ("lookup", "info")),
-    ("fingerprint changed, old job running", record(fingerprint=CHANGED), NOT_READ, [job(1)], ("submit", 2, "inputs_changed", [1])),
+    (
+        "fingerprint changed: look up, no read",
+        record(fingerprint=CHANGED),
+        NOT_READ,
+        None,
+        ("lookup", "info"),
+    ),
+    (
+        "fingerprint changed, old job running",
+        record(fingerprint=CHANGED),
+        NOT_READ,
+        [job(1)],
+        ("submit", 2, "inputs_changed", [1]),
+    ),
     (
         "fingerprint changed, old job succeeded",
         record(fingerprint=CHANGED),
@@ -158,12 +241,30 @@ CASES = [
         [job(1, "SUCCEEDED")],
         ("submit", 2, "inputs_changed", [1]),
     ),
-    ("fingerprint changed, old job gone", record(fingerprint=CHANGED), NOT_READ, [], ("submit", 2, "inputs_changed", [1])),
-    ("backend changed", record(backend="gemini_api"), NOT_READ, [job(1)], ("submit", 2, "inputs_changed", [1])),
+    (
+        "fingerprint changed, old job gone",
+        record(fingerprint=CHANGED),
+        NOT_READ,
+        [],
+        ("submit", 2, "inputs_changed", [1]),
+    ),
+    (
+        "backend changed",
+        record(backend="gemini_api"),
+        NOT_READ,
+        [job(1)],
+        ("submit", 2, "inputs_changed", [1]),
+    ),
     # ------------------------------------------------------------------ submitting (stopped between submit and record)
     ("submitting: look up first", record("submitting"), NOT_READ, None, ("lookup", "info")),
     ("submitting, landed and running", record("submitting"), NOT_READ, [job(1)], ("reattach", 1, 1)),
-    ("submitting, landed and succeeded", record("submitting"), NOT_READ, [job(1, "SUCCEEDED")], ("return", 1, 1)),
+    (
+        "submitting, landed and succeeded",
+        record("submitting"),
+        NOT_READ,
+        [job(1, "SUCCEEDED")],
+        ("return", 1, 1),
+    ),
     ("submitting, did not land", record("submitting"), NOT_READ, [], ("submit", 2, "first", [])),
     (
         "submitting, a job from before the submission is not adopted",
@@ -203,7 +304,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("record_read", "recorded", "found", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("record_read", "recorded", "found", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_decide(record_read, recorded, found, expected):
     facts = ResumeFacts(record_read, PLAN, recorded, None if found is None else tuple(found))
     assert summary(decide(facts)) == expected
@@ -229,7 +332,9 @@ LANDED_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("found", "known", "expected"), [c[1:] for c in LANDED_CASES], ids=[c[0] for c in LANDED_CASES])
+@pytest.mark.parametrize(
+    ("found", "known", "expected"), [c[1:] for c in LANDED_CASES], ids=[c[0] for c in LANDED_CASES]
+)
 def test_landed_job(found, known, expected):
     landed = landed_job(found, frozenset(name(k) for k in known), PLAN)
     assert (None if landed is None else int(landed.name.rsplit("/", 1)[-1])) == expected
@@ -238,12 +343,22 @@ def test_landed_job(found, known, expected):
 @pytest.mark.parametrize(
     ("plan", "src", "model", "expected"),
     [
-        (PLAN, types.BatchJobSource(format="bigquery", bigquery_uri="bq://p.d.t"), "models/gemini-2.5-flash", True),
+        (
+            PLAN,
+            types.BatchJobSource(format="bigquery", bigquery_uri="bq://p.d.t"),
+            "models/gemini-2.5-flash",
+            True,
+        ),
         (PLAN, types.BatchJobSource(format="bigquery", bigquery_uri="bq://p.d.t"), "gemini-2.0-flash", False),
         (PLAN, types.BatchJobSource(format="bigquery", bigquery_uri="bq://p.d.u"), MODEL, False),
         (PLAN, None, None, True),
         (PLAN, types.BatchJobSource(format="bigquery"), MODEL, True),
-        (GCS_PLAN, types.BatchJobSource(format="jsonl", gcs_uri=["gs://bkt/b.jsonl", "gs://bkt/a.jsonl"]), MODEL, True),
+        (
+            GCS_PLAN,
+            types.BatchJobSource(format="jsonl", gcs_uri=["gs://bkt/b.jsonl", "gs://bkt/a.jsonl"]),
+            MODEL,
+            True,
+        ),
         (GCS_PLAN, types.BatchJobSource(format="jsonl", gcs_uri=["gs://bkt/a.jsonl"]), MODEL, False),
         (INLINE_PLAN, types.BatchJobSource(file_name="files/other"), MODEL, True),
         (INLINE_PLAN, None, "gemini-2.0-flash", False),

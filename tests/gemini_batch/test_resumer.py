@@ -71,7 +71,9 @@ def test_an_unreadable_record_is_logged_with_its_reason_and_the_job_is_looked_up
 
     logs = capsys.readouterr().out
     assert "retry record in the task state store is unreadable: unknown record version 99" in logs
-    (lookup,) = [line for line in logs.splitlines() if "Looking up this work's batch jobs by identity" in line]
+    (lookup,) = [
+        line for line in logs.splitlines() if "Looking up this work's batch jobs by identity" in line
+    ]
     assert "warning" in lookup and "the retry record is unreadable: unknown record version 99" in lookup
     assert vertex.count("list") == lists + 1
     assert manifest["job_name"] == running
@@ -108,7 +110,9 @@ def metrics(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict]]:
     from airflow.sdk.observability import stats
 
     counted: list[tuple[str, dict]] = []
-    monkeypatch.setattr(stats.Stats, "incr", staticmethod(lambda name, *a, tags=None, **k: counted.append((name, tags))))
+    monkeypatch.setattr(
+        stats.Stats, "incr", staticmethod(lambda name, *a, tags=None, **k: counted.append((name, tags)))
+    )
     return counted
 
 

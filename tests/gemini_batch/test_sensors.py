@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from google.genai import types
-
 from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
+from google.genai import types
+
 from gemini_batch import hooks, polling, sensors
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
@@ -68,7 +68,12 @@ def test_poke_applies_max_failed_ratio(vertex, ratio, ok):
 
 @pytest.mark.parametrize(("ratio", "ok"), [(0.2, True), (0.0, False)])
 def test_deferred_sensor_applies_max_failed_ratio(vertex, sleeps, ratio, ok):
-    name = vertex.add_job(script=[{"state": "JOB_STATE_RUNNING"}, {"state": "JOB_STATE_SUCCEEDED", "completion_stats": NINE_OF_TEN}])
+    name = vertex.add_job(
+        script=[
+            {"state": "JOB_STATE_RUNNING"},
+            {"state": "JOB_STATE_SUCCEEDED", "completion_stats": NINE_OF_TEN},
+        ]
+    )
     waiting = sensor(name, deferrable=True, max_failed_ratio=ratio, timeout=3600)
     with pytest.raises(TaskDeferred) as deferred:
         waiting.execute(make_context())
@@ -138,7 +143,9 @@ def test_poke_rebuilds_the_client_after_a_401(vertex, clock, exact_jitter, monke
     assert len(builds) == 2
 
 
-@pytest.mark.parametrize(("error", "raised"), [(api_error(404), GeminiBatchJobNotFound), (api_error(400), GeminiBatchPollingError)])
+@pytest.mark.parametrize(
+    ("error", "raised"), [(api_error(404), GeminiBatchJobNotFound), (api_error(400), GeminiBatchPollingError)]
+)
 def test_poke_fails_at_once_on_a_missing_job_or_a_non_transient_error(vertex, error, raised):
     name = vertex.add_job(script=[])
     script_gets(vertex, [error])
@@ -147,7 +154,13 @@ def test_poke_fails_at_once_on_a_missing_job_or_a_non_transient_error(vertex, er
 
 
 def test_deferrable_sensor_defers_with_the_shared_trigger_and_resumes(vertex, sleeps):
-    name = vertex.add_job(script=[{"state": "JOB_STATE_RUNNING"}, {"state": "JOB_STATE_RUNNING"}, {"state": "JOB_STATE_SUCCEEDED"}])
+    name = vertex.add_job(
+        script=[
+            {"state": "JOB_STATE_RUNNING"},
+            {"state": "JOB_STATE_RUNNING"},
+            {"state": "JOB_STATE_SUCCEEDED"},
+        ]
+    )
     waiting = sensor(name, deferrable=True, timeout=3600)
     context = make_context()
     with pytest.raises(TaskDeferred) as deferred:
@@ -168,9 +181,13 @@ def test_deferrable_sensor_on_a_finished_job_does_not_defer(gemini):
 def test_trigger_timeout_and_error_events():
     waiting = sensor("batches/x")
     with pytest.raises(AirflowSensorTimeout):
-        waiting.execute_complete(make_context(), {"status": "timeout", "job_name": "batches/x", "state": None, "message": "m"})
+        waiting.execute_complete(
+            make_context(), {"status": "timeout", "job_name": "batches/x", "state": None, "message": "m"}
+        )
     with pytest.raises(GeminiBatchPollingError):
-        waiting.execute_complete(make_context(), {"status": "error", "job_name": "batches/x", "state": None, "message": "m"})
+        waiting.execute_complete(
+            make_context(), {"status": "error", "job_name": "batches/x", "state": None, "message": "m"}
+        )
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,9 @@ def test_inline_requests_above_the_limit_fail_before_any_call(monkeypatch):
     assert "files/NAME" in str(error.value)
 
 
-@pytest.mark.parametrize(("spare", "accepted"), [(0, True), (-1, False)], ids=["at-the-limit", "one-byte-over"])
+@pytest.mark.parametrize(
+    ("spare", "accepted"), [(0, True), (-1, False)], ids=["at-the-limit", "one-byte-over"]
+)
 def test_operator_and_pipeline_measure_inline_requests_the_same_way(monkeypatch, spare, accepted):
     from gemini_batch.backends import inline_request_bytes
     from gemini_batch.pipeline.findings import InputValidationError
@@ -163,7 +165,9 @@ def test_bad_destinations(dest, src, message):
 def test_default_destination_is_run_scoped_and_never_reuses_a_failed_jobs_output():
     bq = parse_source("bq://p.d.requests")
     gcs = parse_source("gs://bkt/in/requests.jsonl")
-    assert default_destination(bq, work_id="w1", dag_id="d", task_id="t") == "bq://p.d.requests_predictions_w1"
+    assert (
+        default_destination(bq, work_id="w1", dag_id="d", task_id="t") == "bq://p.d.requests_predictions_w1"
+    )
     assert default_destination(bq, work_id="w2", dag_id="d", task_id="t") != default_destination(
         bq, work_id="w1", dag_id="d", task_id="t"
     )

@@ -82,14 +82,21 @@ def test_one_event_per_terminal_state(vertex, sleeps, final, counts, status):
 
 
 def test_failed_event_carries_the_jobs_error_message(vertex, sleeps):
-    name = vertex.add_job(script=[{"state": "JOB_STATE_FAILED", "error": types.JobError(code=3, message="bad input row 7")}])
+    name = vertex.add_job(
+        script=[{"state": "JOB_STATE_FAILED", "error": types.JobError(code=3, message="bad input row 7")}]
+    )
     (event,) = run_trigger(make(name))
     assert "bad input row 7" in event.payload["message"]
 
 
 def test_paused_is_logged_and_waited_through(vertex, sleeps, capsys):
     name = vertex.add_job(
-        script=[{"state": "JOB_STATE_RUNNING"}, {"state": "JOB_STATE_PAUSED"}, {"state": "JOB_STATE_PAUSED"}, {"state": "JOB_STATE_SUCCEEDED"}]
+        script=[
+            {"state": "JOB_STATE_RUNNING"},
+            {"state": "JOB_STATE_PAUSED"},
+            {"state": "JOB_STATE_PAUSED"},
+            {"state": "JOB_STATE_SUCCEEDED"},
+        ]
     )
     (event,) = run_trigger(make(name))
     assert event.payload["status"] == "succeeded"
@@ -103,7 +110,10 @@ def test_progress_is_logged_only_when_something_changed(vertex, sleeps, capsys):
             {"state": "JOB_STATE_RUNNING", "completion_stats": stats},
             {"state": "JOB_STATE_RUNNING", "completion_stats": stats},
             {"state": "JOB_STATE_RUNNING", "completion_stats": stats},
-            {"state": "JOB_STATE_SUCCEEDED", "completion_stats": types.CompletionStats(successful_count=9988, failed_count=12)},
+            {
+                "state": "JOB_STATE_SUCCEEDED",
+                "completion_stats": types.CompletionStats(successful_count=9988, failed_count=12),
+            },
         ]
     )
     run_trigger(make(name))
@@ -155,14 +165,19 @@ def test_consecutive_means_consecutive(vertex, sleeps):
 
 def test_trigger_delays_are_exact(vertex, sleeps, exact_jitter):
     name = vertex.add_job(script=[])
-    script_gets(vertex, ["JOB_STATE_RUNNING", api_error(429), api_error(503), "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"])
+    script_gets(
+        vertex,
+        ["JOB_STATE_RUNNING", api_error(429), api_error(503), "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"],
+    )
     (event,) = run_trigger(make(name, poll_interval=10))
     assert event.payload["status"] == "succeeded"
     # the first poll spread over one interval (its ceiling here), +10% between polls, backoff 2 then 4 s
     assert sleeps == [10.0, 11.0, 2.0, 4.0, 11.0]
 
 
-def test_a_401_in_the_middle_of_the_wait_rebuilds_the_client_and_the_wait_goes_on(vertex, sleeps, exact_jitter, monkeypatch):
+def test_a_401_in_the_middle_of_the_wait_rebuilds_the_client_and_the_wait_goes_on(
+    vertex, sleeps, exact_jitter, monkeypatch
+):
     builds = []
     build = hooks.GeminiBatchHook._build_entry
     monkeypatch.setattr(hooks.GeminiBatchHook, "_build_entry", lambda self: builds.append(1) or build(self))
@@ -177,13 +192,22 @@ def test_a_401_in_the_middle_of_the_wait_rebuilds_the_client_and_the_wait_goes_o
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
-        ({"status": "succeeded", "job_name": "j", "state": "JOB_STATE_SUCCEEDED", "message": "m"}, ("succeeded", "m")),
-        ({"status": "success", "job_name": "j", "state": "JOB_STATE_SUCCEEDED", "message": "m"}, ("succeeded", "m")),
+        (
+            {"status": "succeeded", "job_name": "j", "state": "JOB_STATE_SUCCEEDED", "message": "m"},
+            ("succeeded", "m"),
+        ),
+        (
+            {"status": "success", "job_name": "j", "state": "JOB_STATE_SUCCEEDED", "message": "m"},
+            ("succeeded", "m"),
+        ),
         ({"status": "partial", "job_name": "j", "state": None, "message": "m"}, ("partial", "m")),
         ({"status": "failed", "job_name": "j", "state": None, "message": "m"}, ("failed", "m")),
         ({"status": "timeout", "job_name": "j", "state": None, "message": "m"}, ("timeout", "m")),
         ({"status": "error", "job_name": "j", "state": None, "message": "m"}, ("error", "m")),
-        ({"status": "weird", "job_name": "j", "state": None, "message": "m"}, ("error", "Unknown trigger event status 'weird': m")),
+        (
+            {"status": "weird", "job_name": "j", "state": None, "message": "m"},
+            ("error", "Unknown trigger event status 'weird': m"),
+        ),
         ({"job_name": "j"}, ("error", "Unknown trigger event status 'None': ")),
     ],
 )
@@ -233,7 +257,13 @@ def test_sleeps_never_overshoot_the_deadline(vertex, sleeps):
 
 
 def test_a_trigger_rebuilt_from_its_serialized_form_only_reads(vertex, sleeps):
-    name = vertex.add_job(script=[{"state": "JOB_STATE_RUNNING"}, {"state": "JOB_STATE_RUNNING"}, {"state": "JOB_STATE_SUCCEEDED"}])
+    name = vertex.add_job(
+        script=[
+            {"state": "JOB_STATE_RUNNING"},
+            {"state": "JOB_STATE_RUNNING"},
+            {"state": "JOB_STATE_SUCCEEDED"},
+        ]
+    )
     first = make(name)
 
     async def one_poll_then_stop():
@@ -345,7 +375,9 @@ def test_a_finished_or_missing_job_is_not_cancelled(vertex):
         (-1, {}, (False, None)),
     ],
 )
-def test_current_ti_state_asks_the_api_server_for_this_task_instance(monkeypatch, map_index, states, expected):
+def test_current_ti_state_asks_the_api_server_for_this_task_instance(
+    monkeypatch, map_index, states, expected
+):
     from airflow.sdk.execution_time import task_runner
 
     asked = {}

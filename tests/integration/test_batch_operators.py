@@ -59,7 +59,9 @@ def file_source(local_stack: Any, tmp_path: Any) -> str:
     from google import genai
 
     path = tmp_path / "requests.jsonl"
-    path.write_text("".join(json.dumps({"key": f"k{i}", "request": _request(p)}) + "\n" for i, p in enumerate(PROMPTS)))
+    path.write_text(
+        "".join(json.dumps({"key": f"k{i}", "request": _request(p)}) + "\n" for i, p in enumerate(PROMPTS))
+    )
     client = genai.Client(api_key=API_KEY, http_options={"base_url": local_stack.gemini_url})
     uploaded = client.files.upload(file=str(path), config={"mime_type": "application/jsonl"})
     return uploaded.name
@@ -127,7 +129,11 @@ def manifest_of(dag_run: Any) -> dict[str, Any]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        rows = session.query(XComModel).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id="batch").all()
+        rows = (
+            session.query(XComModel)
+            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id="batch")
+            .all()
+        )
         values = {row.key: XComModel.deserialize_value(row) for row in rows}
     return values.get("return_value") or values.get("gemini_batch_manifest") or {}
 
@@ -179,7 +185,9 @@ def test_each_source_kind_runs_to_success(run_dag, stack_admin, sources, deferra
 # ---------------------------------------------------------------------------- retry safety
 
 
-def test_a_retry_after_a_crash_after_submit_makes_no_second_job(run_dag, stack_admin, gcs_source, deferrable, monkeypatch):
+def test_a_retry_after_a_crash_after_submit_makes_no_second_job(
+    run_dag, stack_admin, gcs_source, deferrable, monkeypatch
+):
     from gemini_batch.operators import GeminiBatchCreateJobOperator
 
     original = GeminiBatchCreateJobOperator._attach_or_submit
@@ -203,7 +211,9 @@ def test_a_retry_after_a_crash_after_submit_makes_no_second_job(run_dag, stack_a
     assert job["name"] == crashed[0] == manifest_of(dag_run)["job_name"]
 
 
-def test_a_crash_between_submit_and_record_makes_no_second_job(run_dag, stack_admin, sources, deferrable, monkeypatch):
+def test_a_crash_between_submit_and_record_makes_no_second_job(
+    run_dag, stack_admin, sources, deferrable, monkeypatch
+):
     from gemini_batch.job_record import RecordStore
 
     original = RecordStore.write
@@ -239,7 +249,9 @@ def test_running_the_dag_twice_for_the_same_run_makes_one_job(run_dag, stack_adm
     assert manifest_of(second)["job_name"] == stack_admin.jobs()[0]["name"]
 
 
-def test_a_trigger_recreated_from_its_serialized_form_mid_wait_makes_no_second_job(run_dag, stack_admin, gcs_source, monkeypatch):
+def test_a_trigger_recreated_from_its_serialized_form_mid_wait_makes_no_second_job(
+    run_dag, stack_admin, gcs_source, monkeypatch
+):
     from gemini_batch.triggers import GeminiBatchJobTrigger
 
     original_run = GeminiBatchJobTrigger.run
@@ -278,7 +290,9 @@ def test_a_trigger_recreated_from_its_serialized_form_mid_wait_makes_no_second_j
     assert job["state"] == "JOB_STATE_SUCCEEDED"
 
 
-def _user_action_mid_wait(monkeypatch: pytest.MonkeyPatch, stack_admin: Any, new_ti_state: str | None) -> list:
+def _user_action_mid_wait(
+    monkeypatch: pytest.MonkeyPatch, stack_admin: Any, new_ti_state: str | None
+) -> list:
     """While the trigger waits, set the task instance's state as a user action would, then run
     ``on_kill`` as the triggerer does for a user action (same trigger, real state lookup)."""
     from types import SimpleNamespace
@@ -293,12 +307,23 @@ def _user_action_mid_wait(monkeypatch: pytest.MonkeyPatch, stack_admin: Any, new
 
     async def run_with_user_action(self):
         for _ in range(600):
-            if stack_admin.job(self.job_name)["state"] in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_QUEUED"):
+            if stack_admin.job(self.job_name)["state"] in (
+                "JOB_STATE_PENDING",
+                "JOB_STATE_RUNNING",
+                "JOB_STATE_QUEUED",
+            ):
                 break
             await asyncio.sleep(0.05)
         with create_session() as session:
-            ti = session.query(TaskInstance).filter_by(task_id="batch").order_by(TaskInstance.start_date.desc()).first()
-            identity = SimpleNamespace(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index)
+            ti = (
+                session.query(TaskInstance)
+                .filter_by(task_id="batch")
+                .order_by(TaskInstance.start_date.desc())
+                .first()
+            )
+            identity = SimpleNamespace(
+                dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index
+            )
             ti.state = new_ti_state
             session.merge(ti)
         self.task_instance = identity
@@ -306,7 +331,11 @@ def _user_action_mid_wait(monkeypatch: pytest.MonkeyPatch, stack_admin: Any, new
         await self.on_kill()
         # put the instance back as dag.test expects it, then wait as usual
         with create_session() as session:
-            ti = session.query(TaskInstance).filter_by(dag_id=identity.dag_id, run_id=identity.run_id, task_id="batch").one()
+            ti = (
+                session.query(TaskInstance)
+                .filter_by(dag_id=identity.dag_id, run_id=identity.run_id, task_id="batch")
+                .one()
+            )
             ti.state = "queued"
         async for event in original_run(self):
             yield event

@@ -96,12 +96,16 @@ def make_airflow(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Api, Path]]
         log.close()
 
 
-def test_make_airflow_serves_the_ui_runs_the_adhoc_dag_and_stops_cleanly(make_airflow, tmp_path: Path) -> None:
+def test_make_airflow_serves_the_ui_runs_the_adhoc_dag_and_stops_cleanly(
+    make_airflow, tmp_path: Path
+) -> None:
     proc, api, stack_dir = make_airflow
 
     def healthy() -> bool:
         if proc.poll() is not None:
-            pytest.fail(f"make airflow exited with {proc.returncode}: {(tmp_path / 'make-airflow.log').read_text()[-3000:]}")
+            pytest.fail(
+                f"make airflow exited with {proc.returncode}: {(tmp_path / 'make-airflow.log').read_text()[-3000:]}"
+            )
         status, _ = api.call("GET", "/api/v2/monitor/health")
         return status == 200
 
@@ -110,13 +114,17 @@ def test_make_airflow_serves_the_ui_runs_the_adhoc_dag_and_stops_cleanly(make_ai
     assert status in (200, 201), token
     api.token = token["access_token"]
 
-    wait_for(lambda: api.call("GET", "/api/v2/dags/gemini_batch_adhoc")[0] == 200, timeout=120,
-             what="the dag-processor to pick up gemini_batch_adhoc")
+    wait_for(
+        lambda: api.call("GET", "/api/v2/dags/gemini_batch_adhoc")[0] == 200,
+        timeout=120,
+        what="the dag-processor to pick up gemini_batch_adhoc",
+    )
     assert api.call("PATCH", "/api/v2/dags/gemini_batch_adhoc", {"is_paused": False})[0] == 200
 
     prompts = ["Name a prime number.", "Name a colour.", "Name a river."]
     status, run = api.call(
-        "POST", "/api/v2/dags/gemini_batch_adhoc/dagRuns",
+        "POST",
+        "/api/v2/dags/gemini_batch_adhoc/dagRuns",
         {"logical_date": None, "conf": {"prompts": prompts, "temperature": 0.1}},
     )
     assert status == 200, run
@@ -131,12 +139,15 @@ def test_make_airflow_serves_the_ui_runs_the_adhoc_dag_and_stops_cleanly(make_ai
     states = {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}
     assert final["state"] == "success", states
 
-    status, links = api.call("GET", f"/api/v2/dags/gemini_batch_adhoc/dagRuns/{run_id}/taskInstances/run_job/links")
+    status, links = api.call(
+        "GET", f"/api/v2/dags/gemini_batch_adhoc/dagRuns/{run_id}/taskInstances/run_job/links"
+    )
     assert status == 200, links
     assert links["extra_links"]["Gemini batch job"].startswith("https://"), links
 
     status, xcom = api.call(
-        "GET", f"/api/v2/dags/gemini_batch_adhoc/dagRuns/{run_id}/taskInstances/load_results/xcomEntries/return_value"
+        "GET",
+        f"/api/v2/dags/gemini_batch_adhoc/dagRuns/{run_id}/taskInstances/load_results/xcomEntries/return_value",
     )
     assert status == 200, xcom
     assert str(len(prompts)) in json.dumps(xcom["value"])
@@ -150,8 +161,10 @@ def test_make_airflow_serves_the_ui_runs_the_adhoc_dag_and_stops_cleanly(make_ai
 
     def all_gone() -> bool:
         alive = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        return not alive and not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-                                     for pid in stack_pids)
+        return not alive and not any(
+            psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+            for pid in stack_pids
+        )
 
     wait_for(all_gone, timeout=30, what="every process of make airflow to stop")
     assert not (stack_dir / "stack.json").exists()

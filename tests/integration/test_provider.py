@@ -25,6 +25,7 @@ from gemini_batch.get_provider_info import PACKAGE_NAME
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
+
     from local_stack.endpoints import StackEndpoints
 
 pytestmark = pytest.mark.integration
@@ -57,9 +58,8 @@ def api(airflow_db: Path) -> Iterator[TestClient]:
         patch.setenv("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
         # The app's lifespan starts the execution API, which wants a signing key.
         patch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(32))
-        from fastapi.testclient import TestClient
-
         from airflow.api_fastapi.app import create_app
+        from fastapi.testclient import TestClient
 
         with TestClient(create_app()) as client:
             yield client

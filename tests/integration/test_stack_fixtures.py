@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from local_stack.endpoints import ENV_NAMES
 
 pytestmark = pytest.mark.integration

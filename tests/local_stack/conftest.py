@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
 from emulator_helpers import jsonl
 
 if TYPE_CHECKING:

@@ -23,13 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
+
 from gemini_batch.pipeline import sql
 from local_stack.emulator import cloud
 from local_stack.emulator.service import IO_THREADS
 
 if TYPE_CHECKING:
-    from google.cloud import bigquery
-
     from local_stack.endpoints import StackEndpoints
 
 pytestmark = pytest.mark.integration

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+
 from local_stack import bigquery_emulator
 
 TABLES = 16

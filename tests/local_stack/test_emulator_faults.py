@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from emulator_helpers import admin_states, user_request, wait_for_job
 from google.genai import errors, types
 
-from emulator_helpers import admin_states, user_request, wait_for_job
 from local_stack.admin import AdminError
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from google.genai import errors, types
-
 from emulator_helpers import jsonl, user_request, wait_for_job, wait_for_job_async
+from google.genai import errors, types
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from emulator_helpers import jsonl, user_request, wait_for_job
 from google.genai import types
 
-from emulator_helpers import jsonl, user_request, wait_for_job
 from local_stack.admin import AdminClient
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,8 @@ import urllib.request
 from typing import Any
 
 import pytest
-from google.genai import errors, types
-
 from emulator_helpers import admin_states, user_request, wait_for_job, wait_for_job_async, wait_until
+from google.genai import errors, types
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from local_stack.envfile import format_env, parse_env, read_env_file, shell_quote, write_env_file
 
 TRICKY = {

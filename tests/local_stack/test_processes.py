@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from local_stack.processes import (
     ManagedProcess,
     ProcessStartError,

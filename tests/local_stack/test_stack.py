@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from local_stack.endpoints import ENV_NAMES
 from local_stack.envfile import read_env_file
 from local_stack.processes import free_ports, start_marker

@@ -44,7 +44,11 @@ class Answer:
             return None
         usage = {"promptTokenCount": 4, "candidatesTokenCount": 6, "totalTokenCount": 10}
         if self.blocked:
-            return {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": usage, "modelVersion": "gemini-2.5-flash"}
+            return {
+                "promptFeedback": {"blockReason": "SAFETY"},
+                "usageMetadata": usage,
+                "modelVersion": "gemini-2.5-flash",
+            }
         text = self.text or ""
         half = len(text) // 2
         return {
@@ -52,7 +56,11 @@ class Answer:
                 {
                     "content": {
                         "role": "model",
-                        "parts": [{"text": "thinking...", "thought": True}, {"text": text[:half]}, {"text": text[half:]}],
+                        "parts": [
+                            {"text": "thinking...", "thought": True},
+                            {"text": text[:half]},
+                            {"text": text[half:]},
+                        ],
                     },
                     "finishReason": "STOP",
                 }
@@ -73,7 +81,10 @@ class Answer:
 
     def gemini_line(self) -> dict[str, Any]:
         if self.error is not None:
-            return {"key": self.key, "error": {"code": 400, "message": self.error, "status": "INVALID_ARGUMENT"}}
+            return {
+                "key": self.key,
+                "error": {"code": 400, "message": self.error, "status": "INVALID_ARGUMENT"},
+            }
         return {"key": self.key, "response": self.response()}
 
 
@@ -122,8 +133,12 @@ class Layouts:
         """An output table: the input columns (``key``, ``request``) plus response, status, processed_time."""
         from google.cloud import bigquery
 
-        schema = [bigquery.SchemaField("request", "JSON"), bigquery.SchemaField("response", "JSON"),
-                  bigquery.SchemaField("status", "STRING"), bigquery.SchemaField("processed_time", "TIMESTAMP")]
+        schema = [
+            bigquery.SchemaField("request", "JSON"),
+            bigquery.SchemaField("response", "JSON"),
+            bigquery.SchemaField("status", "STRING"),
+            bigquery.SchemaField("processed_time", "TIMESTAMP"),
+        ]
         if key:
             schema.insert(0, bigquery.SchemaField("key", "STRING"))
         ref = f"{self.dataset.project}.{self.dataset.dataset_id}.{name}"

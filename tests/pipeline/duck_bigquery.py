@@ -105,7 +105,9 @@ class DuckBigQuery:
         if not self._exists(project, dataset, name):
             raise NotFound(f"Not found: Table {ref}")
         described = self.con.execute(f"DESCRIBE {_name(project, dataset, name)}").fetchall()
-        schema = [bigquery.SchemaField(column, _FROM_DUCKDB.get(kind, kind)) for column, kind, *_ in described]
+        schema = [
+            bigquery.SchemaField(column, _FROM_DUCKDB.get(kind, kind)) for column, kind, *_ in described
+        ]
         return bigquery.Table(ref, schema=schema)
 
     def update_table(self, table: bigquery.Table, fields: Sequence[str]) -> bigquery.Table:
@@ -132,11 +134,16 @@ class DuckBigQuery:
     def rows(self, ref: str, order_by: str = "key") -> list[dict[str, Any]]:
         """Every row of a table, as dicts (JSON columns parsed)."""
         project, dataset, name = ref.removeprefix("bq://").split(".")
-        cursor = self.con.execute(f"SELECT * FROM {_name(project, dataset, name)} ORDER BY {_quote(order_by)}")
+        cursor = self.con.execute(
+            f"SELECT * FROM {_name(project, dataset, name)} ORDER BY {_quote(order_by)}"
+        )
         names = [d[0] for d in cursor.description]
         kinds = [str(d[1]) for d in cursor.description]
         return [
-            {n: json.loads(v) if k == "JSON" and v is not None else v for n, k, v in zip(names, kinds, row)}
+            {
+                n: json.loads(v) if k == "JSON" and v is not None else v
+                for n, k, v in zip(names, kinds, row, strict=False)
+            }
             for row in cursor.fetchall()
         ]
 
@@ -163,7 +170,7 @@ class DuckBigQuery:
                 raise BadRequest(f"{error}\n-- BigQuery:\n{statement}\n-- DuckDB:\n{duck}") from error
             if cursor.description:
                 names = [d[0] for d in cursor.description]
-                rows = [_Row(zip(names, row)) for row in cursor.fetchall()]
+                rows = [_Row(zip(names, row, strict=False)) for row in cursor.fetchall()]
         return _Job(rows)
 
     def load_table_from_file(self, file: Any, ref: str, job_config: bigquery.LoadJobConfig) -> _Job:
@@ -193,7 +200,9 @@ class DuckBigQuery:
             columns = ", ".join(_quote(c) for c in row)
             marks = ", ".join("?" for _ in row)
             values = [json.dumps(v) if isinstance(v, (dict, list)) else v for v in row.values()]
-            self.con.execute(f"INSERT INTO {_name(project, dataset, name)} ({columns}) VALUES ({marks})", values)
+            self.con.execute(
+                f"INSERT INTO {_name(project, dataset, name)} ({columns}) VALUES ({marks})", values
+            )
 
     def transcript(self) -> str:
         """Every statement issued so far with its parameters: the text of a golden file."""

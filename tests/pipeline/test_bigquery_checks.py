@@ -17,12 +17,16 @@ from .duck_bigquery import DuckBigQuery
 GOOD = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 
 
-def make_table(bq_client, dataset, name: str, schema: list[tuple[str, str, str]], rows: list[dict]) -> TableRef:
+def make_table(
+    bq_client, dataset, name: str, schema: list[tuple[str, str, str]], rows: list[dict]
+) -> TableRef:
     from google.cloud import bigquery
 
     ref = TableRef(dataset.project, dataset.dataset_id, name)
     fields = [
-        bigquery.SchemaField(n, t, mode=m, fields=[bigquery.SchemaField("x", "STRING")] if t == "RECORD" else ())
+        bigquery.SchemaField(
+            n, t, mode=m, fields=[bigquery.SchemaField("x", "STRING")] if t == "RECORD" else ()
+        )
         for n, t, m in schema
     ]
     bq_client.create_table(bigquery.Table(ref.api_repr, schema=fields))
@@ -38,34 +42,88 @@ REQUEST = ("request", "JSON", "NULLABLE")
 
 # (id, schema, rows, expected location suffix, expected message fragment)
 BAD_TABLES = [
-    ("no-request-column", [KEY, ("prompt", "STRING", "NULLABLE")], [{"key": "a", "prompt": "x"}], "",
-     "no column `request`"),
-    ("request-not-json", [KEY, ("request", "INT64", "NULLABLE")], [{"key": "a", "request": 1}],
-     "column `request`", "is not accepted; use JSON (or a STRING holding JSON)"),
+    (
+        "no-request-column",
+        [KEY, ("prompt", "STRING", "NULLABLE")],
+        [{"key": "a", "prompt": "x"}],
+        "",
+        "no column `request`",
+    ),
+    (
+        "request-not-json",
+        [KEY, ("request", "INT64", "NULLABLE")],
+        [{"key": "a", "request": 1}],
+        "column `request`",
+        "is not accepted; use JSON (or a STRING holding JSON)",
+    ),
     ("no-key-column", [REQUEST], [{"request": GOOD}], "", "no key column `key`"),
-    ("array-column", [KEY, REQUEST, ("tags", "STRING", "REPEATED")], [{"key": "a", "request": GOOD, "tags": []}],
-     "column `tags`", "type ARRAY<STRING> is rejected by the batch service"),
-    ("struct-column", [KEY, REQUEST, ("meta", "RECORD", "NULLABLE")], [], "column `meta`", "type RECORD is rejected"),
-    ("datetime-column", [KEY, REQUEST, ("at", "DATETIME", "NULLABLE")], [{"key": "a", "request": GOOD}],
-     "column `at`", "type DATETIME is rejected"),
-    ("output-column-name", [KEY, REQUEST, ("status", "STRING", "NULLABLE")], [{"key": "a", "request": GOOD}],
-     "column `status`", "the name is taken by the output"),
-    ("null-keys", [KEY, REQUEST], [{"key": None, "request": GOOD}, {"key": "b", "request": GOOD}],
-     "column `key`", "1 rows have a NULL key"),
-    ("duplicate-keys", [KEY, REQUEST], [{"key": "a", "request": GOOD}, {"key": "a", "request": GOOD}],
-     "column `key`", "1 keys appear more than once; keys must be unique in a job (sample keys: a)"),
-    ("invalid-json-string", [KEY, ("request", "STRING", "NULLABLE")], [{"key": "a", "request": "{not json"}],
-     "column `request`", "1 rows do not hold valid JSON (sample keys: a)"),
-    ("no-contents", [KEY, REQUEST], [{"key": "z", "request": {"generationConfig": {}}}], "column `request`",
-     "1 requests have no contents with parts"),
+    (
+        "array-column",
+        [KEY, REQUEST, ("tags", "STRING", "REPEATED")],
+        [{"key": "a", "request": GOOD, "tags": []}],
+        "column `tags`",
+        "type ARRAY<STRING> is rejected by the batch service",
+    ),
+    (
+        "struct-column",
+        [KEY, REQUEST, ("meta", "RECORD", "NULLABLE")],
+        [],
+        "column `meta`",
+        "type RECORD is rejected",
+    ),
+    (
+        "datetime-column",
+        [KEY, REQUEST, ("at", "DATETIME", "NULLABLE")],
+        [{"key": "a", "request": GOOD}],
+        "column `at`",
+        "type DATETIME is rejected",
+    ),
+    (
+        "output-column-name",
+        [KEY, REQUEST, ("status", "STRING", "NULLABLE")],
+        [{"key": "a", "request": GOOD}],
+        "column `status`",
+        "the name is taken by the output",
+    ),
+    (
+        "null-keys",
+        [KEY, REQUEST],
+        [{"key": None, "request": GOOD}, {"key": "b", "request": GOOD}],
+        "column `key`",
+        "1 rows have a NULL key",
+    ),
+    (
+        "duplicate-keys",
+        [KEY, REQUEST],
+        [{"key": "a", "request": GOOD}, {"key": "a", "request": GOOD}],
+        "column `key`",
+        "1 keys appear more than once; keys must be unique in a job (sample keys: a)",
+    ),
+    (
+        "invalid-json-string",
+        [KEY, ("request", "STRING", "NULLABLE")],
+        [{"key": "a", "request": "{not json"}],
+        "column `request`",
+        "1 rows do not hold valid JSON (sample keys: a)",
+    ),
+    (
+        "no-contents",
+        [KEY, REQUEST],
+        [{"key": "z", "request": {"generationConfig": {}}}],
+        "column `request`",
+        "1 requests have no contents with parts",
+    ),
     ("empty-table", [KEY, REQUEST], [], "", "the table holds no requests for this run"),
 ]
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("schema", "rows", "where", "fragment"), [c[1:] for c in BAD_TABLES],
-                         ids=[c[0] for c in BAD_TABLES])
-def test_bad_requests_table_is_rejected_naming_the_column(bq_client, bq_dataset, schema, rows, where, fragment) -> None:
+@pytest.mark.parametrize(
+    ("schema", "rows", "where", "fragment"), [c[1:] for c in BAD_TABLES], ids=[c[0] for c in BAD_TABLES]
+)
+def test_bad_requests_table_is_rejected_naming_the_column(
+    bq_client, bq_dataset, schema, rows, where, fragment
+) -> None:
     table = make_table(bq_client, bq_dataset, "requests", schema, rows)
     with pytest.raises(InputValidationError) as caught:
         validate_bigquery_requests(table, bigquery_client=bq_client)
@@ -88,17 +146,29 @@ def test_good_table_passes_and_the_limit_is_enforced_unless_sharding(bq_client, 
     scan = validate_bigquery_requests(table, bigquery_client=bq_client)
     assert (scan.requests, scan.bytes) == (5, 5 * len(json.dumps(GOOD, separators=(",", ":"))))
     small = JobLimits(max_requests=3, max_bytes=10**9)
-    with pytest.raises(InputValidationError, match="5 requests exceed the Vertex AI batch limit of 3 requests"):
+    with pytest.raises(
+        InputValidationError, match="5 requests exceed the Vertex AI batch limit of 3 requests"
+    ):
         validate_bigquery_requests(table, bigquery_client=bq_client, limits=small)
-    assert validate_bigquery_requests(table, bigquery_client=bq_client, limits=small, enforce_limits=False).requests == 5
+    assert (
+        validate_bigquery_requests(
+            table, bigquery_client=bq_client, limits=small, enforce_limits=False
+        ).requests
+        == 5
+    )
 
 
 @pytest.mark.parametrize(("rows", "accepted"), [(4, True), (5, False)], ids=["at-the-limit", "one-over"])
 def test_table_of_exactly_the_limit_is_accepted_and_one_more_row_rejected(rows: int, accepted: bool) -> None:
     bq = DuckBigQuery()  # the same query, executed on DuckDB: unit speed
     bq.create_dataset("proj.ds")
-    table = make_table(bq, _Dataset("proj", "ds"), "requests", [KEY, REQUEST],
-                       [{"key": f"k{i}", "request": GOOD} for i in range(rows)])
+    table = make_table(
+        bq,
+        _Dataset("proj", "ds"),
+        "requests",
+        [KEY, REQUEST],
+        [{"key": f"k{i}", "request": GOOD} for i in range(rows)],
+    )
     limits = JobLimits(max_requests=4, max_bytes=10**9)
     if accepted:
         assert validate_bigquery_requests(table, bigquery_client=bq, limits=limits).requests == 4
@@ -109,16 +179,24 @@ def test_table_of_exactly_the_limit_is_accepted_and_one_more_row_rejected(rows: 
         "5 requests exceed the Vertex AI batch limit of 4 requests per job; shard the table "
         "(enforce_limits=False and plan_bigquery_shards)"
     ]
-    assert validate_bigquery_requests(table, bigquery_client=bq, limits=limits, enforce_limits=False).requests == 5
+    assert (
+        validate_bigquery_requests(table, bigquery_client=bq, limits=limits, enforce_limits=False).requests
+        == 5
+    )
 
 
 @pytest.mark.parametrize(
     ("rows", "fragment"),
     [
-        ([{"key": "a", "request": GOOD}, {"key": "a", "request": GOOD}, {"key": "b", "request": GOOD}],
-         "1 keys appear more than once; keys must be unique in a job (sample keys: a)"),
+        (
+            [{"key": "a", "request": GOOD}, {"key": "a", "request": GOOD}, {"key": "b", "request": GOOD}],
+            "1 keys appear more than once; keys must be unique in a job (sample keys: a)",
+        ),
         ([{"key": None, "request": GOOD}, {"key": "b", "request": GOOD}], "1 rows have a NULL key"),
-        ([{"key": "z", "request": {"generationConfig": {}}}], "1 requests have no contents with parts (not a GenerateContentRequest) (sample keys: z)"),
+        (
+            [{"key": "z", "request": {"generationConfig": {}}}],
+            "1 requests have no contents with parts (not a GenerateContentRequest) (sample keys: z)",
+        ),
         ([{"key": "y", "request": {"contents": [{"parts": []}]}}], "1 requests have no contents with parts"),
     ],
     ids=["duplicate-key", "null-key", "no-contents", "empty-parts"],

@@ -15,9 +15,9 @@ from gemini_batch.pipeline.builder import (
     export_requests_jsonl,
     set_expiry,
 )
+from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl
 from gemini_batch.pipeline.limits import JobLimits
 from gemini_batch.pipeline.refs import TableRef
-from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl
 from local_stack.seed import PROMPTS_SQL, REQUEST_TEMPLATE, seed
 
 INCLUDE = Path(__file__).resolve().parents[2] / "include"
@@ -89,9 +89,16 @@ def test_set_expiry_patches_only_expires() -> None:
 
 
 def seeded(bq_client, gcs_client, bq_dataset, gcs_bucket, rows: int = 40) -> TableRef:
-    seed(rows=rows, dates=[DAY, DAY + dt.timedelta(days=1)], project=bq_client.project,
-         dataset=bq_dataset.dataset_id, bucket=gcs_bucket.name, gcs=False,
-         bigquery_client=bq_client, storage_client=gcs_client)
+    seed(
+        rows=rows,
+        dates=[DAY, DAY + dt.timedelta(days=1)],
+        project=bq_client.project,
+        dataset=bq_dataset.dataset_id,
+        bucket=gcs_bucket.name,
+        gcs=False,
+        bigquery_client=bq_client,
+        storage_client=gcs_client,
+    )
     return TableRef(bq_client.project, bq_dataset.dataset_id, "prompts")
 
 
@@ -99,47 +106,92 @@ def prompts_sql(prompts: TableRef) -> str:
     return sql.render_file(PROMPTS_SQL, prompts_table=prompts.sql)
 
 
-TRICKY = 'He said "hi"\\n and left\n— naïve, 🚀, {braces}, \'quotes\''
+TRICKY = "He said \"hi\"\\n and left\n— naïve, 🚀, {braces}, 'quotes'"
 
 
 @pytest.mark.integration
-def test_bigquery_requests_table_matches_the_python_rendering(bq_client, gcs_client, bq_dataset, gcs_bucket) -> None:
+def test_bigquery_requests_table_matches_the_python_rendering(
+    bq_client, gcs_client, bq_dataset, gcs_bucket
+) -> None:
     prompts = seeded(bq_client, gcs_client, bq_dataset, gcs_bucket)
-    sql.run(bq_client, f"INSERT INTO {prompts.sql} (id, prompt, created_at) VALUES (1, @p, @t)",
-            p=TRICKY, t=dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc))
+    sql.run(
+        bq_client,
+        f"INSERT INTO {prompts.sql} (id, prompt, created_at) VALUES (1, @p, @t)",
+        p=TRICKY,
+        t=dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc),
+    )
     template = RequestTemplate.from_file(INCLUDE / "templates" / "request_structured.json")
     requests = prompts.sibling("requests_20260101")
-    count = build_bigquery_requests(bq_client, source_sql=prompts_sql(prompts), params=INTERVAL,
-                                    destination=requests, template=template, expires=dt.timedelta(days=14))
-    assert count == 41  # (the emulator keeps no table expiry; test_set_expiry_patches_only_expires covers it)  # 40 seeded for the day and the tricky one; the next day's are not read
-    rows = {r["key"]: r for r in sql.query_rows(bq_client, f"SELECT key, TO_JSON_STRING(request) AS request, "
-                                                          f"prompt FROM {requests.sql} JOIN "
-                                                          f"(SELECT CAST(id AS STRING) AS key, prompt FROM {prompts.sql}) "
-                                                          f"USING (key)")}
+    count = build_bigquery_requests(
+        bq_client,
+        source_sql=prompts_sql(prompts),
+        params=INTERVAL,
+        destination=requests,
+        template=template,
+        expires=dt.timedelta(days=14),
+    )
+    assert (
+        count == 41
+    )  # (the emulator keeps no table expiry; test_set_expiry_patches_only_expires covers it)  # 40 seeded for the day and the tricky one; the next day's are not read
+    rows = {
+        r["key"]: r
+        for r in sql.query_rows(
+            bq_client,
+            f"SELECT key, TO_JSON_STRING(request) AS request, "
+            f"prompt FROM {requests.sql} JOIN "
+            f"(SELECT CAST(id AS STRING) AS key, prompt FROM {prompts.sql}) "
+            f"USING (key)",
+        )
+    }
     assert len(rows) == 41
     for key, row in rows.items():
         assert json.loads(row["request"]) == template.render(row["prompt"]), key
     assert json.loads(rows["1"]["request"])["contents"][0]["parts"][0]["text"] == TRICKY
     # a re-run rebuilds the table: same rows, not twice as many
-    assert build_bigquery_requests(bq_client, source_sql=prompts_sql(prompts), params=INTERVAL,
-                                   destination=requests, template=template) == 41
+    assert (
+        build_bigquery_requests(
+            bq_client,
+            source_sql=prompts_sql(prompts),
+            params=INTERVAL,
+            destination=requests,
+            template=template,
+        )
+        == 41
+    )
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("input_format", ["vertex_jsonl", "gemini_jsonl"])
-def test_jsonl_export_is_valid_and_carries_the_key(bq_client, gcs_client, bq_dataset, gcs_bucket, input_format) -> None:
+def test_jsonl_export_is_valid_and_carries_the_key(
+    bq_client, gcs_client, bq_dataset, gcs_bucket, input_format
+) -> None:
     prompts = seeded(bq_client, gcs_client, bq_dataset, gcs_bucket, rows=30)
     template = RequestTemplate.from_file(REQUEST_TEMPLATE)
     uri = f"gs://{gcs_bucket.name}/built/{input_format}.jsonl"
-    files = export_requests_jsonl(bq_client, gcs_client, source_sql=prompts_sql(prompts), params=INTERVAL,
-                                  destination=uri, template=template, input_format=input_format, page_size=7)
+    files = export_requests_jsonl(
+        bq_client,
+        gcs_client,
+        source_sql=prompts_sql(prompts),
+        params=INTERVAL,
+        destination=uri,
+        template=template,
+        input_format=input_format,
+        page_size=7,
+    )
     assert [(f.uri, f.requests) for f in files] == [(uri, 30)]
     scan = scan_gcs_jsonl(uri, storage_client=gcs_client, input_format=input_format)
     assert (scan.requests, scan.bytes) == (30, files[0].bytes)
-    lines = [json.loads(line) for line in gcs_client.bucket(gcs_bucket.name).blob(f"built/{input_format}.jsonl")
-             .download_as_bytes().splitlines()]
-    keys = [line["key"] if input_format == "gemini_jsonl" else line["request"]["labels"]["gemini_batch_key"]
-            for line in lines]
+    lines = [
+        json.loads(line)
+        for line in gcs_client.bucket(gcs_bucket.name)
+        .blob(f"built/{input_format}.jsonl")
+        .download_as_bytes()
+        .splitlines()
+    ]
+    keys = [
+        line["key"] if input_format == "gemini_jsonl" else line["request"]["labels"]["gemini_batch_key"]
+        for line in lines
+    ]
     assert keys == sorted(keys) and keys[0] == "20260101000000"
     first = lines[0]["request"]
     if input_format == "gemini_jsonl":
@@ -149,16 +201,36 @@ def test_jsonl_export_is_valid_and_carries_the_key(bq_client, gcs_client, bq_dat
 
 
 @pytest.mark.integration
-def test_jsonl_export_rolls_over_into_shards_under_the_limits(bq_client, gcs_client, bq_dataset, gcs_bucket) -> None:
+def test_jsonl_export_rolls_over_into_shards_under_the_limits(
+    bq_client, gcs_client, bq_dataset, gcs_bucket
+) -> None:
     prompts = seeded(bq_client, gcs_client, bq_dataset, gcs_bucket, rows=25)
     template = RequestTemplate.from_file(REQUEST_TEMPLATE)
     limits = JobLimits(max_requests=10, max_bytes=10**9)
     prefix = f"gs://{gcs_bucket.name}/built/sharded"
-    files = export_requests_jsonl(bq_client, gcs_client, source_sql=prompts_sql(prompts), params=INTERVAL,
-                                  destination=prefix, template=template, limits=limits, page_size=4)
+    files = export_requests_jsonl(
+        bq_client,
+        gcs_client,
+        source_sql=prompts_sql(prompts),
+        params=INTERVAL,
+        destination=prefix,
+        template=template,
+        limits=limits,
+        page_size=4,
+    )
     assert [f.requests for f in files] == [10, 10, 5]
-    assert [f.uri.rsplit("/", 1)[1] for f in files] == ["requests-00000.jsonl", "requests-00001.jsonl",
-                                                        "requests-00002.jsonl"]
+    assert [f.uri.rsplit("/", 1)[1] for f in files] == [
+        "requests-00000.jsonl",
+        "requests-00001.jsonl",
+        "requests-00002.jsonl",
+    ]
     with pytest.raises(ValueError, match="exceed the Vertex AI batch limits .* give a prefix to shard"):
-        export_requests_jsonl(bq_client, gcs_client, source_sql=prompts_sql(prompts), params=INTERVAL,
-                              destination=f"{prefix}/one.jsonl", template=template, limits=limits)
+        export_requests_jsonl(
+            bq_client,
+            gcs_client,
+            source_sql=prompts_sql(prompts),
+            params=INTERVAL,
+            destination=f"{prefix}/one.jsonl",
+            template=template,
+            limits=limits,
+        )

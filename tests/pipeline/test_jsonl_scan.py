@@ -44,65 +44,189 @@ BAD_INPUTS = [
     ("line-not-object", GOOD + "[1, 2]\n", {}, ":2", "must be a JSON object"),
     ("request-missing", '{"req": {"contents": []}}\n', {}, ":1", "'request' is missing (found req)"),
     ("request-not-object", '{"request": "Hello"}\n', {}, ":1", "request must be a JSON object"),
-    ("contents-missing", json.dumps({"request": {"labels": {"gemini_batch_key": "a"}}}) + "\n", {}, ":1",
-     "request.contents is missing"),
+    (
+        "contents-missing",
+        json.dumps({"request": {"labels": {"gemini_batch_key": "a"}}}) + "\n",
+        {},
+        ":1",
+        "request.contents is missing",
+    ),
     ("contents-empty", with_contents([]) + "\n", {}, ":1", "request.contents must be a non-empty list"),
-    ("contents-not-list", with_contents({"parts": [{"text": "x"}]}) + "\n", {}, ":1",
-     "request.contents must be a non-empty list of contents, got an object"),
-    ("content-without-parts", with_contents([{"role": "user"}]) + "\n", {}, ":1",
-     "request.contents[0].parts must be a non-empty list"),
+    (
+        "contents-not-list",
+        with_contents({"parts": [{"text": "x"}]}) + "\n",
+        {},
+        ":1",
+        "request.contents must be a non-empty list of contents, got an object",
+    ),
+    (
+        "content-without-parts",
+        with_contents([{"role": "user"}]) + "\n",
+        {},
+        ":1",
+        "request.contents[0].parts must be a non-empty list",
+    ),
     ("parts-empty", with_contents([{"parts": []}]) + "\n", {}, ":1", "request.contents[0].parts must be"),
-    ("part-not-object", with_contents([{"parts": ["Hello"]}]) + "\n", {}, ":1",
-     "request.contents[0].parts[0] must be an object"),
+    (
+        "part-not-object",
+        with_contents([{"parts": ["Hello"]}]) + "\n",
+        {},
+        ":1",
+        "request.contents[0].parts[0] must be an object",
+    ),
     ("part-without-data", with_contents([{"parts": [{}]}]) + "\n", {}, ":1", "parts[0] has no data"),
-    ("part-unknown-field", with_contents([{"parts": [{"txt": "x"}]}]) + "\n", {}, ":1",
-     "parts[0] has unknown field(s) txt"),
-    ("part-two-data-fields", with_contents([{"parts": [{"text": "x", "fileData": {}}]}]) + "\n", {}, ":1",
-     "has several data fields"),
-    ("text-not-string", with_contents([{"parts": [{"text": 5}]}]) + "\n", {}, ":1",
-     "parts[0].text must be a string, got a number"),
-    ("bad-role", with_contents([{"role": "assistant", "parts": [{"text": "x"}]}]) + "\n", {}, ":1",
-     "role must be 'user' or 'model', got 'assistant'"),
-    ("unknown-request-field", vertex_line(generation_configs={}) + "\n", {}, ":1",
-     "unknown field(s) generation_configs"),
-    ("system-instruction-without-parts", vertex_line(systemInstruction={"text": "Be brief"}) + "\n", {}, ":1",
-     "request.systemInstruction.parts must be a non-empty list"),
-    ("temperature-out-of-range", vertex_line(generationConfig={"temperature": 3}) + "\n", {}, ":1",
-     "generationConfig.temperature must be a number from 0 to 2, got 3"),
-    ("max-output-tokens-zero", vertex_line(generationConfig={"maxOutputTokens": 0}) + "\n", {}, ":1",
-     "maxOutputTokens must be a positive integer"),
-    ("schema-without-json-mime", vertex_line(generationConfig={"responseSchema": {"type": "OBJECT"}}) + "\n",
-     {}, ":1", "responseSchema needs responseMimeType 'application/json'"),
-    ("labels-not-object", json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}], "labels": ["a"]}})
-     + "\n", {}, ":1", "request.labels must be an object"),
-    ("key-label-missing", json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}]}}) + "\n", {}, ":1",
-     "request.labels.gemini_batch_key is missing"),
-    ("key-label-uppercase", vertex_line("Order-42") + "\n", {}, ":1", "hold at most 63 lowercase letters, digits"),
-    ("key-label-too-long", vertex_line("k" * 64) + "\n", {}, ":1", "is 64 characters long; at most 63 are allowed"),
-    ("key-label-not-string", json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}],
-                                                     "labels": {"gemini_batch_key": 5}}}) + "\n", {}, ":1",
-     "label gemini_batch_key=5 is invalid: it must be a string, got int"),
-    ("duplicate-key", GOOD + vertex_line("k1") + "\n" + vertex_line("k0") + "\n", {}, ":3",
-     "duplicate key: the same key is on line 1"),
+    (
+        "part-unknown-field",
+        with_contents([{"parts": [{"txt": "x"}]}]) + "\n",
+        {},
+        ":1",
+        "parts[0] has unknown field(s) txt",
+    ),
+    (
+        "part-two-data-fields",
+        with_contents([{"parts": [{"text": "x", "fileData": {}}]}]) + "\n",
+        {},
+        ":1",
+        "has several data fields",
+    ),
+    (
+        "text-not-string",
+        with_contents([{"parts": [{"text": 5}]}]) + "\n",
+        {},
+        ":1",
+        "parts[0].text must be a string, got a number",
+    ),
+    (
+        "bad-role",
+        with_contents([{"role": "assistant", "parts": [{"text": "x"}]}]) + "\n",
+        {},
+        ":1",
+        "role must be 'user' or 'model', got 'assistant'",
+    ),
+    (
+        "unknown-request-field",
+        vertex_line(generation_configs={}) + "\n",
+        {},
+        ":1",
+        "unknown field(s) generation_configs",
+    ),
+    (
+        "system-instruction-without-parts",
+        vertex_line(systemInstruction={"text": "Be brief"}) + "\n",
+        {},
+        ":1",
+        "request.systemInstruction.parts must be a non-empty list",
+    ),
+    (
+        "temperature-out-of-range",
+        vertex_line(generationConfig={"temperature": 3}) + "\n",
+        {},
+        ":1",
+        "generationConfig.temperature must be a number from 0 to 2, got 3",
+    ),
+    (
+        "max-output-tokens-zero",
+        vertex_line(generationConfig={"maxOutputTokens": 0}) + "\n",
+        {},
+        ":1",
+        "maxOutputTokens must be a positive integer",
+    ),
+    (
+        "schema-without-json-mime",
+        vertex_line(generationConfig={"responseSchema": {"type": "OBJECT"}}) + "\n",
+        {},
+        ":1",
+        "responseSchema needs responseMimeType 'application/json'",
+    ),
+    (
+        "labels-not-object",
+        json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}], "labels": ["a"]}}) + "\n",
+        {},
+        ":1",
+        "request.labels must be an object",
+    ),
+    (
+        "key-label-missing",
+        json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}]}}) + "\n",
+        {},
+        ":1",
+        "request.labels.gemini_batch_key is missing",
+    ),
+    (
+        "key-label-uppercase",
+        vertex_line("Order-42") + "\n",
+        {},
+        ":1",
+        "hold at most 63 lowercase letters, digits",
+    ),
+    (
+        "key-label-too-long",
+        vertex_line("k" * 64) + "\n",
+        {},
+        ":1",
+        "is 64 characters long; at most 63 are allowed",
+    ),
+    (
+        "key-label-not-string",
+        json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}], "labels": {"gemini_batch_key": 5}}})
+        + "\n",
+        {},
+        ":1",
+        "label gemini_batch_key=5 is invalid: it must be a string, got int",
+    ),
+    (
+        "duplicate-key",
+        GOOD + vertex_line("k1") + "\n" + vertex_line("k0") + "\n",
+        {},
+        ":3",
+        "duplicate key: the same key is on line 1",
+    ),
     ("blank-line-inside", GOOD + "\n" + vertex_line("k1") + "\n", {}, ":2", "blank line inside the file"),
     ("byte-order-mark", "\ufeff" + GOOD, {}, ":1", "byte order mark"),
     ("invalid-utf8", GOOD.encode() + b'{"request": "\xff\xfe"}\n', {}, ":2", "not valid UTF-8"),
-    ("line-too-long", GOOD + vertex_line("k1", text="x" * 500) + "\n",
-     {"limits": JobLimits(max_requests=10, max_bytes=10_000, max_line_bytes=300)}, ":2",
-     "(limit: 300 bytes per line)"),
-    ("too-many-requests", GOOD + vertex_line("k1") + "\n" + vertex_line("k2") + "\n",
-     {"limits": JobLimits(max_requests=2, max_bytes=10_000)}, "requests.jsonl",
-     "3 requests exceed the Vertex AI batch limit of 2 requests per job; split the input into 2 shards"),
-    ("too-many-bytes", GOOD * 1 + vertex_line("k1") + "\n",
-     {"limits": JobLimits(max_requests=10, max_bytes=150)}, "requests.jsonl",
-     "bytes exceed the Vertex AI batch limit of 150 bytes per job"),
+    (
+        "line-too-long",
+        GOOD + vertex_line("k1", text="x" * 500) + "\n",
+        {"limits": JobLimits(max_requests=10, max_bytes=10_000, max_line_bytes=300)},
+        ":2",
+        "(limit: 300 bytes per line)",
+    ),
+    (
+        "too-many-requests",
+        GOOD + vertex_line("k1") + "\n" + vertex_line("k2") + "\n",
+        {"limits": JobLimits(max_requests=2, max_bytes=10_000)},
+        "requests.jsonl",
+        "3 requests exceed the Vertex AI batch limit of 2 requests per job; split the input into 2 shards",
+    ),
+    (
+        "too-many-bytes",
+        GOOD * 1 + vertex_line("k1") + "\n",
+        {"limits": JobLimits(max_requests=10, max_bytes=150)},
+        "requests.jsonl",
+        "bytes exceed the Vertex AI batch limit of 150 bytes per job",
+    ),
     ("empty-file", "", {}, "requests.jsonl", "the file holds no requests"),
-    ("gemini-key-missing", json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}]}}) + "\n",
-     {"input_format": "gemini_jsonl"}, ":1", "'key' is missing"),
-    ("gemini-key-not-string", gemini_line(key=7) + "\n", {"input_format": "gemini_jsonl"}, ":1",
-     "'key' must be a non-empty string, got 7"),
-    ("gemini-duplicate-key", gemini_line("a") + "\n" + gemini_line("a") + "\n", {"input_format": "gemini_jsonl"},
-     ":2", "duplicate key: the same key is on line 1"),
+    (
+        "gemini-key-missing",
+        json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}]}}) + "\n",
+        {"input_format": "gemini_jsonl"},
+        ":1",
+        "'key' is missing",
+    ),
+    (
+        "gemini-key-not-string",
+        gemini_line(key=7) + "\n",
+        {"input_format": "gemini_jsonl"},
+        ":1",
+        "'key' must be a non-empty string, got 7",
+    ),
+    (
+        "gemini-duplicate-key",
+        gemini_line("a") + "\n" + gemini_line("a") + "\n",
+        {"input_format": "gemini_jsonl"},
+        ":2",
+        "duplicate key: the same key is on line 1",
+    ),
 ]
 
 
@@ -167,7 +291,9 @@ def test_shard_plan_respects_request_and_byte_limits_without_enforcing_them() ->
 
 
 @pytest.mark.parametrize(("lines", "shards"), [(6, [6]), (7, [6, 1])], ids=["at-the-limit", "one-over"])
-def test_a_file_of_exactly_the_request_limit_is_one_shard_and_one_more_line_is_two(lines: int, shards: list) -> None:
+def test_a_file_of_exactly_the_request_limit_is_one_shard_and_one_more_line_is_two(
+    lines: int, shards: list
+) -> None:
     data = "".join(vertex_line(f"k{i}") + "\n" for i in range(lines))
     limits = JobLimits(max_requests=6, max_bytes=10**6)
     planned = scan(data, limits=limits, enforce_limits=False)
@@ -175,12 +301,16 @@ def test_a_file_of_exactly_the_request_limit_is_one_shard_and_one_more_line_is_t
     if len(shards) == 1:
         assert scan(data, limits=limits).requests == 6  # enforced: accepted as one job
     else:
-        with pytest.raises(InputValidationError, match="7 requests exceed the Vertex AI batch limit of 6 requests"):
+        with pytest.raises(
+            InputValidationError, match="7 requests exceed the Vertex AI batch limit of 6 requests"
+        ):
             scan(data, limits=limits)
 
 
 @pytest.mark.parametrize(("spare", "shards"), [(0, 1), (-1, 2)], ids=["at-the-limit", "one-byte-over"])
-def test_a_file_of_exactly_the_byte_limit_is_one_shard_and_one_byte_more_is_two(spare: int, shards: int) -> None:
+def test_a_file_of_exactly_the_byte_limit_is_one_shard_and_one_byte_more_is_two(
+    spare: int, shards: int
+) -> None:
     data = "".join(vertex_line(f"k{i}") + "\n" for i in range(4))
     limits = JobLimits(max_requests=100, max_bytes=len(data.encode()) + spare)
     assert len(scan(data, limits=limits, enforce_limits=False).shards) == shards
@@ -227,9 +357,15 @@ def test_duplicates_are_found_among_many_keys_in_line_order() -> None:
     with pytest.raises(InputValidationError) as caught:
         scan(data)
     assert [str(issue).split(": ", 1)[0] for issue in caught.value.issues] == [
-        f"{SOURCE}:5001", f"{SOURCE}:5002", f"{SOURCE}:5003"
+        f"{SOURCE}:5001",
+        f"{SOURCE}:5002",
+        f"{SOURCE}:5003",
     ]
-    assert [issue.message.split("line ")[1].split(";")[0] for issue in caught.value.issues] == ["18", "5000", "18"]
+    assert [issue.message.split("line ")[1].split(";")[0] for issue in caught.value.issues] == [
+        "18",
+        "5000",
+        "18",
+    ]
 
 
 class _GeneratedStream(io.RawIOBase):

@@ -31,7 +31,11 @@ def manifest(job: str, **output: object) -> dict:
 @pytest.mark.parametrize(
     ("output", "kind", "location"),
     [
-        ({"gcs_output_directory": "gs://b/out/prediction-model-x"}, "vertex_gcs", "gs://b/out/prediction-model-x"),
+        (
+            {"gcs_output_directory": "gs://b/out/prediction-model-x"},
+            "vertex_gcs",
+            "gs://b/out/prediction-model-x",
+        ),
         ({"bigquery_output_table": "bq://p.d.t"}, "vertex_bigquery", "bq://p.d.t"),
         ({"backend": "gemini_api", "file_name": "files/abc"}, "gemini_file", "files/abc"),
         ({"backend": "gemini_api", "inline_responses": [{"response": {}}]}, "gemini_inline", "jobs/1"),
@@ -50,7 +54,11 @@ def test_failed_job_or_manifest_without_output_is_refused() -> None:
 
 
 def test_input_keys_round_trip_through_xcom_form() -> None:
-    for keys in (InputKeys.from_table("bq://p.d.t"), InputKeys.from_gcs("gs://b/a.jsonl"), InputKeys.from_keys(["a"])):
+    for keys in (
+        InputKeys.from_table("bq://p.d.t"),
+        InputKeys.from_gcs("gs://b/a.jsonl"),
+        InputKeys.from_keys(["a"]),
+    ):
         assert InputKeys.from_dict(json.loads(json.dumps(keys.to_dict()))) == keys
 
 
@@ -105,7 +113,13 @@ def test_vertex_gcs_output_folder_loads_every_prediction_file(layouts, bq_client
         results_table=layouts.table("results"),
         errors_table=layouts.table("errors"),
     )
-    assert (counts.input, counts.succeeded, counts.failed, counts.missing, counts.staged) == (40, 38, 2, 0, 40)
+    assert (counts.input, counts.succeeded, counts.failed, counts.missing, counts.staged) == (
+        40,
+        38,
+        2,
+        0,
+        40,
+    )
     check_tables(layouts, rows, job="projects/p/locations/l/batchPredictionJobs/1")
     # the failed rows keep the request the service echoed
     errors = layouts.rows(layouts.table("errors"))
@@ -128,10 +142,14 @@ def test_vertex_bigquery_output_table_is_read_in_place(layouts, bq_client, gcs_c
 
 
 @pytest.mark.integration
-def test_gemini_api_results_file_is_streamed_to_gcs_then_loaded(layouts, bq_client, gcs_client, gcs_bucket) -> None:
+def test_gemini_api_results_file_is_streamed_to_gcs_then_loaded(
+    layouts, bq_client, gcs_client, gcs_bucket
+) -> None:
     rows = answers(30, failed=[7])
     genai = FakeGenai(files={"files/results-1": jsonl([row.gemini_line() for row in rows])})
-    input_uri = layouts.write("in/requests.jsonl", jsonl([{"key": r.key, "request": r.request()} for r in rows]))
+    input_uri = layouts.write(
+        "in/requests.jsonl", jsonl([{"key": r.key, "request": r.request()} for r in rows])
+    )
     counts = loader(bq_client, gcs_client, genai, gcs_bucket).load(
         [manifest("batches/1", backend="gemini_api", file_name="files/results-1")],
         logical_date=DATE,
@@ -156,11 +174,18 @@ def test_gemini_api_inline_responses_load(layouts, bq_client, gcs_client) -> Non
     inlined = []
     for row in rows:
         if row.error:
-            inlined.append(types.InlinedResponse(metadata={"key": row.key},
-                                                 error=types.JobError(code=400, message=row.error)))
+            inlined.append(
+                types.InlinedResponse(
+                    metadata={"key": row.key}, error=types.JobError(code=400, message=row.error)
+                )
+            )
         else:
-            inlined.append(types.InlinedResponse(metadata={"key": row.key},
-                                                 response=types.GenerateContentResponse.model_validate(row.response())))
+            inlined.append(
+                types.InlinedResponse(
+                    metadata={"key": row.key},
+                    response=types.GenerateContentResponse.model_validate(row.response()),
+                )
+            )
     job = types.BatchJob(name="batches/inline", dest=types.BatchJobDestination(inlined_responses=inlined))
     tables = {"results_table": layouts.table("results"), "errors_table": layouts.table("errors")}
     keys = InputKeys.from_keys([row.key for row in rows])
@@ -168,41 +193,54 @@ def test_gemini_api_inline_responses_load(layouts, bq_client, gcs_client) -> Non
     carried = [item.model_dump(mode="json", exclude_none=True) for item in inlined]
     counts = loader(bq_client, gcs_client).load(
         [manifest("batches/inline", backend="gemini_api", inline_responses=carried)],
-        logical_date=DATE, input_keys=keys, **tables,
+        logical_date=DATE,
+        input_keys=keys,
+        **tables,
     )
     assert (counts.succeeded, counts.failed, counts.missing) == (5, 1, 0)
     check_tables(layouts, rows, job="batches/inline")
     # without them in the manifest, they are fetched from the job
     fetched = loader(bq_client, gcs_client, FakeGenai(jobs={"batches/inline": job})).load(
         [JobOutput("gemini_inline", "batches/inline", "batches/inline", model="gemini-2.5-flash")],
-        logical_date="2026-01-02", input_keys=keys, **tables,
+        logical_date="2026-01-02",
+        input_keys=keys,
+        **tables,
     )
     assert (fetched.succeeded, fetched.failed) == (5, 1)
     check_tables(layouts, rows, job="batches/inline", date="2026-01-02")
 
 
 @pytest.mark.integration
-def test_rerun_replaces_rows_and_moves_keys_between_results_and_errors(layouts, bq_client, gcs_client) -> None:
+def test_rerun_replaces_rows_and_moves_keys_between_results_and_errors(
+    layouts, bq_client, gcs_client
+) -> None:
     keys = InputKeys.from_keys([f"k{i:04d}" for i in range(10)])
     tables = {"results_table": layouts.table("results"), "errors_table": layouts.table("errors")}
     first = answers(10, failed=[1, 2])
     loader(bq_client, gcs_client).load(
         [manifest("jobs/a", bigquery_output_table=layouts.vertex_bigquery(first, name="out_a"))],
-        logical_date=DATE, input_keys=keys, **tables,
+        logical_date=DATE,
+        input_keys=keys,
+        **tables,
     )
     again = answers(10, failed=[2, 9])  # k0001 now succeeds, k0009 now fails
     for _ in range(2):  # the same load twice changes nothing the second time
         counts = loader(bq_client, gcs_client).load(
             [manifest("jobs/b", bigquery_output_table=layouts.table("out_b"))]
-            if _ else [manifest("jobs/b", bigquery_output_table=layouts.vertex_bigquery(again, name="out_b"))],
-            logical_date=DATE, input_keys=keys, **tables,
+            if _
+            else [manifest("jobs/b", bigquery_output_table=layouts.vertex_bigquery(again, name="out_b"))],
+            logical_date=DATE,
+            input_keys=keys,
+            **tables,
         )
         assert (counts.succeeded, counts.failed, counts.missing, counts.duplicated) == (8, 2, 0, 0)
         check_tables(layouts, again, job="jobs/b")
     # another date is another partition: nothing of DATE changes
     other = loader(bq_client, gcs_client).load(
         [manifest("jobs/c", bigquery_output_table=layouts.table("out_a"))],
-        logical_date="2026-01-02", input_keys=keys, **tables,
+        logical_date="2026-01-02",
+        input_keys=keys,
+        **tables,
     )
     assert (other.succeeded, other.failed) == (8, 2)
     check_tables(layouts, again, job="jobs/b")

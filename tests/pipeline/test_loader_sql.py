@@ -31,7 +31,9 @@ def inline_job(name: str, rows: Sequence[Answer], *, end_time: str = "2026-01-01
     items = []
     for row in rows:
         if row.error is not None:
-            item = types.InlinedResponse(metadata={"key": row.key}, error=types.JobError(code=400, message=row.error))
+            item = types.InlinedResponse(
+                metadata={"key": row.key}, error=types.JobError(code=400, message=row.error)
+            )
         else:
             response = types.GenerateContentResponse.model_validate(row.response())
             item = types.InlinedResponse(metadata={"key": row.key}, response=response)
@@ -42,7 +44,11 @@ def inline_job(name: str, rows: Sequence[Answer], *, end_time: str = "2026-01-01
 
 def load(bq: DuckBigQuery, jobs: Sequence[JobOutput], keys: Sequence[str], date: str = DATE) -> LoadCounts:
     return ResultsLoader(bigquery_client=bq).load(
-        jobs, logical_date=date, input_keys=InputKeys.from_keys(keys), results_table=RESULTS, errors_table=ERRORS
+        jobs,
+        logical_date=date,
+        input_keys=InputKeys.from_keys(keys),
+        results_table=RESULTS,
+        errors_table=ERRORS,
     )
 
 
@@ -71,27 +77,41 @@ def test_each_input_key_lands_once_with_typed_values(bq: DuckBigQuery) -> None:
     assert sorted(errors) == ["k0002"]
     answer = results["k0001"]
     assert (answer["response_text"], answer["finish_reason"], answer["status"], answer["error"]) == (
-        "answer 1", "STOP", "succeeded", None,
+        "answer 1",
+        "STOP",
+        "succeeded",
+        None,
     )  # the thought part is left out, the two text parts joined
     assert (answer["prompt_tokens"], answer["output_tokens"], answer["total_tokens"]) == (4, 6, 10)
     assert (answer["model"], answer["job_name"]) == ("gemini-2.5-flash-001", "batches/a")
     assert answer["processed_time"] == dt.datetime(2026, 1, 1, 11, tzinfo=dt.timezone.utc)  # the job's end
     blocked = results["k0004"]
     assert (blocked["status"], blocked["error"], blocked["response_text"], blocked["model"]) == (
-        "blocked", "SAFETY", None, "gemini-2.5-flash",
+        "blocked",
+        "SAFETY",
+        None,
+        "gemini-2.5-flash",
     )
     failed = errors["k0002"]
     assert (failed["status"], failed["error_code"], failed["error"], failed["job_name"]) == (
-        "code 400", 400, "Bad request 2", "batches/a",
+        "code 400",
+        400,
+        "Bad request 2",
+        "batches/a",
     )
     assert bq.table_names("proj.ds") == {"results", "errors"}  # scratch tables dropped
 
 
 @pytest.mark.parametrize("success_first", [True, False], ids=["success-job-first", "failure-job-first"])
-def test_a_key_with_a_failed_and_a_succeeded_row_lands_in_results_only(bq: DuckBigQuery, success_first: bool) -> None:
+def test_a_key_with_a_failed_and_a_succeeded_row_lands_in_results_only(
+    bq: DuckBigQuery, success_first: bool
+) -> None:
     keys = ["k0000", "k0001", "k0002"]
-    failing = inline_job("batches/fail", [Answer("k0001", error="Bad request"), Answer("k0002", text="two")],
-                         end_time="2026-01-01T12:00:00Z")  # the later job: success still wins
+    failing = inline_job(
+        "batches/fail",
+        [Answer("k0001", error="Bad request"), Answer("k0002", text="two")],
+        end_time="2026-01-01T12:00:00Z",
+    )  # the later job: success still wins
     succeeding = inline_job("batches/ok", [Answer("k0000", text="zero"), Answer("k0001", text="one")])
     jobs = [succeeding, failing] if success_first else [failing, succeeding]
 
@@ -110,7 +130,8 @@ def test_among_failures_of_one_key_the_latest_is_kept(bq: DuckBigQuery) -> None:
     for jobs in ([early, late], [late, early]):
         load(bq, jobs, ["k0000"])
         assert (by_key(bq, ERRORS)["k0000"]["error"], by_key(bq, ERRORS)["k0000"]["job_name"]) == (
-            "second try", "batches/late",
+            "second try",
+            "batches/late",
         )
 
 
@@ -132,7 +153,9 @@ def test_rerun_replaces_rows_and_moves_keys_between_tables(bq: DuckBigQuery) -> 
     assert sorted(by_key(bq, RESULTS)) == ["k0000", "k0001", "k0003"]
 
 
-def test_a_key_twice_in_the_results_table_fails_reconciliation_with_count_and_sample(bq: DuckBigQuery) -> None:
+def test_a_key_twice_in_the_results_table_fails_reconciliation_with_count_and_sample(
+    bq: DuckBigQuery,
+) -> None:
     rows = answers(4)
     load(bq, [inline_job("batches/1", rows)], [row.key for row in rows])
     stale = {**by_key(bq, RESULTS)["k0003"], "job_name": "batches/stale"}
@@ -183,7 +206,9 @@ def test_missing_keys_fail_reconciliation_with_count_and_sample(bq: DuckBigQuery
     error = caught.value
     assert (error.counts.missing, error.counts.input, error.counts.succeeded) == (2, 5, 3)
     assert error.missing_sample == ("k0003", "k0004")
-    assert "2 of 5 input keys have no row in results or errors for 2026-01-01 (sample: k0003, k0004)" in str(error)
+    assert "2 of 5 input keys have no row in results or errors for 2026-01-01 (sample: k0003, k0004)" in str(
+        error
+    )
     assert sorted(by_key(bq, RESULTS)) == ["k0000", "k0001", "k0002"]  # what came back is loaded all the same
 
 

@@ -21,18 +21,29 @@ def test_prompt_rows_are_deterministic_with_dated_ids() -> None:
 
 
 @pytest.mark.integration
-def test_seed_is_idempotent_and_writes_valid_jsonl_per_date(bq_client, gcs_client, bq_dataset, gcs_bucket) -> None:
-    kwargs = dict(project=bq_client.project, dataset=bq_dataset.dataset_id, bucket=gcs_bucket.name,
-                  bigquery_client=bq_client, storage_client=gcs_client)
+def test_seed_is_idempotent_and_writes_valid_jsonl_per_date(
+    bq_client, gcs_client, bq_dataset, gcs_bucket
+) -> None:
+    kwargs = dict(
+        project=bq_client.project,
+        dataset=bq_dataset.dataset_id,
+        bucket=gcs_bucket.name,
+        bigquery_client=bq_client,
+        storage_client=gcs_client,
+    )
     dates = [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
     first = seed(rows=12, dates=dates, **kwargs)
     second = seed(rows=12, dates=dates, **kwargs)
     assert first == second
-    assert [s.gcs_uri for s in first] == [f"gs://{gcs_bucket.name}/inputs/{d}/requests.jsonl" for d in
-                                          ("2026-01-01", "2026-01-02")]
+    assert [s.gcs_uri for s in first] == [
+        f"gs://{gcs_bucket.name}/inputs/{d}/requests.jsonl" for d in ("2026-01-01", "2026-01-02")
+    ]
     table = f"`{bq_client.project}.{bq_dataset.dataset_id}.prompts`"
-    counts = sql.query_rows(bq_client, f"SELECT DATE(created_at) AS day, COUNT(*) AS n, COUNT(DISTINCT id) AS ids "
-                                       f"FROM {table} GROUP BY day ORDER BY day")
+    counts = sql.query_rows(
+        bq_client,
+        f"SELECT DATE(created_at) AS day, COUNT(*) AS n, COUNT(DISTINCT id) AS ids "
+        f"FROM {table} GROUP BY day ORDER BY day",
+    )
     assert [(r["day"], r["n"], r["ids"]) for r in counts] == [(dates[0], 12, 12), (dates[1], 12, 12)]
     for item in first:
         assert scan_gcs_jsonl(item.gcs_uri, storage_client=gcs_client).requests == 12
@@ -40,10 +51,24 @@ def test_seed_is_idempotent_and_writes_valid_jsonl_per_date(bq_client, gcs_clien
 
 @pytest.mark.integration
 def test_seed_command_line(bq_client, gcs_client, bq_dataset, gcs_bucket, capsys) -> None:
-    code = seed_module.main(["--rows", "5", "--date", "2026-03-01", "--days", "2", "--dataset",
-                             bq_dataset.dataset_id, "--bucket", gcs_bucket.name])
+    code = seed_module.main(
+        [
+            "--rows",
+            "5",
+            "--date",
+            "2026-03-01",
+            "--days",
+            "2",
+            "--dataset",
+            bq_dataset.dataset_id,
+            "--bucket",
+            gcs_bucket.name,
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == (f"2026-03-01: 5 prompts in {bq_client.project}.{bq_dataset.dataset_id}.prompts and "
-                      f"gs://{gcs_bucket.name}/inputs/2026-03-01/requests.jsonl")
+    assert out[0] == (
+        f"2026-03-01: 5 prompts in {bq_client.project}.{bq_dataset.dataset_id}.prompts and "
+        f"gs://{gcs_bucket.name}/inputs/2026-03-01/requests.jsonl"
+    )
     assert len(out) == 2

@@ -9,10 +9,10 @@ import pytest
 from google.cloud import bigquery
 
 from gemini_batch.pipeline import sql
+from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl
 from gemini_batch.pipeline.limits import JobLimits
 from gemini_batch.pipeline.refs import TableRef
 from gemini_batch.pipeline.sharding import Shard, shard_bigquery_table, write_gcs_shards
-from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl
 
 from .conftest import Answer, jsonl
 from .duck_bigquery import DuckBigQuery
@@ -27,15 +27,24 @@ def test_gcs_input_over_the_limit_is_copied_into_shards_under_it(gcs_client, gcs
     data = vertex_input(23)
     gcs_bucket.blob("in/requests.jsonl").upload_from_file(io.BytesIO(data))
     limits = JobLimits(max_requests=10, max_bytes=10**9)
-    scan = scan_gcs_jsonl(f"gs://{gcs_bucket.name}/in/requests.jsonl", storage_client=gcs_client,
-                          limits=limits, enforce_limits=False, chunk_size=256 * 1024)
-    shards = write_gcs_shards(gcs_client, scan, f"gs://{gcs_bucket.name}/shards/2026-01-01", chunk_size=256 * 1024)
+    scan = scan_gcs_jsonl(
+        f"gs://{gcs_bucket.name}/in/requests.jsonl",
+        storage_client=gcs_client,
+        limits=limits,
+        enforce_limits=False,
+        chunk_size=256 * 1024,
+    )
+    shards = write_gcs_shards(
+        gcs_client, scan, f"gs://{gcs_bucket.name}/shards/2026-01-01", chunk_size=256 * 1024
+    )
     assert [(s.index, s.count, s.requests) for s in shards] == [(0, 3, 10), (1, 3, 10), (2, 3, 3)]
     assert shards[0].src == f"gs://{gcs_bucket.name}/shards/2026-01-01/shard-00000-of-00003.jsonl"
     copied = [gcs_bucket.blob(s.src.split("/", 3)[3]).download_as_bytes() for s in shards]
     assert b"".join(copied) == data
-    for shard, body in zip(shards, copied):
-        scan_shard = scan_gcs_jsonl(shard.src, storage_client=gcs_client, limits=limits)  # each shard is valid
+    for shard, body in zip(shards, copied, strict=False):
+        scan_shard = scan_gcs_jsonl(
+            shard.src, storage_client=gcs_client, limits=limits
+        )  # each shard is valid
         assert (scan_shard.requests, scan_shard.bytes) == (shard.requests, len(body))
     # a re-run writes the same shards
     assert write_gcs_shards(gcs_client, scan, f"gs://{gcs_bucket.name}/shards/2026-01-01") == shards
@@ -80,8 +89,10 @@ def test_bigquery_table_is_split_server_side_and_stably(bq_client, layouts) -> N
     assert sorted(k for m in members for k in m) == keys  # each request in exactly one shard
     again = shard_bigquery_table(bq_client, table, limits=limits)
     assert again == shards
-    assert [sorted(r["key"] for r in sql.query_rows(bq_client, f"SELECT key FROM {TableRef.parse(s.src).sql}"))
-            for s in again] == members
+    assert [
+        sorted(r["key"] for r in sql.query_rows(bq_client, f"SELECT key FROM {TableRef.parse(s.src).sql}"))
+        for s in again
+    ] == members
 
 
 @pytest.mark.integration
@@ -89,7 +100,9 @@ def test_bigquery_table_under_the_limit_is_not_copied(bq_client, layouts) -> Non
     uri = layouts.requests_table(["a", "b"])
     shards = shard_bigquery_table(bq_client, TableRef.parse(uri))
     assert [(s.src, s.requests, s.count) for s in shards] == [(uri, 2, 1)]
-    assert shards[0].bytes == sum(len(json.dumps(Answer(k).request(), separators=(",", ":"))) + 1 for k in "ab")
+    assert shards[0].bytes == sum(
+        len(json.dumps(Answer(k).request(), separators=(",", ":"))) + 1 for k in "ab"
+    )
 
 
 def test_shard_round_trips_through_xcom_form() -> None:
@@ -103,9 +116,15 @@ def test_shard_round_trips_through_xcom_form() -> None:
 def duck_requests(count: int) -> tuple[DuckBigQuery, TableRef]:
     bq = DuckBigQuery()
     table = TableRef("proj", "ds", "requests")
-    bq.create_table(bigquery.Table(table.api_repr, schema=[bigquery.SchemaField("key", "STRING"),
-                                                           bigquery.SchemaField("request", "JSON")]))
-    bq.insert(table.uri, [{"key": f"k{i:04d}", "request": Answer(f"k{i:04d}").request()} for i in range(count)])
+    bq.create_table(
+        bigquery.Table(
+            table.api_repr,
+            schema=[bigquery.SchemaField("key", "STRING"), bigquery.SchemaField("request", "JSON")],
+        )
+    )
+    bq.insert(
+        table.uri, [{"key": f"k{i:04d}", "request": Answer(f"k{i:04d}").request()} for i in range(count)]
+    )
     return bq, table
 
 
@@ -114,7 +133,9 @@ def shard_keys(bq: DuckBigQuery, shards: list[Shard]) -> list[list[str]]:
 
 
 @pytest.mark.parametrize(("rows", "expected_shards"), [(12, 1), (13, 2)])
-def test_table_of_exactly_the_request_limit_is_one_shard_and_one_more_is_split(rows: int, expected_shards: int) -> None:
+def test_table_of_exactly_the_request_limit_is_one_shard_and_one_more_is_split(
+    rows: int, expected_shards: int
+) -> None:
     bq, table = duck_requests(rows)
     shards = shard_bigquery_table(bq, table, limits=JobLimits(max_requests=12, max_bytes=10**9))
     assert len(shards) == expected_shards

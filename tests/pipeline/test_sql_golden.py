@@ -76,7 +76,9 @@ def validate_requests(bq: DuckBigQuery) -> None:
 
 
 def shard_requests(bq: DuckBigQuery) -> None:
-    shards = shard_bigquery_table(bq, requests_table(bq, 9), limits=JobLimits(max_requests=4, max_bytes=10**9))
+    shards = shard_bigquery_table(
+        bq, requests_table(bq, 9), limits=JobLimits(max_requests=4, max_bytes=10**9)
+    )
     assert sum(shard.requests for shard in shards) == 9
 
 
@@ -144,7 +146,11 @@ def test_every_pipeline_sql_file_is_in_a_golden_file() -> None:
     missing = set()
     for path in resources.files("gemini_batch.pipeline.sql").iterdir():
         if path.name.endswith(".sql"):
-            lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("--")]
+            lines = [
+                line
+                for line in path.read_text(encoding="utf-8").splitlines()
+                if line and not line.startswith("--")
+            ]
             if lines[0].split("{{", 1)[0] not in record:  # its first line, up to a placeholder
                 missing.add(path.name)
     # Staged from a GCS load job, or exported through the worker: the integration tests run them.

@@ -9,11 +9,11 @@ import pytest
 from gemini_batch.pipeline.adhoc import prepare_adhoc, sdk_inline_request
 from gemini_batch.pipeline.builder import RequestTemplate
 from gemini_batch.pipeline.dag_config import job_limits, job_task_kwargs, run_tag
+from gemini_batch.pipeline.findings import InputValidationError, ValidationIssue
 from gemini_batch.pipeline.housekeeping import select_expired_jobs
 from gemini_batch.pipeline.results import LoadCounts, ReconciliationError
 from gemini_batch.pipeline.settings import PipelineSettings
 from gemini_batch.pipeline.tasks import day_interval, fail_fast
-from gemini_batch.pipeline.findings import InputValidationError, ValidationIssue
 
 UTC = dt.timezone.utc
 
@@ -22,7 +22,10 @@ def test_day_interval_keeps_real_intervals_and_widens_empty_ones() -> None:
     start, end = dt.datetime(2026, 1, 1, tzinfo=UTC), dt.datetime(2026, 1, 2, tzinfo=UTC)
     assert day_interval(start, end) == (start, end)
     moment = dt.datetime(2026, 1, 5, 13, 30, tzinfo=UTC)
-    assert day_interval(moment, moment) == (dt.datetime(2026, 1, 5, tzinfo=UTC), dt.datetime(2026, 1, 6, tzinfo=UTC))
+    assert day_interval(moment, moment) == (
+        dt.datetime(2026, 1, 5, tzinfo=UTC),
+        dt.datetime(2026, 1, 6, tzinfo=UTC),
+    )
 
 
 @pytest.mark.parametrize(
@@ -59,7 +62,9 @@ def test_job_limits_can_only_be_lowered(monkeypatch: pytest.MonkeyPatch) -> None
     assert (limits.max_requests, limits.max_bytes) == (10, 1_000_000_000)
 
 
-def test_job_tasks_are_deferrable_retried_and_accept_a_few_failed_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_job_tasks_are_deferrable_retried_and_accept_a_few_failed_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("GEMINI_BATCH_POLL_INTERVAL", "2")
     kwargs = job_task_kwargs()
     assert (kwargs["deferrable"], kwargs["retries"], kwargs["poll_interval"]) == (True, 3, 2.0)
@@ -68,19 +73,27 @@ def test_job_tasks_are_deferrable_retried_and_accept_a_few_failed_rows(monkeypat
 
 def test_run_tag_is_short_stable_and_name_safe() -> None:
     tag = run_tag("manual__2026-01-01T00:00:00+00:00")
-    assert tag == run_tag("manual__2026-01-01T00:00:00+00:00") != run_tag("scheduled__2026-01-01T00:00:00+00:00")
+    assert (
+        tag == run_tag("manual__2026-01-01T00:00:00+00:00") != run_tag("scheduled__2026-01-01T00:00:00+00:00")
+    )
     assert len(tag) == 8 and tag.isalnum() and tag.islower()
 
 
 def test_settings_default_the_bucket_from_the_project_and_resolve_from_variables(monkeypatch) -> None:
     settings = PipelineSettings(project="p")
     assert (settings.bucket, settings.results.uri, settings.gcs("inputs/x")) == (
-        "p-gemini-batch", "bq://p.gemini_batch.results", "gs://p-gemini-batch/inputs/x"
+        "p-gemini-batch",
+        "bq://p.gemini_batch.results",
+        "gs://p-gemini-batch/inputs/x",
     )
     monkeypatch.setenv("AIRFLOW_VAR_GEMINI_BATCH_PROJECT", "from-variable")
     monkeypatch.setenv("AIRFLOW_VAR_GEMINI_BATCH_DATASET", "ds")
     resolved = PipelineSettings.resolve("no_such_connection")
-    assert (resolved.project, resolved.dataset, resolved.bucket) == ("from-variable", "ds", "from-variable-gemini-batch")
+    assert (resolved.project, resolved.dataset, resolved.bucket) == (
+        "from-variable",
+        "ds",
+        "from-variable-gemini-batch",
+    )
 
 
 NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)
@@ -90,7 +103,7 @@ def job(name: str, state: str, days_old: int, airflow: bool = True) -> dict:
     return {
         "job_name": name,
         "state": state,
-        "display_name": f"gemini_batch_bigquery awid-0123abcd" if airflow else "someone else's job",
+        "display_name": "gemini_batch_bigquery awid-0123abcd" if airflow else "someone else's job",
         "create_time": (NOW - dt.timedelta(days=days_old)).isoformat(),
     }
 
@@ -105,8 +118,9 @@ def test_housekeeping_chooses_old_terminal_airflow_jobs_and_nothing_in_a_dry_run
     ]
     chosen = select_expired_jobs(jobs, older_than=dt.timedelta(days=30), now=NOW, dry_run=False)
     assert chosen == ["batches/old-done", "batches/old-failed"]
-    everyone = select_expired_jobs(jobs, older_than=dt.timedelta(days=30), now=NOW, dry_run=False,
-                                   only_airflow_jobs=False)
+    everyone = select_expired_jobs(
+        jobs, older_than=dt.timedelta(days=30), now=NOW, dry_run=False, only_airflow_jobs=False
+    )
     assert everyone == ["batches/old-done", "batches/old-failed", "batches/not-ours"]
     assert select_expired_jobs(jobs, older_than=dt.timedelta(days=30), now=NOW) == []
 
@@ -132,5 +146,11 @@ def test_adhoc_needs_prompts_or_a_file_and_validates_before_staging() -> None:
         prepare_adhoc(backend="gemini_api", template=template, tag="t", prompts=[], input_file=None)
     batch = prepare_adhoc(backend="gemini_api", template=template, tag="t", prompts=["a", " ", "b"])
     assert [r["metadata"]["key"] for r in batch.src] == ["adhoc-t-00000", "adhoc-t-00001"]
-    assert batch.input_keys == {"kind": "keys", "table": None, "key_column": "key", "request_column": "request",
-                                "uris": [], "keys": ["adhoc-t-00000", "adhoc-t-00001"]}
+    assert batch.input_keys == {
+        "kind": "keys",
+        "table": None,
+        "key_column": "key",
+        "request_column": "request",
+        "uris": [],
+        "keys": ["adhoc-t-00000", "adhoc-t-00001"],
+    }

@@ -65,10 +65,20 @@ __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
     from gemini_batch.pipeline.bigquery_checks import validate_bigquery_requests
-    from gemini_batch.pipeline.builder import BuiltFile, RequestTemplate, build_bigquery_requests, export_requests_jsonl
+    from gemini_batch.pipeline.builder import (
+        BuiltFile,
+        RequestTemplate,
+        build_bigquery_requests,
+        export_requests_jsonl,
+    )
     from gemini_batch.pipeline.findings import InputScan, InputValidationError, ShardSpan, ValidationIssue
     from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl, scan_jsonl
-    from gemini_batch.pipeline.limits import GEMINI_API_INLINE_LIMITS, GEMINI_API_LIMITS, VERTEX_LIMITS, JobLimits
+    from gemini_batch.pipeline.limits import (
+        GEMINI_API_INLINE_LIMITS,
+        GEMINI_API_LIMITS,
+        VERTEX_LIMITS,
+        JobLimits,
+    )
     from gemini_batch.pipeline.loader import InputKeys, JobOutput, ResultsLoader
     from gemini_batch.pipeline.refs import GcsUri, TableRef
     from gemini_batch.pipeline.request_shape import KEY_LABEL, check_request, validate_inline_requests

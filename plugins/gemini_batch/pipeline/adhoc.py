@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from gemini_batch.backends import BACKENDS, Backend
 from gemini_batch.pipeline.builder import RequestTemplate
+from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl, scan_jsonl
 from gemini_batch.pipeline.limits import GEMINI_API_INLINE_LIMITS, GEMINI_API_LIMITS, VERTEX_LIMITS
 from gemini_batch.pipeline.loader import InputKeys
 from gemini_batch.pipeline.refs import GcsUri
-from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl, scan_jsonl
 from gemini_batch.pipeline.request_shape import validate_inline_requests
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from google.genai import Client as GenaiClient
 
 __all__ = ["AdhocBatch", "prepare_adhoc", "sdk_inline_request"]
+
 
 @dataclass(frozen=True)
 class AdhocBatch:
@@ -107,8 +108,12 @@ def prepare_adhoc(
     if input_file:
         input_format = "vertex_jsonl" if backend == "vertex" else "gemini_jsonl"
         limits = VERTEX_LIMITS if backend == "vertex" else GEMINI_API_LIMITS
-        scan = scan_gcs_jsonl(input_file, storage_client=_need(storage_client, "storage_client"),
-                              input_format=input_format, limits=limits)
+        scan = scan_gcs_jsonl(
+            input_file,
+            storage_client=_need(storage_client, "storage_client"),
+            input_format=input_format,
+            limits=limits,
+        )
         keys = InputKeys.from_gcs(input_file).to_dict()
         if backend == "vertex":
             return AdhocBatch(input_file, keys, scan.requests)
@@ -132,13 +137,21 @@ def prepare_adhoc(
         return AdhocBatch(str(target), keys, len(keyed))
     if gemini_input == "file":
         data = _jsonl([{"key": key, "request": template.render(prompt)} for key, prompt in keyed])
-        scan_jsonl(io.BytesIO(data), source=f"adhoc-{tag}.jsonl", input_format="gemini_jsonl", limits=GEMINI_API_LIMITS)
+        scan_jsonl(
+            io.BytesIO(data),
+            source=f"adhoc-{tag}.jsonl",
+            input_format="gemini_jsonl",
+            limits=GEMINI_API_LIMITS,
+        )
         name = _upload(_need(genai_client, "genai_client"), io.BytesIO(data), f"adhoc-{tag}")
         return AdhocBatch(name, keys, len(keyed))
     rest = [{"request": template.render(prompt), "metadata": {"key": key}} for key, prompt in keyed]
     validate_inline_requests(rest, limits=GEMINI_API_INLINE_LIMITS)
-    return AdhocBatch([sdk_inline_request(item["request"], key) for item, (key, _) in zip(rest, keyed)],
-                      keys, len(keyed))
+    return AdhocBatch(
+        [sdk_inline_request(item["request"], key) for item, (key, _) in zip(rest, keyed, strict=False)],
+        keys,
+        len(keyed),
+    )
 
 
 def _upload(client: GenaiClient, stream: Any, display_name: str) -> str:

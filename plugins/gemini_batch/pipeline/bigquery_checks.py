@@ -116,7 +116,11 @@ def validate_bigquery_requests(
         ("null_keys", key_column, "rows have a NULL key; every request needs a key"),
         ("duplicate_keys", key_column, "keys appear more than once; keys must be unique in a job"),
         ("invalid_json", request_column, "rows do not hold valid JSON"),
-        ("missing_contents", request_column, "requests have no contents with parts (not a GenerateContentRequest)"),
+        (
+            "missing_contents",
+            request_column,
+            "requests have no contents with parts (not a GenerateContentRequest)",
+        ),
     )
     for name, column_name, what in checks:
         if row[name]:

@@ -60,11 +60,14 @@ class RequestTemplate:
     def __post_init__(self) -> None:
         fields = json.loads(self.fields_json)
         if not isinstance(fields, dict):
-            raise ValueError("a request template is a JSON object (a GenerateContentRequest without contents)")
+            raise ValueError(
+                "a request template is a JSON object (a GenerateContentRequest without contents)"
+            )
         if "contents" in fields:
             raise ValueError("a request template must not hold 'contents': the prompt becomes the contents")
-        problems = check_request({**fields, "contents": [{"role": "user", "parts": [{"text": "x"}]}]},
-                                 path="template")
+        problems = check_request(
+            {**fields, "contents": [{"role": "user", "parts": [{"text": "x"}]}]}, path="template"
+        )
         if problems:
             raise ValueError("invalid request template: " + "; ".join(problems))
 
@@ -112,10 +115,12 @@ def request_sql(template: RequestTemplate, *, with_key_label: bool, key_label: s
     labels = ""
     if with_key_label:
         if "labels" in template.fields:
-            raise ValueError("a template with its own labels cannot carry the key label; drop 'labels' from it")
+            raise ValueError(
+                "a template with its own labels cannot carry the key label; drop 'labels' from it"
+            )
         labels = f"',\"labels\":{{\"{key_label}\":', TO_JSON_STRING(key), '}}', "
     return (
-        "CONCAT('{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":', TO_JSON_STRING(prompt), '}]}]', "
+        'CONCAT(\'{"contents":[{"role":"user","parts":[{"text":\', TO_JSON_STRING(prompt), \'}]}]\', '
         f"{labels}@template_suffix, '}}')"
     )
 
@@ -152,8 +157,9 @@ def build_bigquery_requests(
     :return: The number of requests built.
     """
     request = request_sql(template, with_key_label=key_label is not None, key_label=key_label or KEY_LABEL)
-    text = sql.render("build_requests.sql", destination=destination.sql, source=_source(source_sql),
-                      request=request)
+    text = sql.render(
+        "build_requests.sql", destination=destination.sql, source=_source(source_sql), request=request
+    )
     values = {**(params or {}), "template_suffix": template.json_suffix()}
     sql.run(client, text, **values)
     if expires is not None:

@@ -37,7 +37,9 @@ __all__ = [
 RESULTS_ASSET = Asset(name="gemini_batch_results", uri="gemini_batch_results")
 
 #: include/ of the project (SQL, templates): beside plugins/ in every Airflow project layout.
-INCLUDE_DIR = Path(os.environ.get("GEMINI_BATCH_INCLUDE_DIR", Path(__file__).resolve().parents[3] / "include"))
+INCLUDE_DIR = Path(
+    os.environ.get("GEMINI_BATCH_INCLUDE_DIR", Path(__file__).resolve().parents[3] / "include")
+)
 
 #: Retries of the job task. Safe: a retry re-attaches to the job of the same work, never submits twice.
 JOB_RETRIES = 3

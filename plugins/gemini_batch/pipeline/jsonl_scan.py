@@ -25,7 +25,14 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from gemini_batch.pipeline.findings import InputScan, InputValidationError, Issues, KeyIndex, ShardSpan, ValidationIssue
+from gemini_batch.pipeline.findings import (
+    InputScan,
+    InputValidationError,
+    Issues,
+    KeyIndex,
+    ShardSpan,
+    ValidationIssue,
+)
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
 from gemini_batch.pipeline.request_shape import KEY_LABEL, check_request, json_type
 
@@ -151,8 +158,11 @@ def scan_jsonl(
         requests += 1
         # Plan shards on the fly: close the current shard when this line would break a limit.
         if length > limits.max_bytes:
-            issues.add(where, f"one request of {length:,} bytes exceeds the {limits.name} limit of "
-                       f"{limits.max_bytes:,} bytes per job; it cannot be sharded")
+            issues.add(
+                where,
+                f"one request of {length:,} bytes exceeds the {limits.name} limit of "
+                f"{limits.max_bytes:,} bytes per job; it cannot be sharded",
+            )
         if shard_requests and (
             shard_requests + 1 > limits.max_requests or offset + length - shard_start > limits.max_bytes
         ):
@@ -212,7 +222,7 @@ def _check_line(
     except json.JSONDecodeError as error:
         return [f"invalid JSON at column {error.colno}: {error.msg}"], None
     if not isinstance(record, dict):
-        return [f"a line must be a JSON object like {{\"request\": {{...}}}}, got {json_type(record)}"], None
+        return [f'a line must be a JSON object like {{"request": {{...}}}}, got {json_type(record)}'], None
     if "request" not in record:
         found = ", ".join(sorted(record)[:5]) or "nothing"
         return [f"'request' is missing (found {found}); each line is {{\"request\": {{...}}}}"], None
@@ -221,7 +231,7 @@ def _check_line(
     if input_format == "gemini_jsonl":
         key = record.get("key")
         if key is None:
-            problems.append("'key' is missing; Gemini API file lines are {\"key\": \"...\", \"request\": {...}}")
+            problems.append('\'key\' is missing; Gemini API file lines are {"key": "...", "request": {...}}')
         elif not isinstance(key, str) or not key:
             problems.append(f"'key' must be a non-empty string, got {key!r}")
             key = None

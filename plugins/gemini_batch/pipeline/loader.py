@@ -35,7 +35,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from gemini_batch.identity import label_key_problem
 from gemini_batch.pipeline import sql
 from gemini_batch.pipeline.refs import GcsUri, TableRef
-from gemini_batch.pipeline.results import LoadCounts, ReconciliationError, ensure_results_tables
 from gemini_batch.pipeline.request_shape import KEY_LABEL
+from gemini_batch.pipeline.results import LoadCounts, ReconciliationError, ensure_results_tables
 
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage
@@ -99,8 +99,12 @@ class JobOutput:
         if manifest.get("file_name"):
             return cls("gemini_file", location=manifest["file_name"], **common)
         if manifest.get("backend") == "gemini_api" and manifest.get("inline_responses") is not None:
-            return cls("gemini_inline", location=job_name, inline_responses=tuple(manifest["inline_responses"]),
-                       **common)
+            return cls(
+                "gemini_inline",
+                location=job_name,
+                inline_responses=tuple(manifest["inline_responses"]),
+                **common,
+            )
         raise ValueError(
             f"the manifest of job {job_name} (state {manifest.get('state')}) names no output: no "
             f"gcs_output_directory, bigquery_output_table, file_name or inline_responses"
@@ -125,7 +129,9 @@ class InputKeys:
     keys: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
-    def from_table(cls, table: str, key_column: str = "key", request_column: str | None = "request") -> InputKeys:
+    def from_table(
+        cls, table: str, key_column: str = "key", request_column: str | None = "request"
+    ) -> InputKeys:
         """The keys of a BigQuery requests table (every shard's table, or the unsharded one)."""
         return cls("bigquery", table=str(table), key_column=key_column, request_column=request_column)
 
@@ -185,7 +191,9 @@ class ResultsLoader:
         chunk_size: int = _CHUNK_BYTES,
     ) -> None:
         # A Vertex label key, and a bare JSONPath member in the SQL ('$.labels.<key_label>'): no '-'.
-        problem = label_key_problem(key_label) or ("'-' cannot be used in a JSON path" if "-" in key_label else None)
+        problem = label_key_problem(key_label) or (
+            "'-' cannot be used in a JSON path" if "-" in key_label else None
+        )
         if problem:
             raise ValueError(f"key_label {key_label!r}: {problem}")
         self.bq = bigquery_client
@@ -231,7 +239,8 @@ class ResultsLoader:
         errors = TableRef.parse(errors_table, default_project=project)
         ensure_results_tables(self.bq, results, errors)
         load_id = hashlib.blake2b(
-            json.dumps([results.uri, date.isoformat(), sorted(j.job_name for j in jobs)]).encode(), digest_size=6
+            json.dumps([results.uri, date.isoformat(), sorted(j.job_name for j in jobs)]).encode(),
+            digest_size=6,
         ).hexdigest()
         scratch = _Scratch(self.bq, self._staging(results), load_id)
         watch = _Stopwatch()
@@ -243,19 +252,28 @@ class ResultsLoader:
             input_sql = self._input_source(input_keys, scratch)
             watch.lap("stage")
             final = scratch.name("final")
-            sql.run(self.bq, sql.render("finalize.sql", final=final.sql, stage=stage.sql, input=input_sql),
-                    logical_date=date)
+            sql.run(
+                self.bq,
+                sql.render("finalize.sql", final=final.sql, stage=stage.sql, input=input_sql),
+                logical_date=date,
+            )
             watch.lap("parse")
             sql.run(
                 self.bq,
-                sql.render("merge_results.sql", results=results.sql, errors=errors.sql, final=final.sql,
-                           logical_date=sql.date_literal(date)),
+                sql.render(
+                    "merge_results.sql",
+                    results=results.sql,
+                    errors=errors.sql,
+                    final=final.sql,
+                    logical_date=sql.date_literal(date),
+                ),
             )
             watch.lap("merge")
             row = sql.query_one(
                 self.bq,
-                sql.render("reconcile.sql", input=input_sql, results=results.sql, errors=errors.sql,
-                           stage=stage.sql),
+                sql.render(
+                    "reconcile.sql", input=input_sql, results=results.sql, errors=errors.sql, stage=stage.sql
+                ),
                 logical_date=date,
                 sample_size=self.sample_size,
             )
@@ -279,7 +297,9 @@ class ResultsLoader:
         if counts.unexpected or counts.unkeyed:
             log.warning(
                 "%d output keys are not input keys and %d output rows have no key; check that the "
-                "input reference matches what was submitted", counts.unexpected, counts.unkeyed,
+                "input reference matches what was submitted",
+                counts.unexpected,
+                counts.unkeyed,
             )
         if reconcile and (counts.missing or counts.duplicated):
             raise ReconciliationError(counts, row["missing_sample"] or [], row["duplicated_sample"] or [])
@@ -333,12 +353,18 @@ class ResultsLoader:
         def as_json(name: str) -> str:
             if name not in schema:
                 return "CAST(NULL AS JSON)"
-            return sql.ident(name) if schema[name].field_type == "JSON" else f"SAFE.PARSE_JSON({sql.ident(name)})"
+            return (
+                sql.ident(name)
+                if schema[name].field_type == "JSON"
+                else f"SAFE.PARSE_JSON({sql.ident(name)})"
+            )
 
         label = f"JSON_VALUE({as_json('request')}, '$.labels.{self.key_label}')"
         key = f"COALESCE(CAST(`key` AS STRING), {label})" if "key" in schema else label
         if "processed_time" in schema:
-            processed = "COALESCE(SAFE_CAST(`processed_time` AS TIMESTAMP), SAFE_CAST(@end_time AS TIMESTAMP))"
+            processed = (
+                "COALESCE(SAFE_CAST(`processed_time` AS TIMESTAMP), SAFE_CAST(@end_time AS TIMESTAMP))"
+            )
         else:
             processed = "SAFE_CAST(@end_time AS TIMESTAMP)"
         return sql.render(
@@ -353,7 +379,7 @@ class ResultsLoader:
         )
 
     @contextmanager
-    def _staged_file(self, job: JobOutput, load_id: str, index: int) -> Iterator[str]:
+    def _staged_file(self, job: JobOutput, load_id: str, index: int) -> Generator[str, None, None]:
         """Stream a Files API file into GCS in chunks; yield its gs:// URI, delete it afterwards."""
         genai = self._require(self.genai, "genai_client", "Gemini API results files")
         client = self._require(self.gcs, "storage_client", "Gemini API results files")
@@ -390,9 +416,11 @@ class ResultsLoader:
                 line = {
                     "key": str(metadata.get("key", index)),
                     "response": item.response.model_dump(mode="json", by_alias=True, exclude_none=True)
-                    if item.response else None,
+                    if item.response
+                    else None,
                     "error": item.error.model_dump(mode="json", by_alias=True, exclude_none=True)
-                    if item.error else None,
+                    if item.error
+                    else None,
                 }
                 spool.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
             spool.seek(0)
@@ -427,7 +455,9 @@ class ResultsLoader:
                 raise ValueError(f"{table.uri} has no key column `{keys.key_column}` to reconcile against")
             column = keys.request_column
             if column and column in schema:
-                request = sql.ident(column) if schema[column] == "JSON" else f"SAFE.PARSE_JSON({sql.ident(column)})"
+                request = (
+                    sql.ident(column) if schema[column] == "JSON" else f"SAFE.PARSE_JSON({sql.ident(column)})"
+                )
             else:
                 request = "CAST(NULL AS JSON)"
             return f"(SELECT CAST({sql.ident(keys.key_column)} AS STRING) AS key, {request} AS request FROM {table.sql})"
@@ -438,7 +468,11 @@ class ResultsLoader:
             return f"(SELECT COALESCE(key, {label}) AS key, request FROM {raw.sql})"
         if keys.kind == "keys":
             table = scratch.table("keys", (("key", "STRING"),))
-            sql.run(self.bq, f"INSERT INTO {table.sql} (key) SELECT key FROM UNNEST(@keys) AS key", keys=list(keys.keys))
+            sql.run(
+                self.bq,
+                f"INSERT INTO {table.sql} (key) SELECT key FROM UNNEST(@keys) AS key",
+                keys=list(keys.keys),
+            )
             return f"(SELECT key, CAST(NULL AS JSON) AS request FROM {table.sql})"
         raise ValueError(f"unknown input kind {keys.kind!r}")
 
@@ -454,7 +488,12 @@ _STAGE_SCHEMA = (
     ("error_message", "STRING"), ("error_code", "INT64"), ("processed_time", "TIMESTAMP"),
     ("job_name", "STRING"), ("model", "STRING"),
 )  # fmt: skip
-_VERTEX_RAW_SCHEMA = (("status", "STRING"), ("processed_time", "STRING"), ("request", "JSON"), ("response", "JSON"))
+_VERTEX_RAW_SCHEMA = (
+    ("status", "STRING"),
+    ("processed_time", "STRING"),
+    ("request", "JSON"),
+    ("response", "JSON"),
+)
 _GEMINI_RAW_SCHEMA = (("key", "STRING"), ("response", "JSON"), ("error", "JSON"))
 _INPUT_RAW_SCHEMA = (("key", "STRING"), ("request", "JSON"))
 

@@ -61,7 +61,9 @@ _PART_FIELDS = frozenset(
         "code_execution_result",
     }
 )
-_PART_EXTRAS = frozenset({"thought", "thoughtSignature", "thought_signature", "videoMetadata", "video_metadata"})
+_PART_EXTRAS = frozenset(
+    {"thought", "thoughtSignature", "thought_signature", "videoMetadata", "video_metadata"}
+)
 _ROLES = frozenset({"user", "model", "function", "tool"})
 # The response MIME types a responseSchema works with (JSON output, or one enum value as text).
 _SCHEMA_MIME_TYPES = ("application/json", "text/x.enum")
@@ -137,7 +139,7 @@ def _check_content(content: Any, path: str) -> list[str]:
     for index, part in enumerate(parts):
         part_path = f"{path}.parts[{index}]"
         if not isinstance(part, dict):
-            problems.append(f"{part_path} must be an object such as {{\"text\": \"...\"}}, got {json_type(part)}")
+            problems.append(f'{part_path} must be an object such as {{"text": "..."}}, got {json_type(part)}')
             continue
         data = set(part) & _PART_FIELDS
         unknown = set(part) - _PART_FIELDS - _PART_EXTRAS
@@ -157,7 +159,14 @@ _NUMBER_RANGES: dict[str, tuple[float, float]] = {
     "topP": (0.0, 1.0),
     "top_p": (0.0, 1.0),
 }
-_POSITIVE_INTS = ("maxOutputTokens", "max_output_tokens", "candidateCount", "candidate_count", "topK", "top_k")
+_POSITIVE_INTS = (
+    "maxOutputTokens",
+    "max_output_tokens",
+    "candidateCount",
+    "candidate_count",
+    "topK",
+    "top_k",
+)
 
 
 def _check_generation_config(config: Any, path: str) -> list[str]:
@@ -177,7 +186,9 @@ def _check_generation_config(config: Any, path: str) -> list[str]:
     schema = config.get("responseSchema", config.get("response_schema"))
     if schema is not None:
         if not isinstance(schema, dict):
-            problems.append(f"{path}.responseSchema must be an object (an OpenAPI schema), got {json_type(schema)}")
+            problems.append(
+                f"{path}.responseSchema must be an object (an OpenAPI schema), got {json_type(schema)}"
+            )
         mime = config.get("responseMimeType", config.get("response_mime_type"))
         if mime not in _SCHEMA_MIME_TYPES:
             problems.append(
@@ -233,8 +244,11 @@ def validate_inline_requests(
     if not requests:
         issues.add(source, "no requests; a batch job needs at least one")
     if len(requests) > limits.max_requests:
-        issues.add(source, f"{len(requests):,} requests exceed the {limits.name} limit of "
-                   f"{limits.max_requests:,}; submit a file instead")
+        issues.add(
+            source,
+            f"{len(requests):,} requests exceed the {limits.name} limit of "
+            f"{limits.max_requests:,}; submit a file instead",
+        )
     if total > limits.max_bytes:
         issues.add(
             source,

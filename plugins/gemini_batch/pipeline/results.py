@@ -29,27 +29,52 @@ RESULTS_SCHEMA: tuple[tuple[str, str, str, str], ...] = (
     ("key", "STRING", "REQUIRED", "The request's key (a pass-through column or the gemini_batch_key label)."),
     ("logical_date", "DATE", "REQUIRED", "The data interval the request belongs to (the DAG run's date)."),
     ("model", "STRING", "NULLABLE", "The model version that answered."),
-    ("response_text", "STRING", "NULLABLE", "The text of the first candidate, parts joined, thoughts left out."),
-    ("finish_reason", "STRING", "NULLABLE", "The first candidate's finish reason (STOP, MAX_TOKENS, SAFETY...)."),
+    (
+        "response_text",
+        "STRING",
+        "NULLABLE",
+        "The text of the first candidate, parts joined, thoughts left out.",
+    ),
+    (
+        "finish_reason",
+        "STRING",
+        "NULLABLE",
+        "The first candidate's finish reason (STOP, MAX_TOKENS, SAFETY...).",
+    ),
     ("prompt_tokens", "INT64", "NULLABLE", "usageMetadata.promptTokenCount."),
     ("output_tokens", "INT64", "NULLABLE", "usageMetadata.candidatesTokenCount."),
     ("total_tokens", "INT64", "NULLABLE", "usageMetadata.totalTokenCount."),
     ("status", "STRING", "REQUIRED", "succeeded, or blocked when the response has no candidate."),
     ("error", "STRING", "NULLABLE", "Why a blocked response has no candidate (promptFeedback.blockReason)."),
     ("job_name", "STRING", "REQUIRED", "The batch job that produced the row."),
-    ("processed_time", "TIMESTAMP", "NULLABLE", "When the service processed the request (job end if not given)."),
+    (
+        "processed_time",
+        "TIMESTAMP",
+        "NULLABLE",
+        "When the service processed the request (job end if not given).",
+    ),
     ("loaded_at", "TIMESTAMP", "REQUIRED", "When the row was last written by the loader."),
 )
 
 ERRORS_SCHEMA: tuple[tuple[str, str, str, str], ...] = (
     ("key", "STRING", "REQUIRED", "The request's key."),
     ("logical_date", "DATE", "REQUIRED", "The data interval the request belongs to."),
-    ("status", "STRING", "REQUIRED", "The service's status for the row (Vertex status text, Gemini API error status)."),
+    (
+        "status",
+        "STRING",
+        "REQUIRED",
+        "The service's status for the row (Vertex status text, Gemini API error status).",
+    ),
     ("error_code", "INT64", "NULLABLE", "The Gemini API error code, when given."),
     ("error", "STRING", "NULLABLE", "The error message."),
     ("request", "JSON", "NULLABLE", "The request as the service echoed it (or as it was submitted)."),
     ("job_name", "STRING", "REQUIRED", "The batch job that produced the row."),
-    ("processed_time", "TIMESTAMP", "NULLABLE", "When the service processed the request (job end if not given)."),
+    (
+        "processed_time",
+        "TIMESTAMP",
+        "NULLABLE",
+        "When the service processed the request (job end if not given).",
+    ),
     ("loaded_at", "TIMESTAMP", "REQUIRED", "When the row was last written by the loader."),
 )
 

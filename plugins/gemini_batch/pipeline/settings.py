@@ -85,14 +85,24 @@ class PipelineSettings:
             value = Variable.get(f"gemini_batch_{name}", default=None)
             return value or None
 
-        project = variable("project") or os.environ.get("GOOGLE_CLOUD_PROJECT") or _connection_project(gcp_conn_id)
+        project = (
+            variable("project") or os.environ.get("GOOGLE_CLOUD_PROJECT") or _connection_project(gcp_conn_id)
+        )
         if not project:
             raise ValueError(
                 "no project for the pipelines: set the Variable gemini_batch_project, GOOGLE_CLOUD_PROJECT, "
                 f"or the 'project' extra of the connection {gcp_conn_id!r}"
             )
         values: dict[str, Any] = {"project": project}
-        for name in ("dataset", "bucket", "model", "location", "prompts_table", "results_table", "errors_table"):
+        for name in (
+            "dataset",
+            "bucket",
+            "model",
+            "location",
+            "prompts_table",
+            "results_table",
+            "errors_table",
+        ):
             value = variable(name)
             if value is not None:
                 values[name] = value

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from gemini_batch.pipeline import sql
 from gemini_batch.pipeline.builder import set_expiry
+from gemini_batch.pipeline.findings import InputScan
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
 from gemini_batch.pipeline.refs import GcsUri, TableRef
-from gemini_batch.pipeline.findings import InputScan
 
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage
@@ -138,7 +138,8 @@ def shard_bigquery_table(
     identifiers = {
         "table": table.sql,
         "key": sql.ident(key_column),
-        "request_bytes": f"BYTE_LENGTH(TO_JSON_STRING({request}))" if schema.get(request_column) == "JSON"
+        "request_bytes": f"BYTE_LENGTH(TO_JSON_STRING({request}))"
+        if schema.get(request_column) == "JSON"
         else f"BYTE_LENGTH({request})",
     }
     plan_text = sql.render("shard_plan.sql", **identifiers)

@@ -55,8 +55,8 @@ def fail_fast(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from gemini_batch.pipeline.results import ReconciliationError
         from gemini_batch.pipeline.findings import InputValidationError
+        from gemini_batch.pipeline.results import ReconciliationError
 
         try:
             return function(*args, **kwargs)
@@ -96,7 +96,9 @@ def _limits() -> JobLimits:
     return job_limits()
 
 
-def day_interval(data_interval_start: dt.datetime, data_interval_end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+def day_interval(
+    data_interval_start: dt.datetime, data_interval_end: dt.datetime
+) -> tuple[dt.datetime, dt.datetime]:
     """The run's interval; a zero-length one (a run of a trigger timetable) becomes its whole day."""
     if data_interval_end > data_interval_start:
         return data_interval_start, data_interval_end
@@ -145,8 +147,8 @@ def validate_requests_table(table: str, *, gcp_conn_id: str, project: str) -> di
 
     :raises InputValidationError: Naming each bad column and the counts.
     """
-    from gemini_batch.pipeline.refs import TableRef
     from gemini_batch.pipeline.bigquery_checks import validate_bigquery_requests
+    from gemini_batch.pipeline.refs import TableRef
 
     scan = validate_bigquery_requests(
         TableRef.parse(table), bigquery_client=bigquery_client(gcp_conn_id, project), enforce_limits=False
@@ -163,7 +165,9 @@ def shard_requests_table(
     from gemini_batch.pipeline.sharding import shard_bigquery_table
 
     client = bigquery_client(gcp_conn_id, project)
-    shards = shard_bigquery_table(client, TableRef.parse(table), limits=limits or _limits(), expires=RUN_TABLES_EXPIRE)
+    shards = shard_bigquery_table(
+        client, TableRef.parse(table), limits=limits or _limits(), expires=RUN_TABLES_EXPIRE
+    )
     log.info("%s: %d shard(s): %s", table, len(shards), [(s.src, s.requests) for s in shards])
     return [shard.src for shard in shards]
 
@@ -182,24 +186,29 @@ def validate_gcs_input(uri: str, *, gcp_conn_id: str, limits: JobLimits | None =
     scan = scan_gcs_jsonl(
         uri, storage_client=storage_client(gcp_conn_id), limits=limits or _limits(), enforce_limits=False
     )
-    log.info("%s: %d requests, %d bytes, %d shard(s): valid", uri, scan.requests, scan.bytes, len(scan.shards))
+    log.info(
+        "%s: %d requests, %d bytes, %d shard(s): valid", uri, scan.requests, scan.bytes, len(scan.shards)
+    )
     return scan.to_dict()
 
 
-def shard_gcs_input(scan: Mapping[str, Any], destination_prefix: str, *, gcp_conn_id: str) -> list[dict[str, str]]:
+def shard_gcs_input(
+    scan: Mapping[str, Any], destination_prefix: str, *, gcp_conn_id: str
+) -> list[dict[str, str]]:
     """Write the planned shards of a validated JSONL input; one ``{"src", "dest"}`` per job.
 
     ``dest`` is a per-shard output prefix under ``destination_prefix``.
     """
+    from gemini_batch.pipeline.findings import InputScan
     from gemini_batch.pipeline.refs import GcsUri
     from gemini_batch.pipeline.sharding import write_gcs_shards
-    from gemini_batch.pipeline.findings import InputScan
 
     prefix = GcsUri.parse(destination_prefix)
-    shards = write_gcs_shards(storage_client(gcp_conn_id), InputScan.from_dict(scan), str(prefix.child("shards")))
+    shards = write_gcs_shards(
+        storage_client(gcp_conn_id), InputScan.from_dict(scan), str(prefix.child("shards"))
+    )
     return [
-        {"src": shard.src, "dest": str(prefix.child(f"output/shard-{shard.index:05d}"))}
-        for shard in shards
+        {"src": shard.src, "dest": str(prefix.child(f"output/shard-{shard.index:05d}"))} for shard in shards
     ]
 
 
@@ -287,7 +296,9 @@ def summarize_results(
     ensure_results_tables(client, settings.results, settings.errors)
     summary = settings.table(table)
     client.create_table(
-        bigquery.Table(summary.api_repr, schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in SUMMARY_SCHEMA]),
+        bigquery.Table(
+            summary.api_repr, schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in SUMMARY_SCHEMA]
+        ),
         exists_ok=True,
     )
     if days is None:
@@ -298,7 +309,9 @@ def summarize_results(
         )
         days = [row["day"] for row in rows]
     if days:
-        text = sql.render_file(sql_path, summary=summary.sql, results=settings.results.sql, errors=settings.errors.sql)
+        text = sql.render_file(
+            sql_path, summary=summary.sql, results=settings.results.sql, errors=settings.errors.sql
+        )
         sql.run(client, text, dates=list(days))
     log.info("summarized %d day(s) into %s: %s", len(days), summary.uri, list(days))
     return {"table": summary.uri, "days": list(days)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
 
 __all__ = [
-    "date_literal", "ident", "job_config", "query_one", "query_rows", "render", "render_file", "render_text", "run",
+    "date_literal",
+    "ident",
+    "job_config",
+    "query_one",
+    "query_rows",
+    "render",
+    "render_file",
+    "render_text",
+    "run",
 ]
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -33,7 +41,7 @@ def _statements(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--")) + "\n"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _text(name: str) -> str:
     return _statements(resources.files(__package__).joinpath(name).read_text(encoding="utf-8"))
 
