@@ -164,6 +164,14 @@ def test_bigquery_reads_the_gcs_emulator_objects(services: dict[str, Any]) -> No
     assert "--persistent" in bigquery["command"]
 
 
+def test_bigquery_emulator_runs_through_the_patched_launcher(services: dict[str, Any]) -> None:
+    """bqemulator as released mixes up concurrent readers' rows; the stack's launcher patches it."""
+    from local_stack.stack import BIGQUERY_MODULE
+
+    command = services["bigquery-emulator"]["command"]
+    assert command[command.index("-m") + 1] == BIGQUERY_MODULE
+
+
 def test_gemini_emulator_reaches_gcs_and_bigquery(services: dict[str, Any]) -> None:
     gemini = services["gemini-emulator"]
     assert gemini["command"][:3] == ["python", "-m", "local_stack.emulator"]
