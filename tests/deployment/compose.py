@@ -180,7 +180,9 @@ class HostLayout:
     home: Path
 
 
-def service_environment(compose: Mapping[str, Any], name: str, layout: HostLayout) -> tuple[dict[str, str], set[str]]:
+def service_environment(
+    compose: Mapping[str, Any], name: str, layout: HostLayout
+) -> tuple[dict[str, str], set[str]]:
     """The compose environment of service ``name`` rewritten for the host, and the keys that changed.
 
     Raises ValueError when the changed keys are not exactly those of :data:`OVERRIDDEN_KEYS` that
@@ -215,21 +217,18 @@ def command(compose: Mapping[str, Any], name: str) -> list[str]:
     return ["airflow", *shlex.split(compose["services"][name]["command"])]
 
 
-def healthcheck(compose: Mapping[str, Any], name: str, port_map: Mapping[int, int]) -> list[str]:
-    """The service's healthcheck as an argv for the host: ``localhost:<container port>`` rewritten.
+def healthcheck(compose: Mapping[str, Any], name: str, host_port: int | None = None) -> list[str]:
+    """The service's healthcheck as an argv for the host.
 
     ``CMD`` runs as is, ``CMD-SHELL`` through ``/bin/sh -c`` (compose's ``$$`` is a literal
-    ``$``). ``port_map`` maps the container port to the host port the service listens on.
+    ``$``). ``localhost:<port>`` (the service's own port in its container) becomes
+    ``127.0.0.1:<host_port>``, where the service listens on the host.
     """
     test = compose["services"][name]["healthcheck"]["test"]
     kind, args = (test[0], test[1:]) if isinstance(test, list) else ("CMD-SHELL", [test])
-
-    def local(text: str) -> str:
-        return re.sub(
-            r"localhost:(\d+)", lambda m: f"127.0.0.1:{port_map.get(int(m[1]), int(m[1]))}", text.replace("$$", "$")
-        )
-
-    args = [local(arg) for arg in args]
+    args = [arg.replace("$$", "$") for arg in args]
+    if host_port is not None:
+        args = [re.sub(r"localhost:\d+", f"127.0.0.1:{host_port}", arg) for arg in args]
     if kind == "CMD":
         return args
     if kind == "CMD-SHELL":

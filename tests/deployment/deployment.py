@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,9 @@ class Api:
         self.session = requests.Session()
 
     def login(self, username: str, password: str) -> None:
-        response = self.session.post(f"{self.base}/auth/token", json={"username": username, "password": password}, timeout=30)
+        response = self.session.post(
+            f"{self.base}/auth/token", json={"username": username, "password": password}, timeout=30
+        )
         response.raise_for_status()
         self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
 
@@ -82,6 +85,19 @@ class Deployment:
         finally:
             engine.dispose()
 
+    def triggerer_job_ids(self, *, running_only: bool = True) -> set[int]:
+        """Ids of the triggerers' jobs in the metadata DB (``job`` rows of type TriggererJob)."""
+        sql = "SELECT id FROM job WHERE job_type = 'TriggererJob'" + (
+            " AND state = 'running'" if running_only else ""
+        )
+        return {row.id for row in self.query(sql)}
+
+    def new_triggerer_job(self, known: set[int]) -> int | None:
+        """The job id of a triggerer that registered after ``known`` was taken, if one has."""
+        self.check_services()
+        new = self.triggerer_job_ids() - known
+        return next(iter(new)) if new else None
+
     def check_services(self, *, except_: tuple[str, ...] = ()) -> None:
         """Fail with its log's tail if an Airflow service exited."""
         for name in self.services:
@@ -119,7 +135,9 @@ def start(
     home.mkdir(parents=True, exist_ok=True)
     deployment = Deployment(procs=procs, compose=compose)
     base = host_base_env()
-    postgres_env = {k: cfg.interpolate(str(v)) for k, v in compose["services"]["postgres"]["environment"].items()}
+    postgres_env = {
+        k: cfg.interpolate(str(v)) for k, v in compose["services"]["postgres"]["environment"].items()
+    }
     deployment.database = start_postgres(
         procs, user=postgres_env["POSTGRES_USER"], password=postgres_env["POSTGRES_PASSWORD"],
         database=postgres_env["POSTGRES_DB"], base_env=base,
@@ -173,7 +191,7 @@ def start(
         procs.run(f"airflow-init-{index}-{step[1]}", step, init_env, timeout=300)
 
     deployment.api = Api(f"http://127.0.0.1:{api_port}")
-    ports = {"airflow-apiserver": {8080: api_port}, "airflow-scheduler": {8974: health_port}}
+    host_ports = {"airflow-apiserver": api_port, "airflow-scheduler": health_port}
     for service in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker"):
         deployment.envs[service] = env_of(service)
         procs.start(service, cfg.command(compose, service), deployment.envs[service], cwd=home)
@@ -181,22 +199,18 @@ def start(
     for name in TRIGGERERS:
         env = env_of("airflow-triggerer", AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()))
         deployment.envs[name] = env
-        known = {row.id for row in deployment.query("SELECT id FROM job WHERE job_type = 'TriggererJob'")}
+        known = deployment.triggerer_job_ids(running_only=False)
         procs.start(name, cfg.command(compose, "airflow-triggerer"), env, cwd=home)
         deployment.services.append(name)
-
-        def registered() -> int | None:
-            deployment.check_services()
-            rows = deployment.query("SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running'")
-            new = {row.id for row in rows} - known
-            return next(iter(new)) if new else None
-
-        deployment.triggerer_jobs[wait_for(registered, timeout=timeout, what=f"{name} to register")] = name
+        job_id = wait_for(
+            partial(deployment.new_triggerer_job, known), timeout=timeout, what=f"{name} to register"
+        )
+        deployment.triggerer_jobs[job_id] = name
 
     # Each service's own compose healthcheck, as the container runs it ($HOSTNAME: the host's).
     check_env = {**deployment.envs["airflow-worker"], "HOSTNAME": socket.gethostname()}
     pending = {
-        service: cfg.healthcheck(compose, service, ports.get(service, {}))
+        service: cfg.healthcheck(compose, service, host_ports.get(service))
         for service in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker",
                         "airflow-triggerer")
     }  # fmt: skip
@@ -216,7 +230,9 @@ def start(
                 del pending[service]
         if pending and time.monotonic() > deadline:
             tails = "\n".join(f"--- {s}: {outputs[s]}" for s in pending)
-            raise TimeoutError(f"healthchecks still failing after {timeout:.0f} s: {sorted(pending)}\n{tails}")
+            raise TimeoutError(
+                f"healthchecks still failing after {timeout:.0f} s: {sorted(pending)}\n{tails}"
+            )
         if pending:
             time.sleep(2)
 

@@ -55,7 +55,9 @@ def postgres_bin(program: str) -> str:
         return found
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"), key=lambda p: int(p.split("/")[4]))
     if not candidates:
-        raise FileNotFoundError(f"{program} not found: install Debian's postgresql (include/dev/system_packages.sh)")
+        raise FileNotFoundError(
+            f"{program} not found: install Debian's postgresql (include/dev/system_packages.sh)"
+        )
     return candidates[-1]
 
 
@@ -71,8 +73,10 @@ class Started:
         return self.popen.poll() is None
 
     def tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        """The log's last ``lines`` lines, after its first error line (often the cause) if earlier."""
+        text = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        first_error = next((line for line in text[:-lines] if "Error: " in line), None)
+        return "\n".join(([f"first error: {first_error}", "..."] if first_error else []) + text[-lines:])
 
 
 @dataclass
@@ -84,7 +88,13 @@ class Processes:
     started: dict[str, Started] = field(default_factory=dict)
 
     def start(
-        self, name: str, argv: Sequence[str], env: Mapping[str, str], *, cwd: Path | None = None, user: str | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        cwd: Path | None = None,
+        user: str | None = None,
     ) -> Started:
         """Start ``argv`` as ``name`` (unique) in a new session, output to ``<log_dir>/<name>.log``."""
         if name in self.started:
@@ -98,14 +108,24 @@ class Processes:
         self.started[name] = Started(name, popen, log)
         return self.started[name]
 
-    def run(self, name: str, argv: Sequence[str], env: Mapping[str, str], *, timeout: float, user: str | None = None) -> None:
+    def run(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        timeout: float,
+        user: str | None = None,
+    ) -> None:
         """Run a command to completion in its own group; RuntimeError with its log's tail on failure."""
         proc = self.start(name, argv, env, user=user)
         try:
             code = proc.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill(name)
-            raise RuntimeError(f"{name}: {' '.join(argv)} timed out after {timeout} s\n{proc.tail()}") from None
+            raise RuntimeError(
+                f"{name}: {' '.join(argv)} timed out after {timeout} s\n{proc.tail()}"
+            ) from None
         if code != 0:
             raise RuntimeError(f"{name}: {' '.join(argv)} exited {code}\n{proc.tail()}")
 
@@ -178,7 +198,9 @@ class Database:
     data_dir: Path
 
 
-def start_postgres(procs: Processes, *, user: str, password: str, database: str, base_env: Mapping[str, str]) -> Database:
+def start_postgres(
+    procs: Processes, *, user: str, password: str, database: str, base_env: Mapping[str, str]
+) -> Database:
     """initdb a fresh cluster (scram auth, the compose credentials), start it on a free port, create the DB.
 
     The folder is a fresh ``mkdtemp`` owned by the server's user (pytest's temp folders are
@@ -212,7 +234,9 @@ def start_postgres(procs: Processes, *, user: str, password: str, database: str,
 
     def connect() -> Any:
         try:
-            return psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password, dbname="postgres")
+            return psycopg2.connect(
+                host="127.0.0.1", port=port, user=user, password=password, dbname="postgres"
+            )
         except psycopg2.OperationalError:
             if not procs.started["postgres"].alive():
                 raise RuntimeError("postgres exited:\n" + procs.started["postgres"].tail()) from None

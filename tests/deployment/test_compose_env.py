@@ -98,14 +98,18 @@ def test_mounts_use_the_repository_for_code_and_private_folders_for_state(compos
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_only_the_overridden_keys_change_and_the_rest_is_the_compose_file(compose: dict[str, Any], service: str) -> None:
+def test_only_the_overridden_keys_change_and_the_rest_is_the_compose_file(
+    compose: dict[str, Any], service: str
+) -> None:
     raw = {k: cfg.interpolate(str(v)) for k, v in compose["services"][service]["environment"].items()}
 
     env, changed = cfg.service_environment(compose, service, LAYOUT)
 
     assert set(env) == set(raw)
     assert changed == set(cfg.OVERRIDDEN_KEYS), "every overridden key is in every Airflow service"
-    assert {k: v for k, v in env.items() if k not in changed} == {k: v for k, v in raw.items() if k not in changed}
+    assert {k: v for k, v in env.items() if k not in changed} == {
+        k: v for k, v in raw.items() if k not in changed
+    }
     for key in changed:
         assert "/opt/airflow" not in env[key]
         for host in cfg.SERVICE_HOSTS:
@@ -145,7 +149,9 @@ def test_database_and_broker_point_at_the_host_services(compose: dict[str, Any])
 
 def test_a_new_container_address_in_the_compose_file_fails_loudly(compose: dict[str, Any]) -> None:
     changed = copy.deepcopy(compose)
-    changed["services"]["airflow-scheduler"]["environment"]["AIRFLOW__METRICS__STATSD_HOST_URL"] = "http://redis:9125"
+    changed["services"]["airflow-scheduler"]["environment"]["AIRFLOW__METRICS__STATSD_HOST_URL"] = (
+        "http://redis:9125"
+    )
 
     with pytest.raises(ValueError, match="AIRFLOW__METRICS__STATSD_HOST_URL"):
         cfg.service_environment(changed, "airflow-scheduler", LAYOUT)
@@ -153,7 +159,9 @@ def test_a_new_container_address_in_the_compose_file_fails_loudly(compose: dict[
 
 def test_an_overridden_key_the_rewrite_no_longer_changes_fails_loudly(compose: dict[str, Any]) -> None:
     changed = copy.deepcopy(compose)
-    changed["services"]["airflow-scheduler"]["environment"]["AIRFLOW__CELERY__BROKER_URL"] = "redis://127.0.0.1:6379/0"
+    changed["services"]["airflow-scheduler"]["environment"]["AIRFLOW__CELERY__BROKER_URL"] = (
+        "redis://127.0.0.1:6379/0"
+    )
 
     with pytest.raises(ValueError, match="OVERRIDDEN_KEYS"):
         cfg.service_environment(changed, "airflow-scheduler", LAYOUT)
@@ -161,28 +169,30 @@ def test_an_overridden_key_the_rewrite_no_longer_changes_fails_loudly(compose: d
 
 def test_a_container_path_left_over_fails_loudly(compose: dict[str, Any]) -> None:
     changed = copy.deepcopy(compose)
-    changed["services"]["airflow-scheduler"]["environment"]["AIRFLOW__CORE__DAGS_FOLDER"] = "/opt/airflow/elsewhere"
+    changed["services"]["airflow-scheduler"]["environment"]["AIRFLOW__CORE__DAGS_FOLDER"] = (
+        "/opt/airflow/elsewhere"
+    )
 
     with pytest.raises(ValueError, match="container paths"):
         cfg.service_environment(changed, "airflow-scheduler", LAYOUT)
 
 
 @pytest.mark.parametrize(
-    ("service", "ports", "expected"),
+    ("service", "port", "expected"),
     [
-        ("airflow-apiserver", {8080: 5001}, ["curl", "--fail", "http://127.0.0.1:5001/api/v2/version"]),
-        ("airflow-scheduler", {8974: 5002}, ["curl", "--fail", "http://127.0.0.1:5002/health"]),
+        ("airflow-apiserver", 5001, ["curl", "--fail", "http://127.0.0.1:5001/api/v2/version"]),
+        ("airflow-scheduler", 5002, ["curl", "--fail", "http://127.0.0.1:5002/health"]),
         (
             "airflow-triggerer",
-            {},
+            None,
             ["/bin/sh", "-c", 'airflow jobs check --job-type TriggererJob --hostname "${HOSTNAME}"'],
         ),
     ],
 )
 def test_healthchecks_are_the_compose_files_on_the_host_ports(
-    compose: dict[str, Any], service: str, ports: dict[int, int], expected: list[str]
+    compose: dict[str, Any], service: str, port: int | None, expected: list[str]
 ) -> None:
-    assert cfg.healthcheck(compose, service, ports) == expected
+    assert cfg.healthcheck(compose, service, port) == expected
 
 
 @pytest.mark.parametrize(

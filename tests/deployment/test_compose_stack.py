@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from gemini_batch.identity import WorkIdentity
 from local_stack.seed import prompt_rows, seed
 
@@ -39,7 +38,9 @@ QUEUE_DELAY_S = 60
 
 
 @pytest.fixture
-def deployment(local_stack: Any, stack_admin: Any, bq_dataset: Any, gcs_bucket: Any, tmp_path: Path) -> Iterator[Deployment]:
+def deployment(
+    local_stack: Any, stack_admin: Any, bq_dataset: Any, gcs_bucket: Any, tmp_path: Path
+) -> Iterator[Deployment]:
     procs = Processes(log_dir=tmp_path)
     running: Deployment | None = None
     try:
@@ -64,8 +65,11 @@ def deployment(local_stack: Any, stack_admin: Any, bq_dataset: Any, gcs_bucket: 
 
 
 def wait_for_dag(api: Any, dag_id: str) -> dict[str, Any]:
-    return wait_for(lambda: (lambda r: r[1] if r[0] == 200 else None)(api.call("GET", f"/api/v2/dags/{dag_id}")),
-                    timeout=180, what=f"the dag-processor to serialize {dag_id}")  # fmt: skip
+    def serialized() -> dict[str, Any] | None:
+        status, dag = api.call("GET", f"/api/v2/dags/{dag_id}")
+        return dag if status == 200 else None
+
+    return wait_for(serialized, timeout=180, what=f"the dag-processor to serialize {dag_id}")
 
 
 def task_instances(api: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -122,7 +126,11 @@ def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
             for dag_id, run_id in runs.items()
             for ti in task_instances(api, dag_id, run_id)
         })  # fmt: skip
-        early = {k: s for k, s in seen.items() if s in ("failed", "upstream_failed") or (k[1] == JOB_TASK and s == "success")}
+        early = {
+            k: s
+            for k, s in seen.items()
+            if s in ("failed", "upstream_failed") or (k[1] == JOB_TASK and s == "success")
+        }
         assert not early, f"before the kill: {early} (all: {seen})"
         if seen.get((BIGQUERY_DAG, "shard_requests", -1)) != "success":
             return None  # the job tasks are mapped once sharding is done
@@ -146,7 +154,9 @@ def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
     victim_job = max(holders, key=holders.__getitem__)
     victim = deployment.triggerer_jobs[victim_job]
     survivor_job = next(job for job in deployment.triggerer_jobs if job != victim_job)
-    unfinished = [j["name"] for j in stack_admin.jobs() if j["state"].endswith(("PENDING", "QUEUED", "RUNNING"))]
+    unfinished = [
+        j["name"] for j in stack_admin.jobs() if j["state"].endswith(("PENDING", "QUEUED", "RUNNING"))
+    ]
     print(f"\nSIGKILL {victim} (holds {holders[victim_job]} of {sum(holders.values())} triggers; "
           f"{len(unfinished)} jobs unfinished)")  # fmt: skip
     killed_at = time.monotonic()
@@ -158,7 +168,9 @@ def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
         return not rows
 
     wait_for(moved, timeout=180, what=f"the triggers of {victim} to move to the other triggerer", interval=1)
-    print(f"triggers moved to triggerer job {survivor_job} {time.monotonic() - killed_at:.1f} s after the SIGKILL")
+    print(
+        f"triggers moved to triggerer job {survivor_job} {time.monotonic() - killed_at:.1f} s after the SIGKILL"
+    )
 
     def finished() -> dict[str, str] | None:
         deployment.check_services(except_=(victim,))
@@ -186,6 +198,8 @@ def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
     keys = Counter(row.key for row in rows)
     assert max(keys.values()) == 1, {key: n for key, n in keys.items() if n > 1}
     adhoc_job = next(j["name"] for j in jobs if j["display_name"].startswith(ADHOC_DAG))
-    assert {row.key for row in rows if row.job_name != adhoc_job} == {str(r["id"]) for r in prompt_rows(day, ROWS)}
+    assert {row.key for row in rows if row.job_name != adhoc_job} == {
+        str(r["id"]) for r in prompt_rows(day, ROWS)
+    }
     assert all(row.logical_date == day for row in rows if row.job_name != adhoc_job)
     assert sum(1 for row in rows if row.job_name == adhoc_job) == len(ADHOC_PROMPTS)
