@@ -30,11 +30,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 BIGQUERY_DAG = "gemini_batch_bigquery"
 ADHOC_DAG = "gemini_batch_adhoc"
 JOB_TASK = "run_job"
-ROWS = 45
-ROWS_PER_JOB = 15  # several shards, so several mapped job tasks
+ROWS = 40
+ROWS_PER_JOB = 20  # several shards, so several mapped job tasks
 ADHOC_PROMPTS = ["Name a prime number.", "Name a colour.", "Name a river.", "Name a tree."]
-# Jobs stay PENDING this long, so every job task is deferred before any job ends.
-QUEUE_DELAY_S = 60
+# Jobs stay PENDING this long, so every job task is deferred before any job ends (on a 2-core
+# machine under load, the last job task defers about a minute after the first).
+QUEUE_DELAY_S = 90
 
 
 @pytest.fixture
@@ -115,10 +116,13 @@ def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
     assert dt.datetime.fromisoformat(bigquery["data_interval_start"]).date() == day, bigquery
     runs = {BIGQUERY_DAG: bigquery["dag_run_id"], ADHOC_DAG: adhoc["dag_run_id"]}
 
-    # Every job task deferred, and its trigger held by a triggerer.
+    # Every job task has deferred, and the triggers still waiting are held by triggerers. The
+    # queue delay keeps the jobs pending well past that; on a loaded machine a job task may
+    # still resume before the last one defers, which is fine as long as some triggers are held.
     seen: dict[tuple[str, str, int], str] = {}
+    deferred_once: set[tuple[str, str, int]] = set()
 
-    def all_deferred() -> dict[int, int] | None:
+    def deferred_and_held() -> dict[int, int] | None:
         deployment.check_services()
         seen.clear()
         seen.update({
@@ -126,30 +130,26 @@ def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
             for dag_id, run_id in runs.items()
             for ti in task_instances(api, dag_id, run_id)
         })  # fmt: skip
-        early = {
-            k: s
-            for k, s in seen.items()
-            if s in ("failed", "upstream_failed") or (k[1] == JOB_TASK and s == "success")
-        }
-        assert not early, f"before the kill: {early} (all: {seen})"
+        failed = {k: s for k, s in seen.items() if s in ("failed", "upstream_failed")}
+        assert not failed, f"before the kill: {failed} (all: {seen})"
         if seen.get((BIGQUERY_DAG, "shard_requests", -1)) != "success":
             return None  # the job tasks are mapped once sharding is done
         jobs = {k: s for k, s in seen.items() if k[1] == JOB_TASK}
-        if set(jobs.values()) != {"deferred"}:
+        deferred_once.update(k for k, s in jobs.items() if s == "deferred")
+        if set(jobs) != deferred_once:
             return None
         held = deployment.query(
             "SELECT t.triggerer_id FROM trigger t JOIN task_instance ti ON ti.trigger_id = t.id "
-            "WHERE ti.state = 'deferred'"
+            "WHERE ti.state = 'deferred' AND t.triggerer_id IS NOT NULL"
         )
-        if len(held) != len(jobs) or any(row.triggerer_id is None for row in held):
-            return None
+        assert held, f"every job ended before the kill: raise QUEUE_DELAY_S ({seen})"
         return dict(Counter(row.triggerer_id for row in held))
 
     try:
-        holders = wait_for(all_deferred, timeout=300, what="every job task to be deferred", interval=1)
+        holders = wait_for(deferred_and_held, timeout=300, what="every job task to be deferred", interval=1)
     except TimeoutError as err:
         raise AssertionError(f"{err}; task states: {seen}") from None
-    job_tasks = sum(holders.values())
+    job_tasks = len(deferred_once)
     assert job_tasks >= 3, f"expected several mapped job tasks and the ad hoc one: {seen}"
     victim_job = max(holders, key=holders.__getitem__)
     victim = deployment.triggerer_jobs[victim_job]
@@ -157,7 +157,7 @@ def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
     unfinished = [
         j["name"] for j in stack_admin.jobs() if j["state"].endswith(("PENDING", "QUEUED", "RUNNING"))
     ]
-    print(f"\nSIGKILL {victim} (holds {holders[victim_job]} of {sum(holders.values())} triggers; "
+    print(f"\nSIGKILL {victim} (holds {holders[victim_job]} of {sum(holders.values())} triggers, {job_tasks} job tasks; "
           f"{len(unfinished)} jobs unfinished)")  # fmt: skip
     killed_at = time.monotonic()
     deployment.procs.kill(victim)
