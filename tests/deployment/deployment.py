@@ -4,13 +4,13 @@
 the compose file's credentials), the steps of ``airflow-init``, then api-server, scheduler,
 dag-processor, one Celery worker and two triggerers, each with its compose environment rewritten
 by :mod:`.compose`. It waits for each service's own compose healthcheck to pass. The caller must
-call :meth:`Deployment.stop` (a finalizer), which ends every process, even after a failed start.
+call ``procs.stop_all()`` (a finalizer), which ends every process and removes the database's
+folder, even after a failed start.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -104,11 +104,6 @@ class Deployment:
             proc = self.procs.started[name]
             if name not in except_ and not proc.alive():
                 raise AssertionError(f"{name} exited with {proc.popen.returncode}:\n{proc.tail(60)}")
-
-    def stop(self) -> None:
-        self.procs.stop_all()
-        if self.database is not None:
-            shutil.rmtree(self.database.data_dir, ignore_errors=True)
 
 
 def host_base_env() -> dict[str, str]:

@@ -86,6 +86,8 @@ class Processes:
     log_dir: Path
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: dict[str, Started] = field(default_factory=dict)
+    #: Folders removed by :meth:`stop_all` once every process is gone (data outside ``log_dir``).
+    folders: list[Path] = field(default_factory=list)
 
     def start(
         self,
@@ -175,6 +177,8 @@ class Processes:
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(self.marked(), timeout=10)
+        for folder in self.folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def service_user() -> str | None:
@@ -208,6 +212,7 @@ def start_postgres(
     """
     os_user = service_user()
     data_root = Path(tempfile.mkdtemp(prefix="gemini-batch-postgres-"))
+    procs.folders.append(data_root)
     if os_user:
         entry = pwd.getpwnam(os_user)
         os.chown(data_root, entry.pw_uid, entry.pw_gid)

@@ -43,9 +43,8 @@ def deployment(
     local_stack: Any, stack_admin: Any, bq_dataset: Any, gcs_bucket: Any, tmp_path: Path
 ) -> Iterator[Deployment]:
     procs = Processes(log_dir=tmp_path)
-    running: Deployment | None = None
     try:
-        running = start(
+        yield start(
             procs, stack=local_stack, home=tmp_path / "airflow",
             extra={
                 "AIRFLOW_VAR_GEMINI_BATCH_DATASET": bq_dataset.dataset_id,
@@ -54,15 +53,12 @@ def deployment(
                 "GEMINI_BATCH_MAX_REQUESTS_PER_JOB": str(ROWS_PER_JOB),
             },
         )  # fmt: skip
-        yield running
     finally:
-        if running is not None:
-            running.stop()
-        else:
-            procs.stop_all()
+        procs.stop_all()
         stack_admin.reset_faults()
         left = procs.marked()
         assert not left, f"processes left behind: {[(p.pid, p.name()) for p in left]}"
+        assert not [f for f in procs.folders if f.exists()], "the Postgres data folder is left behind"
 
 
 def wait_for_dag(api: Any, dag_id: str) -> dict[str, Any]:
