@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, when missing: `make test` calls it, so a fresh
-# machine needs nothing by hand. Each package is named with the command that proves it is there.
+# machine needs nothing by hand. Each package is named with what proves it is there: a command on
+# PATH, or an absolute path pattern (Debian keeps PostgreSQL's server programs off PATH).
 # Idempotent and quiet when everything is present; apt-get runs only for what is missing (as root,
 # or through sudo when there is one).
 set -euo pipefail
 
-# command  package
+# probe  package
 required=(
-  "docker-compose docker-compose"   # validates docker-compose.yaml (`docker-compose config`)
+  "docker-compose docker-compose"                   # validates docker-compose.yaml (`docker-compose config`)
+  "/usr/lib/postgresql/*/bin/initdb postgresql"     # tests/deployment: the compose stack's Postgres
+  "redis-server redis-server"                       # tests/deployment: the compose stack's Redis
 )
+
+present() {
+  case "$1" in
+    /*) compgen -G "$1" >/dev/null ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
 
 missing=()
 for entry in "${required[@]}"; do
-  read -r command package <<<"$entry"
-  command -v "$command" >/dev/null 2>&1 || missing+=("$package")
+  read -r probe package <<<"$entry"
+  present "$probe" || missing+=("$package")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
