@@ -148,19 +148,30 @@ def test_the_v1_api_version_is_served_too(local_stack, stack_admin) -> None:
     assert done.state == S.JOB_STATE_SUCCEEDED
 
 
-def test_a_wrong_api_key_gets_403_and_a_missing_one_401(local_stack, stack_admin) -> None:
+def test_a_wrong_api_key_gets_400_api_key_invalid_and_a_missing_one_403(local_stack, stack_admin) -> None:
     from conftest import make_gemini_client
 
     client = make_gemini_client(local_stack, api_key="not-the-key")  # keep a reference: see wire note
     with pytest.raises(errors.ClientError) as wrong:
         client.batches.list()
-    assert wrong.value.code == 403 and wrong.value.status == "PERMISSION_DENIED"
+    assert wrong.value.code == 400 and wrong.value.status == "INVALID_ARGUMENT"
+    assert wrong.value.message == "API key not valid. Please pass a valid API key."
+    info = [d for d in wrong.value.details["error"]["details"] if d["@type"].endswith("google.rpc.ErrorInfo")]
+    assert info == [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+            "metadata": {"service": "generativelanguage.googleapis.com"},
+        }
+    ]
     try:
         urllib.request.urlopen(f"{local_stack.gemini_url}/v1beta/batches")
-        raise AssertionError("expected 401")
+        raise AssertionError("expected 403")
     except urllib.error.HTTPError as exc:
         body = json.loads(exc.read())
-        assert exc.code == 401 and body["error"]["status"] == "UNAUTHENTICATED"
+        assert exc.code == 403 and body["error"]["status"] == "PERMISSION_DENIED"
+        assert "unregistered callers" in body["error"]["message"] and "details" not in body["error"]
     with urllib.request.urlopen(f"{local_stack.gemini_url}/v1beta/batches?key={local_stack.api_key}") as ok:
         assert ok.status == 200
 

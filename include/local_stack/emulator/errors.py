@@ -46,8 +46,11 @@ GRPC_CODES: dict[str, int] = {
     "RESOURCE_EXHAUSTED": 8,
     "FAILED_PRECONDITION": 9,
     "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "UNIMPLEMENTED": 12,
     "INTERNAL": 13,
     "UNAVAILABLE": 14,
+    "DATA_LOSS": 15,
     "UNAUTHENTICATED": 16,
 }
 
