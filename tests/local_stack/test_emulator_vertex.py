@@ -476,11 +476,22 @@ def test_unknown_fields_and_empty_text_are_row_errors_and_the_batch_goes_on(
     failed = sorted(
         r["status"] for r in predictions(gcs_client, done.output_info.gcs_output_directory) if r["status"]
     )
-    assert failed[0].startswith(
-        'Bad Request: {"error":{"code":400,"message":"Invalid JSON payload received. '
-    )
-    assert "Unknown name \\\"temprature\\\" at 'generation_config'" in failed[0] or "temprature" in failed[0]
-    assert "empty text parameter" in failed[1] and '"status":"INVALID_ARGUMENT"' in failed[1]
+    reasons = [status.split(": ", 1) for status in failed]
+    assert [reason for reason, _ in reasons] == ["Bad Request", "Bad Request"]
+    assert [json.loads(body)["error"] for _, body in reasons] == [
+        {
+            "code": 400,
+            "message": "Invalid JSON payload received. Unknown name \"temprature\" at 'generation_config': "
+            "Cannot find field.",
+            "status": "INVALID_ARGUMENT",
+        },
+        {
+            "code": 400,
+            "message": "Unable to submit request because it has an empty text parameter. "
+            "Add a value to the parameter and try again.",
+            "status": "INVALID_ARGUMENT",
+        },
+    ]
 
 
 def test_jobs_of_another_project_or_location_are_not_found(
