@@ -67,7 +67,8 @@ def test_a_file_batch_reads_an_uploaded_file_and_writes_a_results_file(gemini_cl
     by_key = {r["key"]: r for r in results}
     assert set(by_key) == {f"k{i}" for i in range(10)} | {"broken"}
     assert by_key["k4"]["response"]["candidates"][0]["content"]["parts"][0]["text"].endswith("] line 4")
-    assert by_key["broken"]["error"]["status"] == "INVALID_ARGUMENT"
+    assert set(by_key["broken"]["error"]) == {"code", "message"}  # a google.rpc.Status: no "status"
+    assert by_key["broken"]["error"]["code"] == 400
     assert gemini_client.files.get(name=done.dest.file_name).source == types.FileSource.GENERATED
 
 
