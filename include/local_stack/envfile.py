@@ -1,16 +1,18 @@
 """Write and read the shell-sourceable env file (``.local-stack/env``).
 
-Invariant: every line is ``KEY='value'`` (POSIX single quotes, a quote inside written as
-``'\\''``), so ``set -a; . .local-stack/env; set +a`` and :func:`read_env_file` agree exactly.
+Invariants: every line is ``KEY='value'`` (POSIX single quotes, a quote inside written as
+``'\\''``), so ``set -a; . .local-stack/env; set +a`` and :func:`read_env_file` agree exactly;
+the file is its owner's only (0600: it holds the API key).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
+
+from local_stack.private_files import write_private_text
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -32,16 +34,14 @@ def format_env(env: Mapping[str, str], *, export: bool = False) -> str:
 
 
 def write_env_file(path: Path, env: Mapping[str, str], *, header: str = "") -> None:
-    """Write ``env`` to ``path`` atomically (a reader never sees half a file).
+    """Write ``env`` to ``path`` atomically (a reader never sees half a file), mode 0600.
 
     :param path: Required. The file to write, e.g. ``.local-stack/env``.
     :param env: Required. Variable names to values.
     :param header: Optional. Comment text put above the variables, one ``#`` line per line.
     """
     comment = "".join(f"# {line}\n" for line in header.splitlines())
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(comment + format_env(env), encoding="utf-8")
-    os.replace(tmp, path)
+    write_private_text(path, comment + format_env(env))
 
 
 def parse_env(text: str) -> dict[str, str]:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from local_stack.private_files import CHILD_UMASK, open_private_append, private_dir
+
 try:  # psutil comes with Airflow; the emulators alone do not need it.
     import psutil
 except ImportError:  # pragma: no cover - exercised only in a bare emulator environment
@@ -179,11 +181,11 @@ class ManagedProcess:
 
 
 def spawn(spec: ServiceSpec, log_dir: Path, cwd: Path) -> ManagedProcess:
-    """Start ``spec`` in the background, in a new session, logging to ``log_dir/<name>.log``."""
-    log_dir.mkdir(parents=True, exist_ok=True)
+    """Start ``spec`` in the background, in a new session, logging to ``log_dir/<name>.log`` (0600)."""
+    private_dir(log_dir)
     log_file = log_dir / f"{spec.name}.log"
     env = {**os.environ, **spec.env}
-    with open(log_file, "ab") as out:
+    with open_private_append(log_file) as out:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         out.write(f"=== {stamp} starting: {' '.join(spec.argv)}\n".encode())
         out.flush()
@@ -195,6 +197,7 @@ def spawn(spec: ServiceSpec, log_dir: Path, cwd: Path) -> ManagedProcess:
             cwd=cwd,
             env=env,
             start_new_session=True,
+            umask=CHILD_UMASK,  # what the emulators write (data, their own files) stays private
         )
     started = start_marker(popen.pid)
     log.info("started %s (pid %d, port %d, log %s)", spec.name, popen.pid, spec.port, log_file)

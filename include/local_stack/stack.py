@@ -5,6 +5,10 @@ file guard it); :func:`start` either returns a stack whose three processes all a
 themselves, or stops whatever it started and raises; :meth:`RunningStack.stop` stops exactly
 the processes the state file names and nothing else.
 
+The state directory and everything in it are its owner's only (directories 0700, files 0600,
+the emulators run with umask 077): the env file holds the Gemini API key, which reaches the
+emulator through its environment, never its command line.
+
 Layout of a state directory (default ``<repo>/.local-stack``, or ``$LOCAL_STACK_DIR``)::
 
     env            KEY='value' lines for a shell (see docs/design.md)
@@ -28,6 +32,7 @@ from pathlib import Path
 
 from local_stack.endpoints import StackEndpoints
 from local_stack.envfile import read_env_file, write_env_file
+from local_stack.private_files import open_private_update, private_dir, write_private_text
 from local_stack.processes import (
     ManagedProcess,
     ServiceSpec,
@@ -56,6 +61,8 @@ GEMINI_DIR = "gemini"
 SERVICES: tuple[str, ...] = ("gcs", "bigquery", "gemini")
 #: How the BigQuery emulator is run: bqemulator, patched so concurrent reads get their own rows.
 BIGQUERY_MODULE = "local_stack.bigquery_emulator"
+#: Where the Gemini batch emulator reads its API key (``local_stack.emulator.__main__``).
+GEMINI_KEY_ENV = "GEMINI_EMULATOR_API_KEY"
 
 _INCLUDE_DIR = Path(__file__).resolve().parent.parent
 _REPO_ROOT = _INCLUDE_DIR.parent
@@ -151,7 +158,6 @@ def service_specs(state_dir: Path, endpoints: StackEndpoints, *, ephemeral: bool
                 "--host", endpoints.host, "--port", str(endpoints.gemini_port),
                 "--state-dir", str(state_dir / GEMINI_DIR),
                 "--project", endpoints.project, "--location", endpoints.location,
-                "--api-key", endpoints.api_key,
             ],
             port=endpoints.gemini_port,
             health_path="/admin/health",
@@ -161,6 +167,8 @@ def service_specs(state_dir: Path, endpoints: StackEndpoints, *, ephemeral: bool
                 "PYTHONPATH": pythonpath,
                 "STORAGE_EMULATOR_HOST": endpoints.storage_url,
                 "BIGQUERY_EMULATOR_HOST": endpoints.bigquery_url,
+                # the key travels in the environment, never on the command line (``ps``)
+                GEMINI_KEY_ENV: endpoints.api_key,
             },
         ),
     ]  # fmt: skip
@@ -260,9 +268,7 @@ class RunningStack:
 
     def write_state(self) -> None:
         """Write the state file atomically."""
-        tmp = self.state_dir / f".{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.state_file)
+        write_private_text(self.state_file, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def write_env(self) -> None:
         """Write the env file (shell-sourceable, values single-quoted)."""
@@ -279,8 +285,8 @@ class RunningStack:
 @contextlib.contextmanager
 def _locked(state_dir: Path) -> Generator[None, None, None]:
     """Hold an exclusive lock on the state directory (two ``up`` at once: one waits)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / LOCK_FILE, "a+") as handle:
+    private_dir(state_dir)
+    with open_private_update(state_dir / LOCK_FILE) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -344,8 +350,8 @@ def start(
     with _locked(state_dir):
         _clear_stale(state_dir)
         for sub in (GCS_DIR, BQ_DIR, GEMINI_DIR):
-            (state_dir / sub).mkdir(parents=True, exist_ok=True)
-        gcs_object_root(state_dir).mkdir(parents=True, exist_ok=True)
+            private_dir(state_dir / sub)
+        private_dir(gcs_object_root(state_dir))
         endpoints = _allocate_endpoints()
         specs = [s for s in service_specs(state_dir, endpoints, ephemeral=ephemeral) if s.name in services]
         stack = RunningStack(state_dir=state_dir, endpoints=endpoints, processes=[], ephemeral=ephemeral)

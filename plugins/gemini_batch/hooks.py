@@ -429,7 +429,7 @@ class GeminiBatchHook(BaseHook):
         status = http_status(exc)
         if isinstance(exc, GeminiBatchConfigError):
             problem = "the connection is incomplete"
-        elif status in (401, 403):
+        elif status in (401, 403) or "API_KEY_INVALID" in str(exc):  # a wrong key is a 400
             problem = f"the service refused the credentials (HTTP {status})"
         elif status is not None:
             problem = f"the service answered HTTP {status}"

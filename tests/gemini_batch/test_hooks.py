@@ -445,6 +445,22 @@ def test_gemini_api_hook_is_built_as_airflow_builds_a_connection_types_hook():
         (api_error(403, f"API key not valid: {SECRET}"), "the service refused the credentials (HTTP 403)"),
         (api_error(401, f"no key {SECRET}"), "the service refused the credentials (HTTP 401)"),
         (api_error(400, f"API key not valid {SECRET}"), "the service answered HTTP 400"),
+        (
+            genai_errors.ClientError(
+                400,
+                {
+                    "error": {
+                        "code": 400,
+                        "message": f"API key not valid {SECRET}",
+                        "status": "INVALID_ARGUMENT",
+                        "details": [
+                            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
+                        ],
+                    }
+                },
+            ),
+            "the service refused the credentials (HTTP 400)",
+        ),
         (httpx.ConnectError(f"refused {SECRET}"), "no answer from the endpoint (ConnectError)"),
         (GeminiBatchConfigError(f"bad {SECRET}"), "the connection is incomplete"),
         (ValueError(f"odd {SECRET}"), "ValueError"),

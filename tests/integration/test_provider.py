@@ -110,7 +110,7 @@ def test_connection_test_fails_clearly_on_a_wrong_key(api: TestClient, local_sta
 
     assert result["status"] is False
     assert result["message"].startswith(
-        "Gemini API connection test failed: the service refused the credentials (HTTP 403): "
+        "Gemini API connection test failed: the service refused the credentials (HTTP 400): "
     )
     assert "API key not valid" in result["message"]
     assert wrong not in result["message"]

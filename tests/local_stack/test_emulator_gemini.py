@@ -67,7 +67,8 @@ def test_a_file_batch_reads_an_uploaded_file_and_writes_a_results_file(gemini_cl
     by_key = {r["key"]: r for r in results}
     assert set(by_key) == {f"k{i}" for i in range(10)} | {"broken"}
     assert by_key["k4"]["response"]["candidates"][0]["content"]["parts"][0]["text"].endswith("] line 4")
-    assert by_key["broken"]["error"]["status"] == "INVALID_ARGUMENT"
+    assert set(by_key["broken"]["error"]) == {"code", "message"}  # a google.rpc.Status: no "status"
+    assert by_key["broken"]["error"]["code"] == 400
     assert gemini_client.files.get(name=done.dest.file_name).source == types.FileSource.GENERATED
 
 
@@ -148,19 +149,30 @@ def test_the_v1_api_version_is_served_too(local_stack, stack_admin) -> None:
     assert done.state == S.JOB_STATE_SUCCEEDED
 
 
-def test_a_wrong_api_key_gets_403_and_a_missing_one_401(local_stack, stack_admin) -> None:
+def test_a_wrong_api_key_gets_400_api_key_invalid_and_a_missing_one_403(local_stack, stack_admin) -> None:
     from conftest import make_gemini_client
 
     client = make_gemini_client(local_stack, api_key="not-the-key")  # keep a reference: see wire note
     with pytest.raises(errors.ClientError) as wrong:
         client.batches.list()
-    assert wrong.value.code == 403 and wrong.value.status == "PERMISSION_DENIED"
+    assert wrong.value.code == 400 and wrong.value.status == "INVALID_ARGUMENT"
+    assert wrong.value.message == "API key not valid. Please pass a valid API key."
+    info = [d for d in wrong.value.details["error"]["details"] if d["@type"].endswith("google.rpc.ErrorInfo")]
+    assert info == [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "API_KEY_INVALID",
+            "domain": "googleapis.com",
+            "metadata": {"service": "generativelanguage.googleapis.com"},
+        }
+    ]
     try:
         urllib.request.urlopen(f"{local_stack.gemini_url}/v1beta/batches")
-        raise AssertionError("expected 401")
+        raise AssertionError("expected 403")
     except urllib.error.HTTPError as exc:
         body = json.loads(exc.read())
-        assert exc.code == 401 and body["error"]["status"] == "UNAUTHENTICATED"
+        assert exc.code == 403 and body["error"]["status"] == "PERMISSION_DENIED"
+        assert "unregistered callers" in body["error"]["message"] and "details" not in body["error"]
     with urllib.request.urlopen(f"{local_stack.gemini_url}/v1beta/batches?key={local_stack.api_key}") as ok:
         assert ok.status == 200
 

@@ -62,6 +62,9 @@ def test_generate_content_has_candidates_usage_and_model_version() -> None:
     assert response["modelVersion"] == "gemini-2.5-flash"
 
 
+_OK = {"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}
+
+
 @pytest.mark.parametrize(
     ("request_body", "message"),
     [
@@ -72,13 +75,83 @@ def test_generate_content_has_candidates_usage_and_model_version() -> None:
         ({"contents": [{"role": "user", "parts": []}]}, "contents.parts must not be empty"),
         ({"contents": [{"role": "user", "parts": [{}]}]}, "required oneof field 'data'"),
         ({"contents": [{"role": "system", "parts": [{"text": "x"}]}]}, "valid role"),
+        # unknown fields, at every level the service parses, with the parser's wording and path
+        ({**_OK, "generationConfg": {}}, 'Unknown name "generationConfg": Cannot find field'),
+        ({**_OK, "prompt": "x"}, 'Unknown name "prompt": Cannot find field'),
+        (
+            {**_OK, "generationConfig": {"temprature": 0.2}},
+            "Unknown name \"temprature\" at 'generation_config': Cannot find field",
+        ),
+        (
+            {**_OK, "generation_config": {"thinking_config": {"budget": 1}}},
+            "Unknown name \"budget\" at 'generation_config.thinking_config'",
+        ),
+        (
+            {"contents": [{"role": "user", "parts": [{"text": "x"}], "author": "me"}]},
+            "Unknown name \"author\" at 'contents\\[0\\]'",
+        ),
+        (
+            {"contents": [{"parts": [{"text": "x"}]}, {"parts": [{"text": "y", "txt": "y"}]}]},
+            "Unknown name \"txt\" at 'contents\\[1\\].parts\\[0\\]'",
+        ),
+        (
+            {"contents": [{"parts": [{"inlineData": {"mimeType": "a/b", "data": "", "uri": "x"}}]}]},
+            "Unknown name \"uri\" at 'contents\\[0\\].parts\\[0\\].inline_data'",
+        ),
+        (
+            {"contents": [{"parts": [{"fileData": {"fileUri": "gs://b/o", "mime": "a/b"}}]}]},
+            "Unknown name \"mime\" at 'contents\\[0\\].parts\\[0\\].file_data'",
+        ),
+        (
+            {**_OK, "systemInstruction": {"parts": [{"text": "x"}], "rolee": "x"}},
+            "Unknown name \"rolee\" at 'system_instruction'",
+        ),
+        (
+            {**_OK, "safetySettings": [{"category": "X", "threshold": "Y", "level": 1}]},
+            "Unknown name \"level\" at 'safety_settings\\[0\\]'",
+        ),
+        # empty or blank text, in the contents or the system instruction
+        ({"contents": [{"parts": [{"text": ""}]}]}, "empty text parameter"),
+        ({"contents": [{"parts": [{"text": " \n\t"}]}]}, "empty text parameter"),
+        ({"contents": [{"parts": [{"text": "ok"}, {"text": "  "}]}]}, "empty text parameter"),
+        ({**_OK, "system_instruction": {"parts": [{"text": ""}]}}, "empty text parameter"),
+        # part data of the wrong JSON type
+        ({"contents": [{"parts": [{"text": 3}]}]}, "expected a string"),
+        ({"contents": [{"parts": [{"inlineData": "abc"}]}]}, "inline_data': expected an object"),
+        ({"contents": [{"parts": [{"thought": True}]}]}, "required oneof field 'data'"),
     ],
 )
 def test_invalid_requests_raise_a_row_error_with_the_real_wording(request_body: object, message: str) -> None:
     with pytest.raises(InvalidRequest, match=message) as info:
         generate_content("gemini-2.5-flash", request_body)
-    assert info.value.to_error()["code"] == 400
-    assert info.value.to_error()["status"] == "INVALID_ARGUMENT"
+    assert info.value.to_error() == {"code": 400, "message": str(info.value)}  # a google.rpc.Status
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        _OK,
+        {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "labels": {"row": "1"}},
+        {"contents": [{"parts": [{"text": "hi"}]}], "model": "models/gemini-2.5-flash"},
+        {
+            "contents": [{"parts": [{"text": "hi", "thought": False}]}],
+            "system_instruction": {"parts": [{"text": "be brief"}]},
+            "generation_config": {"temperature": 0.2, "thinking_config": {"thinking_budget": 0}},
+            "safety_settings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}],
+            "tools": [{"googleSearch": {}}],
+        },
+        {
+            "contents": [
+                {"parts": [{"inline_data": {"mime_type": "image/png", "data": "aGk="}}, {"text": "what?"}]},
+                {"role": "model", "parts": [{"fileData": {"fileUri": "gs://b/o", "mimeType": "a/b"}}]},
+                {"parts": [{"text": "and?"}]},
+            ],
+            "generationConfig": {"responseMimeType": "application/json", "_responseJsonSchema": {}},
+        },
+    ],
+)
+def test_requests_the_service_accepts_get_an_answer(request_body: dict[str, object]) -> None:
+    assert generate_content("gemini-2.5-flash", request_body)["candidates"][0]["finishReason"] == "STOP"
 
 
 JSON_SCHEMAS = [

@@ -234,3 +234,161 @@ def test_list_filters_match_as_vertex_documents_them(text: str, matches: bool) -
 def test_bad_filters_are_rejected(text: str) -> None:
     with pytest.raises(FilterError):
         parse_filter(text)(make_job())
+
+
+# --- strictness: stats, canonical statuses, delete metadata ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "total", "done", "stats"),
+    [
+        ({"kind": "inline", "count": 3}, None, (0, 0), {"requestCount": "3", "pendingRequestCount": "3"}),
+        ({"kind": "file", "name": "files/x"}, None, (0, 0), {}),
+        (
+            {"kind": "inline", "count": 3},
+            3,
+            (1, 1),
+            {
+                "requestCount": "3",
+                "successfulRequestCount": "1",
+                "failedRequestCount": "1",
+                "pendingRequestCount": "1",
+            },
+        ),
+    ],
+)
+def test_batch_stats_are_present_from_creation(
+    source: dict, total: int | None, done: tuple[int, int], stats: dict
+) -> None:
+    job = make_job(
+        id="b1", backend="gemini_api", name="batches/b1", source=source, destination={"kind": "inline"}
+    )
+    job.total = total
+    job.succeeded, job.failed = done
+    assert job.gemini_view()["metadata"]["batchStats"] == stats
+
+
+# google/rpc/code.proto's "HTTP Mapping" lines: HTTP code -> every status name mapped to it.
+CODE_PROTO_HTTP_MAPPING = {
+    400: {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE"},
+    401: {"UNAUTHENTICATED"},
+    403: {"PERMISSION_DENIED"},
+    404: {"NOT_FOUND"},
+    409: {"ALREADY_EXISTS", "ABORTED"},
+    429: {"RESOURCE_EXHAUSTED"},
+    499: {"CANCELLED"},
+    500: {"INTERNAL", "UNKNOWN", "DATA_LOSS"},
+    501: {"UNIMPLEMENTED"},
+    503: {"UNAVAILABLE"},
+    504: {"DEADLINE_EXCEEDED"},
+}
+
+
+@pytest.mark.parametrize("code", sorted(set(CODE_PROTO_HTTP_MAPPING) | {408, 502}))
+def test_each_http_code_has_one_canonical_status_that_code_proto_maps_to_it(code: int) -> None:
+    from local_stack.emulator.errors import GRPC_CODES, STATUS_BY_CODE, ApiError
+
+    status = STATUS_BY_CODE[code]
+    assert status in GRPC_CODES
+    assert status in CODE_PROTO_HTTP_MAPPING.get(code, {"DEADLINE_EXCEEDED", "UNAVAILABLE"})
+    assert ApiError(code, "m").status == status
+
+
+@pytest.mark.parametrize("code", [400, 403, 404, 408, 409, 429, 500, 502, 503, 504])
+def test_injected_faults_use_the_canonical_status_of_their_code(code: int) -> None:
+    from local_stack.emulator.errors import STATUS_BY_CODE
+    from local_stack.emulator.faults import API_ERRORS
+
+    assert API_ERRORS[code][0] == STATUS_BY_CODE[code]
+
+
+@pytest.mark.parametrize("version", ["v1", "v1beta1"])
+def test_delete_metadata_names_the_api_version_called(version: str) -> None:
+    from local_stack.emulator.api_vertex import delete_metadata_type
+
+    assert delete_metadata_type(version) == (
+        f"type.googleapis.com/google.cloud.aiplatform.{version}.DeleteOperationMetadata"
+    )
+
+
+def test_row_errors_are_google_rpc_status_and_vertex_lines_carry_the_http_shape() -> None:
+    from local_stack.emulator.errors import row_error
+    from local_stack.emulator.faults import ROW_FAILURE_ERROR
+    from local_stack.emulator.runner import vertex_status
+
+    assert set(ROW_FAILURE_ERROR) == {"code", "message"}
+    assert row_error(400, "m") == {"code": 400, "message": "m"}
+    assert row_error(400, "m", [{"@type": "t"}]) == {"code": 400, "message": "m", "details": [{"@type": "t"}]}
+    assert vertex_status(row_error(400, "bad")) == (
+        'Bad Request: {"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}'
+    )
+    assert vertex_status(ROW_FAILURE_ERROR).startswith('Too Many Requests: {"error":{"code":429,')
+    assert '"status":"RESOURCE_EXHAUSTED"' in vertex_status(ROW_FAILURE_ERROR)
+
+
+# --- the API key and private files --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("file_text", "environ", "key"),
+    [
+        (None, {}, "local-gemini-api-key"),
+        (None, {"GEMINI_EMULATOR_API_KEY": "from-env"}, "from-env"),
+        (None, {"GEMINI_EMULATOR_API_KEY": ""}, "local-gemini-api-key"),
+        ("from-file\n", {"GEMINI_EMULATOR_API_KEY": "from-env"}, "from-file"),
+    ],
+)
+def test_the_api_key_comes_from_a_file_or_the_environment(tmp_path, file_text, environ, key) -> None:
+    from local_stack.emulator.__main__ import api_key_from
+
+    key_file = None
+    if file_text is not None:
+        key_file = tmp_path / "key"
+        key_file.write_text(file_text)
+    assert api_key_from(key_file, environ) == key
+
+
+@pytest.mark.parametrize("file_text", [None, " \n"])
+def test_a_missing_or_empty_key_file_stops_the_emulator(tmp_path, file_text) -> None:
+    from local_stack.emulator.__main__ import api_key_from, parse_args
+
+    key_file = tmp_path / "key"
+    if file_text is not None:
+        key_file.write_text(file_text)
+    with pytest.raises(SystemExit, match=str(key_file)):
+        api_key_from(key_file, {"GEMINI_EMULATOR_API_KEY": "x"})
+    with pytest.raises(SystemExit):
+        parse_args(["--state-dir", str(tmp_path), "--api-key", "secret"])  # no such option
+
+
+def test_private_files_and_dirs_are_owner_only_even_if_they_existed_open(tmp_path) -> None:
+    import os
+    import stat
+
+    from local_stack.envfile import write_env_file
+    from local_stack.private_files import open_private_append, private_dir, write_private_text
+
+    def mode(path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    old = os.umask(0)
+    try:
+        opened = tmp_path / "d"
+        opened.mkdir(mode=0o777)
+        for name in ("env", "state", "log"):
+            (opened / name).write_text("x")
+            (opened / name).chmod(0o666)
+        assert mode(private_dir(opened)) == 0o700
+        assert mode(private_dir(tmp_path / "new" / "deeper")) == 0o700
+        write_env_file(opened / "env", {"GEMINI_API_KEY": "k"})
+        write_private_text(opened / "state", "{}")
+        with open_private_append(opened / "log") as handle:
+            handle.write(b"more")
+    finally:
+        os.umask(old)
+    assert {name: mode(opened / name) for name in ("env", "state", "log")} == {
+        "env": 0o600,
+        "state": 0o600,
+        "log": 0o600,
+    }
+    assert (opened / "log").read_bytes() == b"xmore" and (opened / "state").read_text() == "{}"

@@ -442,6 +442,58 @@ def test_a_missing_bigquery_table_fails_the_job_with_a_clear_error(
     assert src in done.error.message and "does not exist" in done.error.message
 
 
+def test_an_existing_bigquery_dest_table_fails_the_job_and_is_left_as_it_was(
+    vertex_client, stack_admin, upload_jsonl, bq_table, bq_client
+) -> None:
+    existing = bq_table("results", [{"id": 7, "request": user_request("old"), "note": "keep"}])
+    src = upload_jsonl("in.jsonl", [{"request": user_request("new")}])
+
+    done = wait_for_job(
+        vertex_client,
+        vertex_client.batches.create(model="gemini-2.5-flash", src=src, config={"dest": existing}).name,
+    )
+
+    assert done.state == S.JOB_STATE_FAILED
+    assert done.error.code == 6 and f"{existing} already exists" in done.error.message
+    assert done.output_info is None
+    rows = list(bq_client.list_rows(existing[len("bq://") :]))
+    assert [(row["id"], row["note"]) for row in rows] == [(7, "keep")]  # nothing appended
+
+
+def test_unknown_fields_and_empty_text_are_row_errors_and_the_batch_goes_on(
+    vertex_client, stack_admin, upload_jsonl, gcs_client
+) -> None:
+    bad = [
+        {"contents": [{"role": "user", "parts": [{"text": "x"}]}], "generationConfig": {"temprature": 0.1}},
+        {"contents": [{"role": "user", "parts": [{"text": "   "}]}]},
+    ]
+    src = upload_jsonl("in.jsonl", [{"request": user_request("fine")}] + [{"request": r} for r in bad])
+
+    done = wait_for_job(vertex_client, vertex_client.batches.create(model="gemini-2.5-flash", src=src).name)
+
+    assert done.state == S.JOB_STATE_SUCCEEDED
+    assert (done.completion_stats.successful_count, done.completion_stats.failed_count) == (1, 2)
+    failed = sorted(
+        r["status"] for r in predictions(gcs_client, done.output_info.gcs_output_directory) if r["status"]
+    )
+    reasons = [status.split(": ", 1) for status in failed]
+    assert [reason for reason, _ in reasons] == ["Bad Request", "Bad Request"]
+    assert [json.loads(body)["error"] for _, body in reasons] == [
+        {
+            "code": 400,
+            "message": "Invalid JSON payload received. Unknown name \"temprature\" at 'generation_config': "
+            "Cannot find field.",
+            "status": "INVALID_ARGUMENT",
+        },
+        {
+            "code": 400,
+            "message": "Unable to submit request because it has an empty text parameter. "
+            "Add a value to the parameter and try again.",
+            "status": "INVALID_ARGUMENT",
+        },
+    ]
+
+
 def test_jobs_of_another_project_or_location_are_not_found(
     vertex_client, stack_admin, local_stack, upload_jsonl
 ) -> None:

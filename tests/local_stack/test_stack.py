@@ -126,6 +126,30 @@ def test_real_clients_round_trip_through_the_env_values(cli_stack: Path, monkeyp
     assert (rows[0]["total"], rows[0]["s"]) == (3, "a,b")
 
 
+def test_the_stack_state_is_its_owners_only(cli_stack: Path) -> None:
+    import stat
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert mode(cli_stack) == 0o700
+    private_files = [cli_stack / "env", cli_stack / "stack.json", *(cli_stack / "logs").iterdir()]
+    assert {p.name: mode(p) for p in private_files} == {p.name: 0o600 for p in private_files}
+    data = [p for p in (cli_stack / "gemini").rglob("*")]
+    assert data and all(mode(p) & 0o077 == 0 for p in data)  # what the emulator writes, too
+
+
+def test_the_api_key_is_on_no_command_line(cli_stack: Path) -> None:
+    key = read_env_file(cli_stack / "env")["GEMINI_API_KEY"]
+    for name, pid in recorded_pids(cli_stack).items():
+        command_line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        assert key not in command_line, name
+    gemini = recorded_pids(cli_stack)["gemini"]
+    assert f"GEMINI_EMULATOR_API_KEY={key}".encode() in Path(f"/proc/{gemini}/environ").read_bytes().split(
+        b"\0"
+    )
+
+
 def test_a_second_up_says_so_and_changes_nothing(cli_stack: Path) -> None:
     before_env = (cli_stack / "env").read_text()
     before_pids = recorded_pids(cli_stack)

@@ -1,8 +1,9 @@
 """What every API route shares: authentication, injected errors, JSON in and out, paging.
 
 Invariants: an API handler is wrapped by :func:`endpoint`, which authenticates first (Vertex:
-any ``Authorization: Bearer`` token; Gemini API: the configured key in ``x-goog-api-key`` or
-``?key=``), then applies ``api_error_ratio``, then runs the handler; every error leaves as the
+any ``Authorization: Bearer`` token, else 401; Gemini API: the configured key in
+``x-goog-api-key`` or ``?key=``, a missing key 403 PERMISSION_DENIED and a wrong one 400
+INVALID_ARGUMENT with an ErrorInfo ``API_KEY_INVALID``, as the real service answers), then applies ``api_error_ratio``, then runs the handler; every error leaves as the
 Google JSON error shape. Page tokens are opaque to clients and stable while jobs are created.
 """
 
@@ -15,13 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .errors import (
-    INVALID_API_KEY_MESSAGE,
-    MISSING_API_KEY_MESSAGE,
-    UNAUTHENTICATED_MESSAGE,
-    ApiError,
-    invalid_argument,
-)
+from .errors import UNAUTHENTICATED_MESSAGE, ApiError, invalid_api_key, invalid_argument, missing_api_key
 from .faults import API_ERRORS
 from .jsonutil import dumps, loads
 
@@ -72,9 +67,9 @@ def _authenticate(request: web.Request, auth: str, api_key: str) -> None:
     elif auth == "gemini":
         key = request.headers.get("x-goog-api-key") or request.query.get("key")
         if not key:
-            raise ApiError(401, MISSING_API_KEY_MESSAGE, "UNAUTHENTICATED")
+            raise missing_api_key()
         if key != api_key:
-            raise ApiError(403, INVALID_API_KEY_MESSAGE, "PERMISSION_DENIED")
+            raise invalid_api_key()
 
 
 def endpoint(auth: str | None, *, inject: bool = True) -> Callable[[Handler], Handler]:

@@ -356,13 +356,18 @@ async def delete_job(request: web.Request) -> web.Response:
     operation = {
         "name": f"projects/{job.project}/locations/{job.location}/operations/{service.new_numeric_id()}",
         "metadata": {
-            "@type": "type.googleapis.com/google.cloud.aiplatform.v1.DeleteOperationMetadata",
+            "@type": delete_metadata_type(request.match_info["version"]),
             "genericMetadata": {"createTime": now, "updateTime": now},
         },
         "done": True,
         "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},
     }
     return json_response(operation)
+
+
+def delete_metadata_type(version: str) -> str:
+    """The ``@type`` of a delete operation's metadata in API ``version`` (``v1`` or ``v1beta1``)."""
+    return f"type.googleapis.com/google.cloud.aiplatform.{version}.DeleteOperationMetadata"
 
 
 def add_routes(app: web.Application) -> None:

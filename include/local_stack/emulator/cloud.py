@@ -223,6 +223,26 @@ def ensure_bq_dataset(clients: CloudClients, ref: BigQueryTable) -> None:
         ) from exc
 
 
+def ensure_bq_table_absent(clients: CloudClients, ref: BigQueryTable) -> None:
+    """Raise :class:`StorageProblem` if the output table ``ref`` already exists.
+
+    Vertex AI writes a batch job's BigQuery output into a table it creates; a ``bq://p.d.t``
+    destination that already exists fails the job (``bq://p`` and ``bq://p.d`` always get a
+    new table), so an output never mixes with, or is appended to, earlier rows.
+    """
+    from google.api_core.exceptions import NotFound
+
+    try:
+        clients.bigquery().get_table(ref.table_id)
+    except NotFound:
+        return
+    raise StorageProblem(
+        "ALREADY_EXISTS",
+        f"BigQuery table bq://{ref.table_id} already exists. The output table of a batch prediction "
+        "job must not exist: name a new table, or give bq://PROJECT.DATASET so the job creates one.",
+    )
+
+
 def create_bq_dataset(clients: CloudClients, project: str, dataset: str) -> None:
     """Create a dataset (output to a bare ``bq://project``)."""
     clients.bigquery().create_dataset(f"{project}.{dataset}", exists_ok=True)

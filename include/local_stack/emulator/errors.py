@@ -1,22 +1,32 @@
-"""API errors in the shape Google APIs use: ``{"error": {"code", "message", "status"}}``.
+"""API errors in the shape Google APIs use: ``{"error": {"code", "message", "status"[, "details"]}}``.
 
-Invariant: every non-200 answer of the API routes is built here, so clients (the SDK's
-``APIError.raise_for_response``, google-api-core) parse all of them the same way.
+Invariants: every non-200 answer of the API routes is built here, so clients (the SDK's
+``APIError.raise_for_response``, google-api-core) parse all of them the same way; an error
+built from an HTTP code alone gets that code's canonical status name (:data:`STATUS_BY_CODE`,
+one table, also used by injected faults); a row error (:func:`row_error`) is a
+``google.rpc.Status``: only ``code``, ``message`` and (when non-empty) ``details``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+#: HTTP status -> the canonical gRPC status name. For the codes ``google/rpc/code.proto``
+#: maps (its "HTTP Mapping" lines) this is that name; where two names share a code (409:
+#: ALREADY_EXISTS and ABORTED; 400: INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE; 500:
+#: INTERNAL, UNKNOWN, DATA_LOSS) the generic one is used and a handler that means the specific
+#: one says so explicitly. 408, 413 and 502 have no code.proto mapping: the names are what
+#: Google front ends answer for a timeout, a too large body and a bad gateway.
 STATUS_BY_CODE: dict[int, str] = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     408: "DEADLINE_EXCEEDED",
-    409: "ALREADY_EXISTS",
+    409: "ABORTED",
     413: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
     500: "INTERNAL",
     501: "UNIMPLEMENTED",
     502: "UNAVAILABLE",
@@ -36,8 +46,11 @@ GRPC_CODES: dict[str, int] = {
     "RESOURCE_EXHAUSTED": 8,
     "FAILED_PRECONDITION": 9,
     "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "UNIMPLEMENTED": 12,
     "INTERNAL": 13,
     "UNAVAILABLE": 14,
+    "DATA_LOSS": 15,
     "UNAUTHENTICATED": 16,
 }
 
@@ -51,6 +64,9 @@ MISSING_API_KEY_MESSAGE = (
     "Please use API Key or other form of API consumer identity to call this API."
 )
 INVALID_API_KEY_MESSAGE = "API key not valid. Please pass a valid API key."
+GEMINI_SERVICE = "generativelanguage.googleapis.com"
+ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
+LOCALIZED_MESSAGE_TYPE = "type.googleapis.com/google.rpc.LocalizedMessage"
 
 
 class ApiError(Exception):
@@ -59,17 +75,55 @@ class ApiError(Exception):
     :param code: Required. The HTTP status.
     :param message: Required. The developer-facing message.
     :param status: Optional. The gRPC status name; derived from ``code`` when omitted.
+    :param details: Optional. ``google.protobuf.Any`` objects (each with ``@type``).
     """
 
-    def __init__(self, code: int, message: str, status: str | None = None) -> None:
+    def __init__(
+        self, code: int, message: str, status: str | None = None, details: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status or STATUS_BY_CODE.get(code, "UNKNOWN")
+        self.details = list(details or [])
 
     def body(self) -> dict[str, Any]:
         """The JSON body."""
-        return {"error": {"code": self.code, "message": self.message, "status": self.status}}
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+def missing_api_key() -> ApiError:
+    """No API key at all: the Gemini API answers 403 PERMISSION_DENIED (not 401)."""
+    return ApiError(403, MISSING_API_KEY_MESSAGE, "PERMISSION_DENIED")
+
+
+def invalid_api_key() -> ApiError:
+    """A key that is not valid: 400 INVALID_ARGUMENT with an ErrorInfo ``API_KEY_INVALID``."""
+    return ApiError(
+        400,
+        INVALID_API_KEY_MESSAGE,
+        "INVALID_ARGUMENT",
+        details=[
+            {
+                "@type": ERROR_INFO_TYPE,
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": GEMINI_SERVICE},
+            },
+            {"@type": LOCALIZED_MESSAGE_TYPE, "locale": "en-US", "message": INVALID_API_KEY_MESSAGE},
+        ],
+    )
+
+
+def row_error(code: int, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One failed row's error, a ``google.rpc.Status``: ``code``, ``message`` and ``details`` only."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return error
 
 
 def invalid_argument(message: str) -> ApiError:

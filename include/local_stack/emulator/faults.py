@@ -14,6 +14,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from .errors import STATUS_BY_CODE, row_error
+
 #: Fields a job snapshots at create time.
 JOB_LEVEL: tuple[str, ...] = (
     "job_failure",
@@ -25,18 +27,22 @@ JOB_LEVEL: tuple[str, ...] = (
     "partial_success_state",
 )
 
-#: HTTP status -> (gRPC status name, message) for injected API errors.
+#: HTTP status -> message for injected API errors; the status name is always the canonical
+#: one for the code (:data:`~.errors.STATUS_BY_CODE`), never chosen here.
+API_ERROR_MESSAGES: dict[int, str] = {
+    400: "Request contains an invalid argument.",
+    403: "The caller does not have permission.",
+    404: "Requested entity was not found.",
+    408: "Request timed out.",
+    409: "The operation was aborted.",
+    429: "Resource exhausted. Please try again later.",
+    500: "Internal error encountered.",
+    502: "Bad gateway.",
+    503: "The service is currently unavailable.",
+    504: "Deadline exceeded.",
+}
 API_ERRORS: dict[int, tuple[str, str]] = {
-    400: ("INVALID_ARGUMENT", "Request contains an invalid argument."),
-    403: ("PERMISSION_DENIED", "The caller does not have permission."),
-    404: ("NOT_FOUND", "Requested entity was not found."),
-    408: ("DEADLINE_EXCEEDED", "Request timed out."),
-    409: ("ABORTED", "The operation was aborted."),
-    429: ("RESOURCE_EXHAUSTED", "Resource exhausted. Please try again later."),
-    500: ("INTERNAL", "Internal error encountered."),
-    502: ("UNAVAILABLE", "Bad gateway."),
-    503: ("UNAVAILABLE", "The service is currently unavailable."),
-    504: ("DEADLINE_EXCEEDED", "Deadline exceeded."),
+    code: (STATUS_BY_CODE[code], message) for code, message in API_ERROR_MESSAGES.items()
 }
 
 
@@ -166,13 +172,9 @@ class JobFaults:
         return bucket < self.row_failure_ratio
 
 
-ROW_FAILURE_ERROR: dict[str, Any] = {
-    "code": 429,
-    "message": (
-        "Resource exhausted. Please try again later. (injected by the local emulator: row_failure_ratio)"
-    ),
-    "status": "RESOURCE_EXHAUSTED",
-}
+ROW_FAILURE_ERROR: dict[str, Any] = row_error(
+    429, "Resource exhausted. Please try again later. (injected by the local emulator: row_failure_ratio)"
+)
 
 
 @dataclass

@@ -182,6 +182,19 @@ class Job:
             view["outputInfo"] = self.output_info
         return view
 
+    def batch_stats(self) -> dict[str, str]:
+        """The Gemini API ``batchStats`` (int64 as strings), present from creation: before the
+        input is read, inline requests are all pending and a file's count is not known yet."""
+        if self.total is None:
+            count = self.source.get("count")
+            return {"requestCount": str(count), "pendingRequestCount": str(count)} if count else {}
+        return {
+            "requestCount": str(self.total),
+            "successfulRequestCount": str(self.succeeded),
+            "failedRequestCount": str(self.failed),
+            "pendingRequestCount": str(self.incomplete),
+        }
+
     def gemini_view(self, inlined_responses: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The Gemini API batch as a long-running operation (``metadata`` holds the batch)."""
         batch: dict[str, Any] = {"@type": GEMINI_BATCH_TYPE, "model": self.model}
@@ -200,13 +213,7 @@ class Job:
         if self.end_time is not None:
             batch["endTime"] = rfc3339(self.end_time)
         batch["updateTime"] = rfc3339(self.update_time)
-        if self.total is not None:
-            batch["batchStats"] = {
-                "requestCount": str(self.total),
-                "successfulRequestCount": str(self.succeeded),
-                "failedRequestCount": str(self.failed),
-                "pendingRequestCount": str(self.incomplete),
-            }
+        batch["batchStats"] = self.batch_stats()
         batch["state"] = states.gemini_state(self.state)
         batch["name"] = self.name
         operation: dict[str, Any] = {"name": self.name, "metadata": batch}

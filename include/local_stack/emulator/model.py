@@ -58,22 +58,100 @@ MODEL_ID_PATTERN = re.compile(
 
 PROMPT_SNIPPET_CHARS = 200
 _VALID_ROLES = frozenset({"user", "model", "function", "tool"})
+
+#: The fields of each message of a ``GenerateContentRequest`` that the emulator checks, by
+#: their JSON (camelCase) names: Vertex AI v1 (the discovery document's
+#: ``GoogleCloudAiplatformV1*`` schemas, checked by ``tests/local_stack``) plus the Gemini
+#: API's own (``model``, ``partMetadata``, ``enableEnhancedCivicAnswers``,
+#: ``_responseJsonSchema``). A value of None is a field whose content is not looked into (tools,
+#: schemas, free-form maps); a message name is looked into, with (name, True) for a list of it.
+#: The snake_case (proto) spelling of every name is accepted too, as the real parsers do.
+MESSAGE_FIELDS: dict[str, dict[str, tuple[str, bool] | None]] = {
+    "GenerateContentRequest": {
+        "cachedContent": None,
+        "contents": ("Content", True),
+        "continuationToken": None,
+        "generationConfig": ("GenerationConfig", False),
+        "labels": None,
+        "model": None,
+        "modelArmorConfig": None,
+        "outputConfig": None,
+        "safetySettings": ("SafetySetting", True),
+        "systemInstruction": ("Content", False),
+        "toolConfig": None,
+        "tools": None,
+    },
+    "Content": {"parts": ("Part", True), "role": None},
+    "Part": {
+        "audioTranscription": None,
+        "codeExecutionResult": None,
+        "executableCode": None,
+        "fileData": ("FileData", False),
+        "functionCall": None,
+        "functionResponse": None,
+        "inlineData": ("Blob", False),
+        "mediaResolution": None,
+        "partMetadata": None,
+        "speechMetadata": None,
+        "text": None,
+        "thought": None,
+        "thoughtSignature": None,
+        "videoMetadata": None,
+    },
+    "Blob": {"data": None, "displayName": None, "mimeType": None},
+    "FileData": {"displayName": None, "fileUri": None, "mimeType": None},
+    "GenerationConfig": {
+        "_responseJsonSchema": None,
+        "audioTimestamp": None,
+        "audioTranscriptionConfig": None,
+        "candidateCount": None,
+        "enableAffectiveDialog": None,
+        "enableEnhancedCivicAnswers": None,
+        "frequencyPenalty": None,
+        "imageConfig": None,
+        "logprobs": None,
+        "maxOutputTokens": None,
+        "mediaResolution": None,
+        "presencePenalty": None,
+        "responseFormat": None,
+        "responseJsonSchema": None,
+        "responseLogprobs": None,
+        "responseMimeType": None,
+        "responseModalities": None,
+        "responseSchema": None,
+        "routingConfig": None,
+        "seed": None,
+        "speechConfig": None,
+        "stopSequences": None,
+        "temperature": None,
+        "thinkingConfig": ("ThinkingConfig", False),
+        "topK": None,
+        "topP": None,
+        "translationConfig": None,
+    },
+    "ThinkingConfig": {"includeThoughts": None, "thinkingBudget": None, "thinkingLevel": None},
+    "SafetySetting": {"category": None, "method": None, "threshold": None},
+}
+
+#: The part fields that carry data (a part needs exactly one; ``thought`` and the metadata
+#: fields alone do not make a part).
 _PART_DATA_KEYS = frozenset(
     {
         "text",
         "inlineData",
-        "inline_data",
         "fileData",
-        "file_data",
         "functionCall",
-        "function_call",
         "functionResponse",
-        "function_response",
         "executableCode",
-        "executable_code",
         "codeExecutionResult",
-        "code_execution_result",
     }
+)
+#: Part data fields whose value must be a JSON object.
+_PART_OBJECT_KEYS = _PART_DATA_KEYS - {"text"}
+
+EMPTY_TEXT_MESSAGE = (
+    "Unable to submit request because it has an empty text parameter. "
+    "Add a value to the parameter and try again."
 )
 _MAX_SCHEMA_DEPTH = 12
 
@@ -85,8 +163,8 @@ class InvalidRequest(ValueError):
     status = "INVALID_ARGUMENT"
 
     def to_error(self) -> dict[str, Any]:
-        """The ``{"code", "message", "status"}`` body the real API uses."""
-        return {"code": self.code, "message": str(self), "status": self.status}
+        """The row's error as the real API reports it: ``{"code", "message"}`` only."""
+        return {"code": self.code, "message": str(self)}
 
 
 def is_known_model(model_id: str) -> bool:
@@ -102,12 +180,85 @@ def _get(mapping: dict[str, Any], *names: str) -> Any:
     return None
 
 
+def camel_name(name: str) -> str:
+    """The JSON (lowerCamelCase) name of a field given in either spelling."""
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest) if rest else name
+
+
+def _snake_name(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def _check_fields(message: str, value: Any, path: str) -> None:
+    """Raise :class:`InvalidRequest` for the first field of ``value`` (a ``message``) that does
+    not exist, with the real parser's wording, then look into the known sub-messages."""
+    if not isinstance(value, dict):
+        return
+    fields = MESSAGE_FIELDS[message]
+    for key, item in value.items():
+        name = key if key in fields else camel_name(key)
+        if name not in fields:
+            where = f" at '{path}'" if path else ""
+            raise InvalidRequest(
+                f'Invalid JSON payload received. Unknown name "{key}"{where}: Cannot find field.'
+            )
+        sub = fields[name]
+        if sub is None:
+            continue
+        sub_message, repeated = sub
+        sub_path = f"{path}.{_snake_name(name)}" if path else _snake_name(name)
+        if repeated and isinstance(item, list):
+            for index, element in enumerate(item):
+                _check_fields(sub_message, element, f"{sub_path}[{index}]")
+        elif not repeated:
+            _check_fields(sub_message, item, sub_path)
+
+
+def _part_fields(part: dict[str, Any]) -> dict[str, Any]:
+    """The part's fields by their camelCase names."""
+    return {camel_name(key): value for key, value in part.items()}
+
+
+def _check_parts(parts: Any, path: str) -> None:
+    """Each part has one data field of the right JSON type and no empty or blank text."""
+    for part_index, part in enumerate(parts):
+        fields = _part_fields(part) if isinstance(part, dict) else {}
+        data = sorted(_PART_DATA_KEYS & fields.keys())
+        if not data:
+            raise InvalidRequest(
+                f"* GenerateContentRequest.{path}.parts[{part_index}].data: "
+                "required oneof field 'data' must have one initialized field"
+            )
+        text = fields.get("text")
+        if "text" in fields and not isinstance(text, str):
+            raise InvalidRequest(
+                f"Invalid value at '{path}.parts[{part_index}].text' ({type(text).__name__}), "
+                "expected a string."
+            )
+        if isinstance(text, str) and not text.strip():
+            raise InvalidRequest(EMPTY_TEXT_MESSAGE)
+        for key in sorted(_PART_OBJECT_KEYS & fields.keys()):
+            if not isinstance(fields[key], dict):
+                raise InvalidRequest(
+                    f"Invalid value at '{path}.parts[{part_index}].{_snake_name(key)}': "
+                    f"expected an object, got {type(fields[key]).__name__}."
+                )
+
+
 def validate_request(request: Any) -> None:
-    """Raise :class:`InvalidRequest` with the real API's wording if ``request`` is not usable."""
+    """Raise :class:`InvalidRequest` with the real API's wording if ``request`` is not usable.
+
+    Checked, in the order the real service does: the JSON shape (an object; no unknown field at
+    any level the emulator knows, :data:`MESSAGE_FIELDS`), then ``contents`` (present, a list of
+    objects with a valid role and non-empty ``parts``), then every part of the contents and of
+    the system instruction (one data field of the right type; ``text`` neither empty nor blank).
+    """
     if not isinstance(request, dict):
         raise InvalidRequest(
             f"Invalid JSON payload: the request must be a JSON object, got {type(request).__name__}."
         )
+    _check_fields("GenerateContentRequest", request, "")
     contents = request.get("contents")
     if contents is None or contents == []:
         raise InvalidRequest("* GenerateContentRequest.contents: contents is not specified")
@@ -124,12 +275,10 @@ def validate_request(request: Any) -> None:
             raise InvalidRequest(
                 f"* GenerateContentRequest.contents[{index}].parts: contents.parts must not be empty."
             )
-        for part_index, part in enumerate(parts):
-            if not isinstance(part, dict) or not (_PART_DATA_KEYS & part.keys()):
-                raise InvalidRequest(
-                    f"* GenerateContentRequest.contents[{index}].parts[{part_index}].data: "
-                    "required oneof field 'data' must have one initialized field"
-                )
+        _check_parts(parts, f"contents[{index}]")
+    system = _get(request, "systemInstruction", "system_instruction")
+    if isinstance(system, dict) and isinstance(system.get("parts"), list):
+        _check_parts(system["parts"], "system_instruction")
 
 
 def _texts(content: Any) -> list[str]:

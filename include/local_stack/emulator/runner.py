@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import cloud, states
-from .errors import job_error
+from .errors import STATUS_BY_CODE, job_error, row_error
 from .faults import ROW_FAILURE_ERROR
 from .jobs import Job, rfc3339
 from .jsonutil import dumps, loads
@@ -50,9 +50,11 @@ _HTTP_REASONS = {400: "Bad Request", 429: "Too Many Requests", 500: "Internal Se
 
 
 def vertex_status(error: dict[str, Any]) -> str:
-    """The ``status`` text of a failed row in Vertex output: reason phrase and error JSON."""
-    reason = _HTTP_REASONS.get(error.get("code", 500), "Error")
-    return f"{reason}: {dumps({'error': error}).decode()}"
+    """The ``status`` text of a failed row in Vertex output: reason phrase and the HTTP error JSON
+    (``code``, ``message``, the canonical ``status`` name for the code)."""
+    code = error.get("code", 500)
+    body = {"code": code, "message": error.get("message", ""), "status": STATUS_BY_CODE.get(code, "UNKNOWN")}
+    return f"{_HTTP_REASONS.get(code, 'Error')}: {dumps({'error': body}).decode()}"
 
 
 def processed_time(now: float) -> str:
@@ -175,6 +177,7 @@ class JobRun:
                 return
             try:
                 rows = await self._load()
+                await self._check_destination()
             except cloud.StorageProblem as problem:
                 self._end(states.FAILED, error=job_error(problem.status, problem.message))
                 return
@@ -224,6 +227,15 @@ class JobRun:
             requests = self.service.store.load_job_blob(job.id, "inline") or []
             return _Rows(requests, _inline_row, dumps)
         raise ValueError(f"unknown source kind {kind!r}")
+
+    async def _check_destination(self) -> None:
+        """Fail the job (a :class:`cloud.StorageProblem`) when its output table already exists."""
+        destination = self.job.destination
+        if destination["kind"] != "bigquery":
+            return
+        ref = cloud.parse_bq_uri(destination["uri"])
+        if ref.table is not None:
+            await self._io(cloud.ensure_bq_table_absent, self.service.clients, ref)
 
     # --- rows ---------------------------------------------------------------------------
 
@@ -390,7 +402,7 @@ class _BadRow:
 
 
 def _bad(message: str) -> _BadRow:
-    return _BadRow({"code": 400, "message": message, "status": "INVALID_ARGUMENT"})
+    return _BadRow(row_error(400, message))
 
 
 def _identity_bytes(item: bytes) -> bytes:
