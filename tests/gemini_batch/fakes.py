@@ -241,12 +241,21 @@ class FakeTaskStateStore:
 
 
 class FakeTI:
-    def __init__(self, dag_id="dag", task_id="task", run_id="manual__2026-01-01", map_index=-1, try_number=1):
+    def __init__(
+        self,
+        dag_id="dag",
+        task_id="task",
+        run_id="manual__2026-01-01",
+        map_index=-1,
+        try_number=1,
+        max_tries=None,
+    ):
         self.dag_id = dag_id
         self.task_id = task_id
         self.run_id = run_id
         self.map_index = map_index
         self.try_number = try_number
+        self.max_tries = max_tries  # None: unknown (the operator then treats the try as a first try)
         self.xcom: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
@@ -277,7 +286,8 @@ def script_gets(service: FakeService, steps: list[Any]) -> None:
 class FakeReads:
     """The pre-flight reads (preflight.Reads), answered from sets; every read is recorded.
 
-    By default every source exists, no dest table exists and every model is found; the unit
+    By default every table exists but those in ``missing_tables`` and the operator's default dest
+    tables (``*_predictions_*``), every object and file exists and every model is found; the unit
     tests' ``bq://p...`` sources are in another project than the fake service's, so cross-project
     URIs pass unless ``allow_cross_project`` is False (then the operator's argument decides).
     """
