@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import conf
 
+from gemini_batch.api_errors import is_permanent_error
 from gemini_batch.backends import Backend
 from gemini_batch.base_operator import GeminiBatchBaseOperator
 from gemini_batch.create_plan import CreateArguments, CreatePlan, plan_create, validate_static
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
     GeminiBatchPollingError,
+    GeminiBatchPreflightError,
     GeminiBatchTimeout,
 )
 from gemini_batch.finish import check_ratio, finish_job, require_terminal
@@ -325,6 +327,19 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
     def _preflight(self, plan: CreatePlan, hook: GeminiBatchHook, dest: str | None) -> None:
         """The checks of a new submission (preflight.py); raises GeminiBatchPreflightError."""
         settings = hook.settings
+        try:
+            self._run_preflight(plan, hook, dest, settings)
+        except Exception as exc:
+            if not is_permanent_error(exc):
+                raise
+            raise GeminiBatchPreflightError(
+                f"Not submitting the batch job: a check before creating it was refused ({type(exc).__name__}: "
+                f"{exc}). Give the connection access to the source and destination, or fix their names."
+            ) from exc
+
+    def _run_preflight(
+        self, plan: CreatePlan, hook: GeminiBatchHook, dest: str | None, settings: Any
+    ) -> None:
         preflight_check(
             plan,
             dest,

@@ -233,11 +233,13 @@ class CloudReads:
         try:
             uploaded = self.genai_client().files.get(name=name)
         except Exception as exc:
-            if error_kind(exc) != "not_found":
+            # The Gemini API answers 403 PERMISSION_DENIED for a file that does not exist (or is another key's).
+            if http_status(exc) not in (403, 404):
                 raise
             return (
-                f"The Gemini API file {name} does not exist (files expire 48 hours after upload). Upload the "
-                "JSONL again with client.files.upload(...) and pass its new name as src."
+                f"The Gemini API file {name} does not exist or belongs to another API key (files expire 48 "
+                "hours after upload). Upload the JSONL again with client.files.upload(...) with this "
+                "connection's key and pass its new name as src."
             )
         state = str(getattr(uploaded, "state", "") or "")
         if state.endswith("FAILED"):

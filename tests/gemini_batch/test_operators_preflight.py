@@ -154,3 +154,18 @@ def test_user_labels_leave_room_for_the_three_the_operator_adds(count, ok):
 
 def test_a_user_label_named_like_an_operator_label_counts_once():
     op(labels={"airflow-dag": "mine", **{f"k{i}": "v" for i in range(61)}})
+
+
+@pytest.mark.parametrize(("code", "permanent"), [(403, True), (400, True), (503, False)])
+def test_a_refused_preflight_read_fails_without_retries_a_transient_one_retries(
+    vertex, sleeps, preflight_reads, monkeypatch, code, permanent
+):
+    def refuse(table: Any) -> bool:
+        raise api_error(code, "caller lacks bigquery.tables.get")
+
+    monkeypatch.setattr(preflight_reads, "table_exists", refuse)
+    with pytest.raises(Exception, match="bigquery.tables.get") as caught:
+        op().execute(make_context())
+    assert isinstance(caught.value, GeminiBatchPreflightError) is permanent
+    assert isinstance(caught.value, AirflowFailException) is permanent
+    assert vertex.count("create") == 0

@@ -241,12 +241,14 @@ def test_cloud_reads_files():
             "files/ok": SimpleNamespace(state="ACTIVE"),
             "files/bad": SimpleNamespace(state="FAILED"),
             "files/gone": api_error(404),
+            "files/theirs": api_error(403),
         },
     )
     reads = cloud(genai)
     assert reads.file_problem("files/ok") is None
     assert "is FAILED" in reads.file_problem("files/bad")
     assert "does not exist" in reads.file_problem("files/gone")
+    assert "does not exist or belongs to another API key" in reads.file_problem("files/theirs")
     genai = Genai({}, {"files/x": api_error(503)})
     with pytest.raises(Exception, match="503"):
         cloud(genai).file_problem("files/x")
