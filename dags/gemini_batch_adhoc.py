@@ -124,3 +124,18 @@ with DAG(
         **job_task_kwargs(),
     )
     load_results(run_job.output, batch["input_keys"], batch["day"])
+
+    @task(multiple_outputs=False, trigger_rule="all_done")
+    def delete_unsubmitted_inputs(params: Any = None, ti: Any = None, dag_run: Any = None) -> dict:
+        """Nothing left behind: a run that failed before or at submit deletes what prepare staged."""
+        from gemini_batch.pipeline.tasks import delete_unsubmitted_inputs as delete
+
+        return delete(
+            ti.xcom_pull(task_ids="prepare", key="staged"),
+            job_task={"dag_id": dag_run.dag_id, "task_id": "run_job", "run_id": dag_run.run_id, "map_index": -1},
+            backend=params["backend"],
+            gcp_conn_id=DEFAULT_GCP_CONN_ID,
+            gemini_api_conn_id=DEFAULT_GEMINI_API_CONN_ID,
+        )
+
+    run_job >> delete_unsubmitted_inputs()

@@ -26,6 +26,7 @@ __all__ = [
     "bigquery_client",
     "build_requests_table",
     "check_settings",
+    "delete_unsubmitted_inputs",
     "day_interval",
     "fail_fast",
     "genai_client",
@@ -176,6 +177,42 @@ def day_interval(
         return data_interval_start, data_interval_end
     start = data_interval_start.replace(hour=0, minute=0, second=0, microsecond=0)
     return start, start + dt.timedelta(days=1)
+
+
+def delete_unsubmitted_inputs(
+    staged: Sequence[str] | None,
+    *,
+    job_task: Mapping[str, Any],
+    backend: str,
+    gcp_conn_id: str,
+    gemini_api_conn_id: str,
+) -> dict[str, Any]:
+    """Nothing left behind: delete a run's staged inputs when its job task made no job.
+
+    ``job_task`` is ``{"dag_id", "task_id", "run_id", "map_index"}`` of the job task; its jobs are
+    looked up by identity (the same lookup a retry makes), so inputs a job may still read are kept.
+
+    :return: ``{"deleted": [...], "kept_for": [job names]}``.
+    """
+    from gemini_batch.hooks import GeminiBatchHook
+    from gemini_batch.identity import WorkIdentity
+    from gemini_batch.pipeline.adhoc import delete_staged
+
+    if not staged:
+        return {"deleted": [], "kept_for": []}
+    conn_id = gcp_conn_id if backend == "vertex" else gemini_api_conn_id
+    jobs = GeminiBatchHook(backend, conn_id).find_jobs_by_identity(WorkIdentity(**job_task))  # type: ignore[arg-type]
+    if jobs:
+        names = [job.name for job in jobs]
+        log.info("kept the staged inputs %s: job(s) %s read them", list(staged), names)
+        return {"deleted": [], "kept_for": names}
+    deleted = delete_staged(
+        staged,
+        storage_client=storage_client(gcp_conn_id) if any(s.startswith("gs://") for s in staged) else None,
+        genai_client=genai_client(gemini_api_conn_id) if any(s.startswith("files/") for s in staged) else None,
+    )
+    log.info("no job was created: deleted the staged inputs %s", deleted)
+    return {"deleted": deleted, "kept_for": []}
 
 
 # --- BigQuery path ---------------------------------------------------------------------------------
