@@ -328,7 +328,12 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         """The checks of a new submission (preflight.py); raises GeminiBatchPreflightError."""
         settings = hook.settings
         try:
-            self._run_preflight(plan, hook, dest, settings)
+            # Read-only, so repeated whole on transient errors (429, 5xx) within the error budget.
+            self._retry_read(
+                "Pre-flight checks",
+                lambda: self._run_preflight(plan, hook, dest, settings),
+                self.error_budget,
+            )
         except Exception as exc:
             if not is_permanent_error(exc):
                 raise

@@ -169,3 +169,20 @@ def test_a_refused_preflight_read_fails_without_retries_a_transient_one_retries(
     assert isinstance(caught.value, GeminiBatchPreflightError) is permanent
     assert isinstance(caught.value, AirflowFailException) is permanent
     assert vertex.count("create") == 0
+
+
+def test_transient_errors_of_the_checks_are_retried_before_submitting(
+    vertex, sleeps, preflight_reads, monkeypatch
+):
+    answers = [api_error(503), api_error(429), True]
+
+    def flaky(table: Any) -> bool:
+        answer = answers.pop(0) if answers else True
+        if isinstance(answer, BaseException):
+            raise answer
+        return "_predictions_" not in str(table)
+
+    monkeypatch.setattr(preflight_reads, "table_exists", flaky)
+    op().execute(make_context())
+    assert vertex.count("create") == 1
+    assert answers == []

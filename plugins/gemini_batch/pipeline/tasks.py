@@ -209,7 +209,9 @@ def delete_unsubmitted_inputs(
     deleted = delete_staged(
         staged,
         storage_client=storage_client(gcp_conn_id) if any(s.startswith("gs://") for s in staged) else None,
-        genai_client=genai_client(gemini_api_conn_id) if any(s.startswith("files/") for s in staged) else None,
+        genai_client=genai_client(gemini_api_conn_id)
+        if any(s.startswith("files/") for s in staged)
+        else None,
     )
     log.info("no job was created: deleted the staged inputs %s", deleted)
     return {"deleted": deleted, "kept_for": []}
