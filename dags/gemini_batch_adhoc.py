@@ -132,7 +132,12 @@ with DAG(
 
         return delete(
             ti.xcom_pull(task_ids="prepare", key="staged"),
-            job_task={"dag_id": dag_run.dag_id, "task_id": "run_job", "run_id": dag_run.run_id, "map_index": -1},
+            job_task={
+                "dag_id": dag_run.dag_id,
+                "task_id": "run_job",
+                "run_id": dag_run.run_id,
+                "map_index": -1,
+            },
             backend=params["backend"],
             gcp_conn_id=DEFAULT_GCP_CONN_ID,
             gemini_api_conn_id=DEFAULT_GEMINI_API_CONN_ID,
