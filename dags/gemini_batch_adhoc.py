@@ -21,7 +21,6 @@ from gemini_batch.pipeline.dag_config import (
     job_task_kwargs,
     run_tag,
 )
-from gemini_batch.pipeline.settings import DEFAULT_MODEL
 
 with DAG(
     dag_id="gemini_batch_adhoc",
@@ -31,7 +30,12 @@ with DAG(
     catchup=False,
     default_args=DEFAULT_ARGS,
     params={
-        "model": Param(DEFAULT_MODEL, type="string", title="Model", description="e.g. gemini-2.5-flash"),
+        "model": Param(
+            None,
+            type=["null", "string"],
+            title="Model",
+            description="e.g. gemini-2.5-flash; empty: the Variable gemini_batch_model (default gemini-2.5-flash)",
+        ),
         "backend": Param("gemini_api", type="string", enum=["gemini_api", "vertex"], title="Backend"),
         "prompts": Param(
             ["Explain batch prediction in one sentence."],
@@ -67,8 +71,14 @@ with DAG(
         from gemini_batch.pipeline.adhoc import prepare_adhoc
         from gemini_batch.pipeline.builder import RequestTemplate
         from gemini_batch.pipeline.settings import PipelineSettings
-        from gemini_batch.pipeline.tasks import fail_fast, genai_client, storage_client
+        from gemini_batch.pipeline.tasks import check_settings, fail_fast, genai_client, storage_client
 
+        inline_only = (
+            params["backend"] == "gemini_api"
+            and not params["input_file"]
+            and params["gemini_input"] == "inline"
+        )
+        checked = check_settings(DEFAULT_GCP_CONN_ID, model=params["model"], buckets=not inline_only)
         settings = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID)
         template = RequestTemplate.from_file(INCLUDE_DIR / "templates" / "request.json")
         uses_gemini_files = params["backend"] == "gemini_api" and (
@@ -86,7 +96,7 @@ with DAG(
             genai_client=genai_client(DEFAULT_GEMINI_API_CONN_ID) if uses_gemini_files else None,
         )
         day = (logical_date or dag_run.run_after).date().isoformat()
-        return {**batch.to_dict(), "day": day}
+        return {**batch.to_dict(), "day": day, "model": checked["model"], "location": checked["location"]}
 
     @task(multiple_outputs=True, outlets=[RESULTS_ASSET])
     def load_results(manifest: dict, input_keys: dict, day: str, outlet_events: Any = None) -> dict:
@@ -107,9 +117,30 @@ with DAG(
     run_job = GeminiBatchCreateJobOperator(
         task_id="run_job",
         src=batch["src"],
-        model="{{ params.model }}",
+        model="{{ ti.xcom_pull(task_ids='prepare', key='model') }}",
+        location="{{ ti.xcom_pull(task_ids='prepare', key='location') }}",
         backend="{{ params.backend }}",
         display_name="gemini_batch_adhoc",
         **job_task_kwargs(),
     )
     load_results(run_job.output, batch["input_keys"], batch["day"])
+
+    @task(multiple_outputs=False, trigger_rule="all_done")
+    def delete_unsubmitted_inputs(params: Any = None, ti: Any = None, dag_run: Any = None) -> dict:
+        """Nothing left behind: a run that failed before or at submit deletes what prepare staged."""
+        from gemini_batch.pipeline.tasks import delete_unsubmitted_inputs as delete
+
+        return delete(
+            ti.xcom_pull(task_ids="prepare", key="staged"),
+            job_task={
+                "dag_id": dag_run.dag_id,
+                "task_id": "run_job",
+                "run_id": dag_run.run_id,
+                "map_index": -1,
+            },
+            backend=params["backend"],
+            gcp_conn_id=DEFAULT_GCP_CONN_ID,
+            gemini_api_conn_id=DEFAULT_GEMINI_API_CONN_ID,
+        )
+
+    run_job >> delete_unsubmitted_inputs()

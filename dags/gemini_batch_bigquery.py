@@ -25,7 +25,8 @@ from gemini_batch.pipeline.dag_config import (
     job_task_kwargs,
     run_tag,
 )
-from gemini_batch.pipeline.settings import DEFAULT_MODEL
+
+MODEL_PARAM = "Gemini model of the jobs; empty: the Variable gemini_batch_model (default gemini-2.5-flash)"
 
 with DAG(
     dag_id="gemini_batch_bigquery",
@@ -36,20 +37,21 @@ with DAG(
     catchup=False,
     max_active_runs=3,
     default_args=DEFAULT_ARGS,
-    params={"model": Param(DEFAULT_MODEL, type="string", description="Gemini model of the job")},
+    params={"model": Param(None, type=["null", "string"], description=MODEL_PARAM)},
     tags=["gemini-batch", "bigquery"],
     doc_md=__doc__,
 ) as dag:
 
     @task(multiple_outputs=True)
     def build_requests(
-        data_interval_start: Any = None, data_interval_end: Any = None, run_id: Any = None
+        params: Any = None, data_interval_start: Any = None, data_interval_end: Any = None, run_id: Any = None
     ) -> dict:
         from gemini_batch.pipeline.settings import PipelineSettings
-        from gemini_batch.pipeline.tasks import build_requests_table, day_interval
+        from gemini_batch.pipeline.tasks import build_requests_table, check_settings, day_interval
 
+        checked = check_settings(DEFAULT_GCP_CONN_ID, model=params["model"], buckets=False)
         start, end = day_interval(data_interval_start, data_interval_end)
-        return build_requests_table(
+        built = build_requests_table(
             PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
             interval_start=start,
             interval_end=end,
@@ -58,6 +60,7 @@ with DAG(
             template_path=INCLUDE_DIR / "templates" / "request.json",
             gcp_conn_id=DEFAULT_GCP_CONN_ID,
         )
+        return {**built, "model": checked["model"], "location": checked["location"]}
 
     @task(multiple_outputs=True)
     def validate_requests(built: dict) -> dict:
@@ -94,7 +97,8 @@ with DAG(
     shards = shard_requests(built, validate_requests(built))
     run_job = GeminiBatchCreateJobOperator.partial(
         task_id="run_job",
-        model="{{ params.model }}",
+        model="{{ ti.xcom_pull(task_ids='build_requests', key='model') }}",
+        location="{{ ti.xcom_pull(task_ids='build_requests', key='location') }}",
         display_name="gemini_batch_bigquery",
         **job_task_kwargs(),
     ).expand(src=shards)

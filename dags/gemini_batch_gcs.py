@@ -24,7 +24,8 @@ from gemini_batch.pipeline.dag_config import (
     job_task_kwargs,
     run_tag,
 )
-from gemini_batch.pipeline.settings import DEFAULT_MODEL
+
+MODEL_PARAM = "Gemini model of the jobs; empty: the Variable gemini_batch_model (default gemini-2.5-flash)"
 
 with DAG(
     dag_id="gemini_batch_gcs",
@@ -35,7 +36,7 @@ with DAG(
     max_active_runs=3,
     default_args=DEFAULT_ARGS,
     params={
-        "model": Param(DEFAULT_MODEL, type="string", description="Gemini model of the jobs"),
+        "model": Param(None, type=["null", "string"], description=MODEL_PARAM),
         "input_path": Param(
             "inputs/{day}/requests.jsonl",
             type="string",
@@ -51,11 +52,17 @@ with DAG(
         params: Any = None, data_interval_start: Any = None, data_interval_end: Any = None
     ) -> dict:
         from gemini_batch.pipeline.settings import PipelineSettings
-        from gemini_batch.pipeline.tasks import day_interval, validate_gcs_input
+        from gemini_batch.pipeline.tasks import check_settings, day_interval, validate_gcs_input
 
+        checked = check_settings(DEFAULT_GCP_CONN_ID, model=params["model"])
         day = day_interval(data_interval_start, data_interval_end)[0].date().isoformat()
         uri = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID).gcs(params["input_path"].format(day=day))
-        return {"day": day, "scan": validate_gcs_input(uri, gcp_conn_id=DEFAULT_GCP_CONN_ID)}
+        return {
+            "day": day,
+            "scan": validate_gcs_input(uri, gcp_conn_id=DEFAULT_GCP_CONN_ID),
+            "model": checked["model"],
+            "location": checked["location"],
+        }
 
     @task
     def shard_input(checked: dict, run_id: Any = None) -> list[dict]:
@@ -85,7 +92,8 @@ with DAG(
     checked = validate_input()
     run_job = GeminiBatchCreateJobOperator.partial(
         task_id="run_job",
-        model="{{ params.model }}",
+        model="{{ ti.xcom_pull(task_ids='validate_input', key='model') }}",
+        location="{{ ti.xcom_pull(task_ids='validate_input', key='location') }}",
         display_name="gemini_batch_gcs",
         **job_task_kwargs(),
     ).expand_kwargs(shard_input(checked))

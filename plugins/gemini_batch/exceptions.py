@@ -63,6 +63,24 @@ class GeminiBatchInlineResultsTooLarge(AirflowFailException, GeminiBatchError):
     """Inline results exceed the XCom cap; use a ``files/...`` source so results go to a file."""
 
 
+class GeminiBatchJobFailedPermanently(AirflowFailException, GeminiBatchJobFailed):
+    """The job ended FAILED for a reason a new job would meet again (its error code is
+    INVALID_ARGUMENT, PERMISSION_DENIED, NOT_FOUND, FAILED_PRECONDITION...): not retried.
+
+    Fix what the message names, then clear the task: the first try after a clear submits anew.
+    """
+
+
+class GeminiBatchRejected(AirflowFailException, GeminiBatchError):
+    """The service refused to create the job for a reason a retry would meet again (HTTP 400, 403,
+    404...: a bad argument, a missing permission, model or source). No job exists; not retried."""
+
+
+class GeminiBatchPreflightError(GeminiBatchConfigError):
+    """A check before any create failed (a missing source, an existing dest, an unknown model, a
+    cross-project source...). No job exists; the message names what to change. Not retried."""
+
+
 class GeminiBatchTimeout(GeminiBatchError):
     """The wall-clock deadline passed before the job ended. The job keeps running; a retry re-attaches."""
 

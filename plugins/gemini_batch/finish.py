@@ -2,7 +2,9 @@
 
 Invariants: the create operator and the sensor end a job through :func:`finish_job` only, so a
 job ends both the same way, in both modes (waiting in the worker or resumed after the trigger):
-``failed`` raises :class:`GeminiBatchJobFailed` (a retry submits anew), ``partial`` is checked
+``failed`` raises :class:`GeminiBatchJobFailed` (a retry submits anew), or
+:class:`GeminiBatchJobFailedPermanently` (no retry) for a FAILED job whose error code a new job
+would meet again (api_errors.job_failure_kind), ``partial`` is checked
 against ``max_failed_ratio`` (:class:`GeminiBatchTooManyFailedRows` above it, or when there are
 no counts and the ratio is below 1), ``succeeded`` returns the manifest. A task that fails on a
 finished job pushes the manifest to XCom under :data:`FAILED_MANIFEST_XCOM_KEY` first. A job
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gemini_batch.api_errors import job_failure_kind
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
     GeminiBatchJobFailed,
+    GeminiBatchJobFailedPermanently,
     GeminiBatchPollingError,
     GeminiBatchTooManyFailedRows,
 )
@@ -113,6 +117,12 @@ def finish_job(
     if outcome == "failed":
         push_failed()
         reason = f": {manifest.error}" if manifest.error else ""
+        if short_state(manifest.state) == "FAILED" and job_failure_kind(job) == "permanent":
+            raise GeminiBatchJobFailedPermanently(
+                f"Batch job {manifest.job_name} ended FAILED{reason}. A new job would fail the same way, "
+                "so the task is not retried: fix the input or argument the error names, then clear the task.",
+                manifest=data,
+            )
         raise GeminiBatchJobFailed(
             f"Batch job {manifest.job_name} ended {short_state(manifest.state)}{reason}. A retry (or a "
             "clear) of this task submits a new job.",

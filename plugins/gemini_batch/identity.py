@@ -25,6 +25,8 @@ MAX_DISPLAY_NAME = 128
 #: Vertex AI label keys and values: at most 63 characters, lowercase letters, digits, _ and -.
 MAX_LABEL_LENGTH = 63
 MAX_LABELS = 64
+#: The labels the operator puts on every Vertex AI job (see :meth:`WorkIdentity.labels`).
+OPERATOR_LABELS = ("airflow-dag", "airflow-task", WORK_ID_LABEL)
 
 #: The one home of Vertex AI's label rules (job labels and request labels alike): keys start with
 #: a lowercase letter; keys and values hold at most 63 lowercase ASCII letters, digits, ``_``, ``-``.
@@ -73,10 +75,12 @@ def validate_labels(labels: Mapping[str, Any] | None) -> dict[str, str]:
         return {}
     if not isinstance(labels, Mapping):
         raise GeminiBatchConfigError(f"labels must be a dict of str to str, got {type(labels).__name__}.")
-    if len(labels) > MAX_LABELS - 1:
+    total = len(set(labels) | set(OPERATOR_LABELS))
+    if total > MAX_LABELS:
+        room = MAX_LABELS - len(set(OPERATOR_LABELS) - set(labels))
         raise GeminiBatchConfigError(
-            f"{len(labels)} labels given; Vertex AI allows {MAX_LABELS} per job and one is "
-            f"'{WORK_ID_LABEL}'. Drop some."
+            f"{len(labels)} labels given; Vertex AI allows {MAX_LABELS} per job and the operator adds "
+            f"{', '.join(OPERATOR_LABELS)}: keep at most {room} of yours."
         )
     result: dict[str, str] = {}
     for key, value in labels.items():

@@ -8,6 +8,10 @@ Invariants of :class:`GeminiBatchCreateJobOperator`:
   create_plan.py checks the arguments and fingerprints the inputs before any network call.
 - The deferrable and the synchronous paths share every decision (states.py, resume.py, the
   manifest); the trigger only waits.
+- Before a new submission (never before a re-attach), preflight.py checks that the source
+  exists, a dest table does not, the model exists and nothing crosses projects unasked; its
+  failures, permanent create errors (HTTP 4xx) and jobs FAILED for a permanent reason fail the
+  task without Airflow retries (AirflowFailException subclasses).
 - The return value is the manifest (manifest.py): where the results are, never the results
   (except small inline Gemini API results).
 """
@@ -22,12 +26,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import conf
 
+from gemini_batch.api_errors import is_permanent_error
 from gemini_batch.backends import Backend
 from gemini_batch.base_operator import GeminiBatchBaseOperator
 from gemini_batch.create_plan import CreateArguments, CreatePlan, plan_create, validate_static
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
     GeminiBatchPollingError,
+    GeminiBatchPreflightError,
     GeminiBatchTimeout,
 )
 from gemini_batch.finish import check_ratio, finish_job, require_terminal
@@ -37,6 +43,9 @@ from gemini_batch.job_record import STATE_KEY, RecordStore
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, build_manifest, console_url
 from gemini_batch.polling import Done, Poller, drive_sync, raise_failure
+from gemini_batch.preflight import CloudReads
+from gemini_batch.preflight import check as preflight_check
+from gemini_batch.resume import is_automatic_retry
 from gemini_batch.resumer import JobResumer, resumable_stats_tags
 from gemini_batch.states import is_terminal, normalize_state, short_state
 from gemini_batch.task_state import kill_decision, ti_state_blocking
@@ -110,6 +119,11 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
     :param max_inline_results_bytes: Optional. Cap on inline Gemini API results carried in the
         manifest (default 256 KiB); above it the task fails and says to use a file source.
     :param error_budget: Optional. Consecutive transient API errors tolerated while waiting (default 8).
+    :param allow_cross_project: Optional. Accept a BigQuery source or dest in another project than
+        the job's (default False: refused before any job, as a likely typo or a missing grant).
+    :param preflight_checks: Optional. Check before a new submission that the source exists, a dest
+        table does not and the model exists (default True). Turn off only when the Airflow
+        connection may not read what the job's service account reads.
     """
 
     template_fields: Sequence[str] = (
@@ -149,6 +163,8 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         max_failed_ratio: float = 0.0,
         max_inline_results_bytes: int = MAX_INLINE_RESULTS_BYTES,
         error_budget: int = 8,
+        allow_cross_project: bool = False,
+        preflight_checks: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -167,6 +183,8 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         self.max_failed_ratio = check_ratio(max_failed_ratio)
         self.max_inline_results_bytes = int(max_inline_results_bytes)
         self.error_budget = int(error_budget)
+        self.allow_cross_project = bool(allow_cross_project)
+        self.preflight_checks = bool(preflight_checks)
         self._job_name: str | None = None
         self._identity: WorkIdentity | None = None
         self._hook_obj: GeminiBatchHook | None = None
@@ -294,7 +312,66 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
             sleep=time.sleep,
             create_attempts=self.CREATE_ATTEMPTS,
             stats_tags=resumable_stats_tags(type(self).__name__, context),
+            automatic_retry=self._automatic_retry(context),
+            before_submit=(lambda dest: self._preflight(plan, hook, dest)) if self.preflight_checks else None,
         ).attach_or_submit()
+
+    def _automatic_retry(self, context: Context) -> bool:
+        """Whether this try is an automatic Airflow retry (not the first try of a run or a clear)."""
+        ti = context.get("ti")
+        try:
+            return is_automatic_retry(int(ti.try_number), int(ti.max_tries), int(self.retries or 0))
+        except (AttributeError, TypeError, ValueError):
+            return False
+
+    def _preflight(self, plan: CreatePlan, hook: GeminiBatchHook, dest: str | None) -> None:
+        """The checks of a new submission (preflight.py); raises GeminiBatchPreflightError."""
+        settings = hook.settings
+        try:
+            # Read-only, so repeated whole on transient errors (429, 5xx) within the error budget.
+            self._retry_read(
+                "Pre-flight checks",
+                lambda: self._run_preflight(plan, hook, dest, settings),
+                self.error_budget,
+            )
+        except Exception as exc:
+            if not is_permanent_error(exc):
+                raise
+            raise GeminiBatchPreflightError(
+                f"Not submitting the batch job: a check before creating it was refused ({type(exc).__name__}: "
+                f"{exc}). Give the connection access to the source and destination, or fix their names."
+            ) from exc
+
+    def _run_preflight(
+        self, plan: CreatePlan, hook: GeminiBatchHook, dest: str | None, settings: Any
+    ) -> None:
+        preflight_check(
+            plan,
+            dest,
+            CloudReads(
+                genai_client=hook.get_conn,
+                cache_key=(plan.backend, settings.base_url, settings.project, settings.location),
+                bigquery_client=lambda: self._bigquery_client(settings.project),
+                storage_client=self._storage_client,
+                log=self.log,
+            ),
+            project=settings.project,
+            allow_cross_project=self.allow_cross_project,
+            log=self.log,
+        )
+
+    def _bigquery_client(self, project: str | None) -> Any:
+        from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+
+        hook = BigQueryHook(
+            gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain, use_legacy_sql=False
+        )
+        return hook.get_client(project_id=project)
+
+    def _storage_client(self) -> Any:
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        return GCSHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain).get_conn()
 
     # ------------------------------------------------------------------ synchronous wait
 

@@ -16,6 +16,10 @@ Invariants:
   lookup always precedes it), and :func:`landed_job` never returns one of them: a create that
   failed without landing never adopts an old job.
 - An unreadable record is never read as absent: it leads to an identity lookup, with the reason.
+- An automatic Airflow retry never replaces a job that ended FAILED for a permanent reason
+  (api_errors.job_failure_kind): it is refused (:class:`Refuse`), because the new job would fail
+  the same way. The first try of a run or of a clear (the user may have fixed the input) does
+  replace it (:func:`is_automatic_retry` tells them apart, as Airflow does).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from gemini_batch.api_errors import PERMANENT_JOB_ERROR_CODES, job_error_code, job_failure_kind
 from gemini_batch.job_record import Absent, JobRecord, RecordRead, Unreadable
 from gemini_batch.states import counts_of, outcome_of, short_state
 
@@ -44,12 +49,15 @@ class ResumeFacts:
     :param plan: this try's plan (identity, backend, model, source, fingerprint).
     :param recorded_job: the recorded job as read: a BatchJob, ``"not found"`` or ``"not read"``.
     :param found: this work's jobs found by identity, newest first; None if not looked up.
+    :param automatic_retry: this try is an automatic Airflow retry (not the first try of a run or
+        of a clear); see :func:`is_automatic_retry`.
     """
 
     record: RecordRead
     plan: CreatePlan
     recorded_job: RecordedJob = NOT_READ
     found: tuple[Any, ...] | None = None
+    automatic_retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,37 @@ class Submit:
     known: frozenset[str]
 
 
-Decision = ReadRecordedJob | LookUpByIdentity | Reattach | Return | Submit
+@dataclass(frozen=True)
+class Refuse:
+    """An automatic retry found this work's job FAILED for a permanent reason: fail, do not submit."""
+
+    job: Any
+    why: str
+
+
+Decision = ReadRecordedJob | LookUpByIdentity | Reattach | Return | Submit | Refuse
+
+
+def is_automatic_retry(try_number: int, max_tries: int, retries: int) -> bool:
+    """Whether a try is an automatic retry rather than the first try of a run or of a clear.
+
+    A clear sets ``max_tries`` to the last try number plus ``retries``, so the first try of a run
+    or a clear is ``max_tries - retries + 1`` (Airflow's own ``first_try_number``).
+    """
+    return try_number > max_tries - retries + 1
+
+
+def _replace_failed(facts: ResumeFacts, record: JobRecord | None, job: Any, why: str) -> Decision:
+    """Replace a job that ended FAILED, CANCELLED or EXPIRED, unless a retry would repeat a permanent failure."""
+    if facts.automatic_retry and short_state(job.state) == "FAILED" and job_failure_kind(job) == "permanent":
+        code = PERMANENT_JOB_ERROR_CODES[job_error_code(job)]  # type: ignore[index]
+        message = getattr(getattr(job, "error", None), "message", None) or ""
+        return Refuse(
+            job,
+            f"{why} with {code}{': ' + message if message else ''}; a new job would fail the same way, so "
+            "this retry does not submit one. Fix what the error names, then clear the task.",
+        )
+    return _submit(facts, record, "replaces_failed", why)
 
 
 def made_for(job: Any, plan: CreatePlan) -> bool:
@@ -168,7 +206,7 @@ def _from_found(
     if decision is not None:
         return replace(decision, why=decision.why + note)
     why = f"batch job {newest.name} ended {short_state(newest.state)}{note}"
-    return _submit(facts, record, "replaces_failed", why)
+    return _replace_failed(facts, record, newest, why)
 
 
 def decide(facts: ResumeFacts) -> Decision:
@@ -205,7 +243,7 @@ def decide(facts: ResumeFacts) -> Decision:
     if decision is not None:
         return decision
     why = f"recorded batch job {recorded.name} ended {short_state(recorded.state)}"
-    return _submit(facts, record, "replaces_failed", why)
+    return _replace_failed(facts, record, recorded, why)
 
 
 def landed_job(found: Sequence[Any], known: frozenset[str], plan: CreatePlan) -> Any | None:
@@ -243,11 +281,13 @@ __all__ = [
     "LookUpByIdentity",
     "ReadRecordedJob",
     "Reattach",
+    "Refuse",
     "ResumeFacts",
     "Return",
     "Submit",
     "SubmitCause",
     "decide",
+    "is_automatic_retry",
     "landed_job",
     "made_for",
     "metric_of",

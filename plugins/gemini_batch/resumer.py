@@ -23,8 +23,12 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gemini_batch.api_errors import is_transient_error
-from gemini_batch.exceptions import GeminiBatchJobNotFound
+from gemini_batch.api_errors import http_status, is_permanent_error, is_transient_error
+from gemini_batch.exceptions import (
+    GeminiBatchJobFailedPermanently,
+    GeminiBatchJobNotFound,
+    GeminiBatchRejected,
+)
 from gemini_batch.job_record import JobRecord, Phase, RecordStore, Unreadable, now_iso
 from gemini_batch.polling import Backoff
 from gemini_batch.resume import (
@@ -33,6 +37,7 @@ from gemini_batch.resume import (
     LookUpByIdentity,
     ReadRecordedJob,
     Reattach,
+    Refuse,
     ResumeFacts,
     Return,
     Submit,
@@ -50,6 +55,8 @@ if TYPE_CHECKING:
 
 #: ``read(what, call)``: a read-only call retried on transient errors (the operator's retry_read).
 ReadCall = Callable[[str, Callable[[], Any]], Any]
+#: ``before_submit(dest)``: the pre-flight checks of a new submission (raises to stop it).
+BeforeSubmit = Callable[[str | None], None]
 #: decide() asks for at most the recorded job and one lookup before answering.
 MAX_READS = 2
 
@@ -81,6 +88,9 @@ class JobResumer:
     :param sleep: ``time.sleep`` or a test's stand-in.
     :param create_attempts: create calls tried on transient errors.
     :param stats_tags: see :func:`resumable_stats_tags`.
+    :param automatic_retry: this try is an automatic Airflow retry (resume.is_automatic_retry).
+    :param before_submit: called with the destination before a new submission's record and create
+        call (the pre-flight checks); never before a re-attach or a return.
     """
 
     plan: CreatePlan
@@ -91,12 +101,14 @@ class JobResumer:
     sleep: Callable[[float], None]
     create_attempts: int
     stats_tags: dict[str, str]
+    automatic_retry: bool = False
+    before_submit: BeforeSubmit | None = None
 
     def attach_or_submit(self) -> types.BatchJob:
         """This work's job: re-attached, returned, or newly submitted (see resume.py)."""
         if not self.store.available:
             self.log.warning("No task_state_store (Airflow < 3.3?): the job is found by its identity only")
-        facts = ResumeFacts(self.store.read(), self.plan)
+        facts = ResumeFacts(self.store.read(), self.plan, automatic_retry=self.automatic_retry)
         if isinstance(facts.record, Unreadable):
             reason = facts.record.reason
             self.log.warning("The retry record in the task state store is unreadable: %s", reason)
@@ -109,6 +121,8 @@ class JobResumer:
             else:
                 break
             decision = decide(facts)
+        if isinstance(decision, Refuse):
+            raise GeminiBatchJobFailedPermanently(f"Not submitting: {decision.why}")
         if not isinstance(decision, (Reattach, Return, Submit)):
             raise RuntimeError(f"resume.decide asked for a third read: {decision!r}")  # a bug in decide
         _incr(metric_of(decision), self.stats_tags)
@@ -155,6 +169,8 @@ class JobResumer:
 
     def _submit(self, decision: Submit) -> types.BatchJob:
         dest = self.plan.destination(decision.submission)
+        if self.before_submit is not None:
+            self.before_submit(dest)
         # Phase 1: the intent, so that a crash after the create call is recovered by lookup.
         self._record("submitting", None, decision.submission, decision.known)
         job = self._create(dest, decision.known)
@@ -186,6 +202,13 @@ class JobResumer:
                     create_config=self.plan.create_config,
                 )
             except Exception as exc:
+                if is_permanent_error(exc):
+                    status = http_status(exc)
+                    raise GeminiBatchRejected(
+                        f"The service refused to create the batch job"
+                        f"{f' (HTTP {status})' if status else ''}: {exc}. No job was created and a retry "
+                        "would be refused the same way: fix the argument or input the error names."
+                    ) from exc
                 if not is_transient_error(exc) or attempt >= self.create_attempts:
                     raise
                 delay = backoff.delay(attempt)

@@ -270,9 +270,9 @@ def parse_destination(dest: Any, source: BatchSource) -> str | None:
         return dest.rstrip("/")
     if dest.startswith("bq://"):
         parts = dest[len("bq://") :].split(".")
-        if len(parts) not in (2, 3) or not all(parts):
+        if len(parts) not in (1, 2, 3) or not all(parts):
             raise GeminiBatchConfigError(
-                f"dest {dest!r} is not 'bq://PROJECT.DATASET' or 'bq://PROJECT.DATASET.TABLE'."
+                f"dest {dest!r} is not 'bq://PROJECT', 'bq://PROJECT.DATASET' or 'bq://PROJECT.DATASET.TABLE'."
             )
         return dest
     raise GeminiBatchConfigError(

@@ -9,11 +9,27 @@ from typing import Any
 
 import pytest
 
-from tests.gemini_batch.fakes import FakeService
+from tests.gemini_batch.fakes import FakeReads, FakeService
 
 
 @pytest.fixture
-def install(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+def preflight_reads(monkeypatch: pytest.MonkeyPatch) -> FakeReads:
+    """The create operator's pre-flight reads, answered by a :class:`FakeReads` (all fine by default)."""
+    from gemini_batch import operators, preflight
+
+    reads = FakeReads()
+    monkeypatch.setattr(operators, "CloudReads", lambda **_: reads)
+
+    def check(*args: Any, allow_cross_project: bool, **kwargs: Any) -> None:
+        allow = allow_cross_project or reads.allow_cross_project
+        preflight.check(*args, allow_cross_project=allow, **kwargs)
+
+    monkeypatch.setattr(operators, "preflight_check", check)
+    return reads
+
+
+@pytest.fixture
+def install(monkeypatch: pytest.MonkeyPatch, preflight_reads: FakeReads) -> Iterator[Callable[..., None]]:
     """``install(vertex=FakeService(), gemini_api=FakeService("gemini_api"))``: hooks get fake clients."""
     from gemini_batch import hooks
 

@@ -241,12 +241,21 @@ class FakeTaskStateStore:
 
 
 class FakeTI:
-    def __init__(self, dag_id="dag", task_id="task", run_id="manual__2026-01-01", map_index=-1, try_number=1):
+    def __init__(
+        self,
+        dag_id="dag",
+        task_id="task",
+        run_id="manual__2026-01-01",
+        map_index=-1,
+        try_number=1,
+        max_tries=None,
+    ):
         self.dag_id = dag_id
         self.task_id = task_id
         self.run_id = run_id
         self.map_index = map_index
         self.try_number = try_number
+        self.max_tries = max_tries  # None: unknown (the operator then treats the try as a first try)
         self.xcom: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
@@ -271,3 +280,40 @@ def script_gets(service: FakeService, steps: list[Any]) -> None:
         return original(name=name)
 
     service.get = get  # type: ignore[method-assign]
+
+
+@dataclass
+class FakeReads:
+    """The pre-flight reads (preflight.Reads), answered from sets; every read is recorded.
+
+    By default every table exists but those in ``missing_tables`` and the operator's default dest
+    tables (``*_predictions_*``), every object and file exists and every model is found; the unit
+    tests' ``bq://p...`` sources are in another project than the fake service's, so cross-project
+    URIs pass unless ``allow_cross_project`` is False (then the operator's argument decides).
+    """
+
+    allow_cross_project: bool = True
+    missing_tables: set[str] = field(default_factory=set)
+    existing_tables: set[str] = field(default_factory=set)
+    missing_objects: set[str] = field(default_factory=set)
+    file_problems: dict[str, str] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    reads: list[tuple[str, str]] = field(default_factory=list)
+
+    def table_exists(self, table: Any) -> bool:
+        self.reads.append(("table", str(table)))
+        if str(table) in self.existing_tables:
+            return True
+        return str(table) not in self.missing_tables and not str(table).split(".")[-1].count("_predictions_")
+
+    def gcs_matches(self, uri: str) -> bool:
+        self.reads.append(("gcs", uri))
+        return uri not in self.missing_objects
+
+    def file_problem(self, name: str) -> str | None:
+        self.reads.append(("file", name))
+        return self.file_problems.get(name)
+
+    def model(self, model: str) -> str:
+        self.reads.append(("model", model))
+        return self.models.get(model, "found")

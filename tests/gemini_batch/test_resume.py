@@ -17,10 +17,12 @@ from gemini_batch.resume import (
     LookUpByIdentity,
     ReadRecordedJob,
     Reattach,
+    Refuse,
     ResumeFacts,
     Return,
     Submit,
     decide,
+    is_automatic_retry,
     landed_job,
     made_for,
     metric_of,
@@ -381,3 +383,136 @@ def test_made_for(plan, src, model, expected):
 )
 def test_metric_of_each_outcome(decision, metric):
     assert metric_of(decision) == metric
+
+
+# ------------------------------------------------------------------ permanent failures and retries
+
+
+def failed(n: int, code: int | None, state: str = "FAILED") -> types.BatchJob:
+    """Job ``J<n>`` ended ``state`` with a job error of canonical ``code`` (None: no error)."""
+    ended = job(n, state)
+    if code is not None:
+        ended.error = types.JobError(code=code, message=f"reason {code}")
+    return ended
+
+
+PERMANENT_CASES = [
+    # (name, record, recorded job, found, automatic retry, expected)
+    ("retry, recorded FAILED INVALID_ARGUMENT: refuse", record(), failed(1, 3), [], True, ("refuse", 1)),
+    ("retry, recorded FAILED NOT_FOUND: refuse", record(), failed(1, 5), [], True, ("refuse", 1)),
+    ("retry, recorded FAILED PERMISSION_DENIED: refuse", record(), failed(1, 7), [], True, ("refuse", 1)),
+    ("retry, recorded FAILED FAILED_PRECONDITION: refuse", record(), failed(1, 9), [], True, ("refuse", 1)),
+    (
+        "retry, recorded FAILED RESOURCE_EXHAUSTED: replace",
+        record(),
+        failed(1, 8),
+        [],
+        True,
+        ("submit", 2, "replaces_failed", [1]),
+    ),
+    (
+        "retry, recorded FAILED INTERNAL: replace",
+        record(),
+        failed(1, 13),
+        [],
+        True,
+        ("submit", 2, "replaces_failed", [1]),
+    ),
+    (
+        "retry, recorded FAILED UNAVAILABLE: replace",
+        record(),
+        failed(1, 14),
+        [],
+        True,
+        ("submit", 2, "replaces_failed", [1]),
+    ),
+    (
+        "retry, recorded FAILED DEADLINE_EXCEEDED: replace",
+        record(),
+        failed(1, 4),
+        [],
+        True,
+        ("submit", 2, "replaces_failed", [1]),
+    ),
+    (
+        "retry, recorded FAILED without error: replace",
+        record(),
+        failed(1, None),
+        [],
+        True,
+        ("submit", 2, "replaces_failed", [1]),
+    ),
+    (
+        "retry, recorded CANCELLED with a permanent code: replace",
+        record(),
+        failed(1, 3, "CANCELLED"),
+        [],
+        True,
+        ("submit", 2, "replaces_failed", [1]),
+    ),
+    (
+        "retry, recorded EXPIRED with a permanent code: replace",
+        record(),
+        failed(1, 3, "EXPIRED"),
+        [],
+        True,
+        ("submit", 2, "replaces_failed", [1]),
+    ),
+    (
+        "first try of a clear, recorded FAILED INVALID_ARGUMENT: replace",
+        record(),
+        failed(1, 3),
+        [],
+        False,
+        ("submit", 2, "replaces_failed", [1]),
+    ),
+    ("retry, found FAILED INVALID_ARGUMENT: refuse", Absent(), NOT_READ, [failed(1, 3)], True, ("refuse", 1)),
+    (
+        "retry, found FAILED INTERNAL: replace",
+        Absent(),
+        NOT_READ,
+        [failed(1, 13)],
+        True,
+        ("submit", 2, "replaces_failed", [1]),
+    ),
+]
+
+
+def permanent_summary(decision: Any) -> tuple:
+    if isinstance(decision, Refuse):
+        return ("refuse", int(decision.job.name.rsplit("/", 1)[-1]))
+    return summary(decision)
+
+
+@pytest.mark.parametrize(
+    ("record_read", "recorded", "found", "automatic_retry", "expected"),
+    [c[1:] for c in PERMANENT_CASES],
+    ids=[c[0] for c in PERMANENT_CASES],
+)
+def test_a_retry_never_replaces_a_permanently_failed_job(
+    record_read, recorded, found, automatic_retry, expected
+):
+    facts = ResumeFacts(record_read, PLAN, recorded, tuple(found), automatic_retry=automatic_retry)
+    assert permanent_summary(decide(facts)) == expected
+
+
+def test_a_refusal_names_the_code_the_message_and_what_to_do():
+    decision = decide(ResumeFacts(record(), PLAN, failed(1, 7), (), automatic_retry=True))
+    assert isinstance(decision, Refuse)
+    assert "PERMISSION_DENIED: reason 7" in decision.why and "clear the task" in decision.why
+
+
+@pytest.mark.parametrize(
+    ("try_number", "max_tries", "retries", "expected"),
+    [
+        (1, 3, 3, False),  # the first try of a run
+        (2, 3, 3, True),  # its first retry
+        (4, 3, 3, True),  # its last retry
+        (5, 7, 3, False),  # the first try after a clear (max_tries = 4 + 3)
+        (6, 7, 3, True),  # a retry after that clear
+        (1, 0, 0, False),  # no retries configured
+        (2, 1, 0, False),  # a clear of a task without retries
+    ],
+)
+def test_is_automatic_retry(try_number, max_tries, retries, expected):
+    assert is_automatic_retry(try_number, max_tries, retries) is expected

@@ -140,6 +140,7 @@ def test_fingerprint_changes_with_the_inputs_only():
         ("gs://out-bucket/results/", "gs://bkt/r.jsonl", "gs://out-bucket/results"),
         ("bq://p.out", "bq://p.d.t", "bq://p.out"),
         ("bq://p.out.table", "bq://p.d.t", "bq://p.out.table"),
+        ("bq://p", "bq://p.d.t", "bq://p"),  # Vertex AI creates a dataset and a table
     ],
 )
 def test_parse_destination(dest, src, expected):
@@ -150,7 +151,8 @@ def test_parse_destination(dest, src, expected):
     ("dest", "src", "message"),
     [
         ("gs://bkt/out", INLINE, "applies to Vertex AI only"),
-        ("bq://onlyproject", "bq://p.d.t", "bq://PROJECT.DATASET"),
+        ("bq://p..t", "bq://p.d.t", "bq://PROJECT.DATASET"),
+        ("bq://p.d.t.x", "bq://p.d.t", "bq://PROJECT.DATASET"),
         ("s3://x/y", "bq://p.d.t", "unknown scheme"),
         ("gs://B/x", "bq://p.d.t", "gs://BUCKET/prefix"),
         (5, "bq://p.d.t", "must be a gs:// or bq:// URI"),

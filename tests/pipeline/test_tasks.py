@@ -47,12 +47,51 @@ def test_errors_a_retry_cannot_fix_fail_the_task_at_once(error: Exception) -> No
     assert caught.value.__cause__ is error
 
 
-def test_other_errors_keep_their_type_so_retries_happen() -> None:
-    def task() -> None:
-        raise ConnectionError("503")
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionError("reset"),
+        TimeoutError("slow"),
+        RuntimeError("a bug"),
+        pytest.param("503", id="ServiceUnavailable"),
+        pytest.param("429", id="TooManyRequests"),
+    ],
+)
+def test_other_errors_keep_their_type_so_retries_happen(error: Exception | str) -> None:
+    from google.api_core import exceptions
 
-    with pytest.raises(ConnectionError):
+    if isinstance(error, str):
+        error = exceptions.from_http_status(int(error), "busy")
+
+    def task() -> None:
+        raise error
+
+    with pytest.raises(type(error)):
         fail_fast(task)()
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (ValueError("give either prompts or input_file"), "give either prompts or input_file"),
+        ("404", "NotFound"),
+        ("403", "Forbidden"),
+        ("400", "BadRequest"),
+    ],
+)
+def test_bad_user_input_and_permanent_refusals_fail_at_once(error: Exception | str, words: str) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+    from google.api_core import exceptions
+
+    if isinstance(error, str):
+        error = exceptions.from_http_status(int(error), "no such object gs://b/in.jsonl")
+
+    def task() -> None:
+        raise error
+
+    with pytest.raises(AirflowFailException, match=words) as caught:
+        fail_fast(task)()
+    assert caught.value.__cause__ is error
 
 
 def test_job_limits_can_only_be_lowered(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,9 @@ gs:// file, Vertex AI      ``{"request"}`` lines with the key label, used in pla
 
 Invariants: keys of typed prompts are ``adhoc-<run tag>-<n>`` (unique per run, valid as Vertex
 labels); a file is read as a stream (validation and upload), never whole; the returned
-``input_keys`` say where the submitted keys are, for the loader's reconciliation.
+``input_keys`` say where the submitted keys are, for the loader's reconciliation; ``staged`` lists
+exactly what this module wrote (a gs:// object, an uploaded ``files/...``), never the user's own
+file, so :func:`delete_staged` can remove it when the run fails before any job exists.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from google.cloud import storage
     from google.genai import Client as GenaiClient
 
-__all__ = ["AdhocBatch", "prepare_adhoc", "sdk_inline_request"]
+__all__ = ["AdhocBatch", "delete_staged", "prepare_adhoc", "sdk_inline_request"]
 
 
 @dataclass(frozen=True)
@@ -45,14 +47,22 @@ class AdhocBatch:
     :param src: The operator's ``src``: inline requests, ``files/...`` or ``gs://...``.
     :param input_keys: :meth:`InputKeys.to_dict` of the submitted keys.
     :param requests: How many requests.
+    :param staged: What preparing wrote (``gs://...`` objects, ``files/...`` uploads), to delete if
+        the run fails before any job exists.
     """
 
     src: Any
     input_keys: dict[str, Any]
     requests: int
+    staged: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"src": self.src, "input_keys": self.input_keys, "requests": self.requests}
+        return {
+            "src": self.src,
+            "input_keys": self.input_keys,
+            "requests": self.requests,
+            "staged": list(self.staged),
+        }
 
 
 def sdk_inline_request(request: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -121,7 +131,7 @@ def prepare_adhoc(
         blob = _need(storage_client, "storage_client").bucket(ref.bucket).blob(ref.name)
         with blob.open("rb") as stream:  # seekable, streamed in chunks by the upload
             name = _upload(_need(genai_client, "genai_client"), stream, f"adhoc-{tag}")
-        return AdhocBatch(name, keys, scan.requests)
+        return AdhocBatch(name, keys, scan.requests, staged=(name,))
 
     keyed = [(f"adhoc-{tag}-{index:05d}", prompt) for index, prompt in enumerate(prompts)]
     keys = InputKeys.from_keys([key for key, _ in keyed]).to_dict()
@@ -134,7 +144,7 @@ def prepare_adhoc(
         blob = _need(storage_client, "storage_client").bucket(bucket).blob(target.name)
         with blob.open("wb", ignore_flush=True) as writer:
             writer.write(data)
-        return AdhocBatch(str(target), keys, len(keyed))
+        return AdhocBatch(str(target), keys, len(keyed), staged=(str(target),))
     if gemini_input == "file":
         data = _jsonl([{"key": key, "request": template.render(prompt)} for key, prompt in keyed])
         scan_jsonl(
@@ -144,7 +154,7 @@ def prepare_adhoc(
             limits=GEMINI_API_LIMITS,
         )
         name = _upload(_need(genai_client, "genai_client"), io.BytesIO(data), f"adhoc-{tag}")
-        return AdhocBatch(name, keys, len(keyed))
+        return AdhocBatch(name, keys, len(keyed), staged=(name,))
     rest = [{"request": template.render(prompt), "metadata": {"key": key}} for key, prompt in keyed]
     validate_inline_requests(rest, limits=GEMINI_API_INLINE_LIMITS)
     return AdhocBatch(
@@ -158,6 +168,35 @@ def _upload(client: GenaiClient, stream: Any, display_name: str) -> str:
     """Upload a JSONL stream to the Files API (resumable, in chunks); return ``files/...``."""
     uploaded = client.files.upload(file=stream, config={"mime_type": "jsonl", "display_name": display_name})
     return str(uploaded.name)
+
+
+def delete_staged(
+    staged: Sequence[str],
+    *,
+    storage_client: storage.Client | None = None,
+    genai_client: GenaiClient | None = None,
+) -> list[str]:
+    """Delete what :func:`prepare_adhoc` staged; what is gone already counts as deleted.
+
+    :return: the names deleted (or found gone), in order.
+    """
+    from gemini_batch.api_errors import error_kind
+
+    deleted = []
+    for name in staged:
+        try:
+            if name.startswith("gs://"):
+                ref = GcsUri.parse(name)
+                _need(storage_client, "storage_client").bucket(ref.bucket).blob(ref.name).delete()
+            elif name.startswith("files/"):
+                _need(genai_client, "genai_client").files.delete(name=name)
+            else:
+                raise ValueError(f"not a staged input: {name!r}")
+        except Exception as exc:
+            if error_kind(exc) != "not_found":
+                raise
+        deleted.append(name)
+    return deleted
 
 
 def _need(value: Any, name: str) -> Any:

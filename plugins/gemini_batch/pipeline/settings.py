@@ -3,22 +3,69 @@
 Invariant: settings are resolved when a task runs, never when a DAG file is parsed (no
 Variable or connection lookup at parse time). Each value comes from an Airflow Variable
 ``gemini_batch_<name>`` (``AIRFLOW_VAR_GEMINI_BATCH_<NAME>`` in the environment works too), else
-a default that fits the local stack.
+a default that fits the local stack. The first task of every pipeline DAG checks them all
+(:meth:`PipelineSettings.problems`, then the dataset and bucket exist), so a bad Variable fails
+the run before any job, with a message naming the Variable and what to set.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.refs import GcsUri, TableRef
 
-__all__ = ["DEFAULT_DATASET", "DEFAULT_MODEL", "PipelineSettings", "default_bucket"]
+__all__ = ["DEFAULT_DATASET", "DEFAULT_MODEL", "RULES", "PipelineSettings", "default_bucket", "variable_name"]
 
 DEFAULT_DATASET = "gemini_batch"
 DEFAULT_MODEL = "gemini-2.5-flash"
+
+
+#: What each setting must look like: (pattern, the rule in words, an example). Google's naming rules:
+#: projects (6-30 chars, optionally domain-scoped), datasets and tables (letters, digits, _; tables
+#: also -), buckets (3-63 lowercase chars), models (a bare id such as gemini-2.5-flash), locations.
+RULES: dict[str, tuple[re.Pattern[str], str, str]] = {
+    "project": (
+        re.compile(r"^(?:[a-z][a-z0-9.\-]*[a-z0-9]:)?[a-z][a-z0-9\-]{4,28}[a-z0-9]$"),
+        "6-30 lowercase letters, digits or hyphens, starting with a letter",
+        "my-project",
+    ),
+    "dataset": (re.compile(r"^[A-Za-z0-9_]{1,1024}$"), "letters, digits and underscores", "gemini_batch"),
+    "bucket": (
+        re.compile(r"^[a-z0-9][a-z0-9_\-]{1,61}[a-z0-9]$|^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$"),
+        "3-63 lowercase letters, digits, '-' or '_' (dots for domain buckets), no gs:// prefix",
+        "my-project-gemini-batch",
+    ),
+    "model": (
+        re.compile(r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$"),
+        "a model id such as gemini-2.5-flash (no 'models/' or 'publishers/' prefix)",
+        DEFAULT_MODEL,
+    ),
+    "location": (re.compile(r"^(?:global|[a-z]+-[a-z]+[0-9]+)$"), "a Vertex AI location", "us-central1"),
+    "prompts_table": (
+        re.compile(r"^[A-Za-z0-9_\-]{1,1024}$"),
+        "a table name (no project or dataset)",
+        "prompts",
+    ),
+    "results_table": (
+        re.compile(r"^[A-Za-z0-9_\-]{1,1024}$"),
+        "a table name (no project or dataset)",
+        "results",
+    ),
+    "errors_table": (
+        re.compile(r"^[A-Za-z0-9_\-]{1,1024}$"),
+        "a table name (no project or dataset)",
+        "errors",
+    ),
+}
+
+
+def variable_name(setting: str) -> str:
+    """The Airflow Variable of a setting: ``gemini_batch_<setting>``."""
+    return f"gemini_batch_{setting}"
 
 
 def default_bucket(project: str) -> str:
@@ -53,6 +100,34 @@ class PipelineSettings:
         if not self.bucket:
             object.__setattr__(self, "bucket", default_bucket(self.project))
 
+    def problems(self) -> list[str]:
+        """Every setting that breaks its rule (:data:`RULES`), each naming its Variable and the fix.
+
+        The project may also come from ``GOOGLE_CLOUD_PROJECT`` or the connection; the message says so.
+        """
+        found = []
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None or field.name not in RULES:
+                continue
+            pattern, rule, example = RULES[field.name]
+            if not isinstance(value, str) or not pattern.match(value):
+                where = (
+                    " (or GOOGLE_CLOUD_PROJECT, or the connection's project)"
+                    if field.name == "project"
+                    else ""
+                )
+                found.append(
+                    f"Variable {variable_name(field.name)}{where} is {value!r}: it must be {rule}. "
+                    f"Set it to e.g. {example!r}, or delete it to use the default."
+                )
+        if self.results_table == self.errors_table:
+            found.append(
+                f"Variables {variable_name('results_table')} and {variable_name('errors_table')} name the same "
+                f"table {self.results_table!r}: set them to two different tables."
+            )
+        return found
+
     def table(self, name: str) -> TableRef:
         """A table of the pipelines' dataset."""
         return TableRef(self.project, self.dataset, name)
@@ -82,8 +157,8 @@ class PipelineSettings:
         from airflow.sdk import Variable
 
         def variable(name: str) -> str | None:
-            value = Variable.get(f"gemini_batch_{name}", default=None)
-            return value or None
+            value = Variable.get(variable_name(name), default=None)
+            return value.strip() if isinstance(value, str) and value.strip() else None
 
         project = (
             variable("project") or os.environ.get("GOOGLE_CLOUD_PROJECT") or _connection_project(gcp_conn_id)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = [
     "bigquery_client",
     "build_requests_table",
+    "check_settings",
+    "delete_unsubmitted_inputs",
     "day_interval",
     "fail_fast",
     "genai_client",
@@ -46,24 +48,95 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail_fast(function: F) -> F:
-    """Turn the errors a retry cannot fix (bad input, lost answers) into ``AirflowFailException``.
+    """Turn the errors a retry cannot fix into ``AirflowFailException``: bad input (validation
+    findings, a plain ``ValueError`` of a bad argument), lost answers (reconciliation), and the
+    services' permanent refusals (HTTP 4xx but 401/408/429: a missing object, table or permission).
 
     The message is kept; the task fails at once instead of spending its retries on the same data.
+    Transient errors (timeouts, 429, 5xx) pass through unchanged, so Airflow retries them.
     """
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from gemini_batch.api_errors import is_permanent_error
         from gemini_batch.pipeline.findings import InputValidationError
         from gemini_batch.pipeline.results import ReconciliationError
 
         try:
             return function(*args, **kwargs)
-        except (InputValidationError, ReconciliationError) as error:
+        except AirflowFailException:
+            raise
+        except (InputValidationError, ReconciliationError, ValueError) as error:
             raise AirflowFailException(str(error)) from error
+        except Exception as error:
+            if is_permanent_error(error):
+                raise AirflowFailException(f"{type(error).__name__}: {error}") from error
+            raise
 
     return wrapper  # type: ignore[return-value]
+
+
+@fail_fast
+def check_settings(
+    gcp_conn_id: str, *, model: str | None = None, buckets: bool = True, **overrides: Any
+) -> dict[str, Any]:
+    """The first task of every pipeline run: every setting checked before anything is built or submitted.
+
+    Resolves the Variables (settings.py), checks each against its rule, then that the dataset and
+    (with ``buckets``) the bucket exist. ``model`` is the run's Param; empty means the Variable
+    ``gemini_batch_model``.
+
+    :return: ``{"project", "dataset", "bucket", "model", "location"}`` (location ``""``: the connection's).
+    :raises AirflowFailException: naming every bad Variable and what to set.
+    """
+    from gemini_batch.exceptions import GeminiBatchConfigError
+    from gemini_batch.pipeline.settings import PipelineSettings, variable_name
+
+    settings = PipelineSettings.resolve(gcp_conn_id, **overrides)
+    if model:
+        from dataclasses import replace
+
+        settings = replace(settings, model=model.strip())
+    problems = settings.problems()
+    if not problems:
+        problems = _missing_places(settings, gcp_conn_id, buckets=buckets, variable_name=variable_name)
+    if problems:
+        listed = "\n".join(f"- {problem}" for problem in problems)
+        raise GeminiBatchConfigError(
+            f"The pipeline's settings are not usable ({len(problems)} problem(s)):\n{listed}"
+        )
+    log.info("settings: %s", settings)
+    return {
+        "project": settings.project,
+        "dataset": settings.dataset,
+        "bucket": settings.bucket,
+        "model": settings.model,
+        "location": settings.location or "",
+    }
+
+
+def _missing_places(
+    settings: PipelineSettings, gcp_conn_id: str, *, buckets: bool, variable_name: Callable[[str], str]
+) -> list[str]:
+    """The dataset and bucket the settings name, when they do not exist."""
+    from google.api_core.exceptions import NotFound
+
+    problems = []
+    try:
+        bigquery_client(gcp_conn_id, settings.project).get_dataset(f"{settings.project}.{settings.dataset}")
+    except NotFound:
+        problems.append(
+            f"Dataset {settings.project}.{settings.dataset} does not exist: create it, or set the Variables "
+            f"{variable_name('project')} and {variable_name('dataset')} to an existing one."
+        )
+    if buckets and not storage_client(gcp_conn_id).bucket(settings.bucket).exists():
+        problems.append(
+            f"Bucket gs://{settings.bucket} does not exist: create it, or set the Variable "
+            f"{variable_name('bucket')} to an existing bucket (default: <project>-gemini-batch)."
+        )
+    return problems
 
 
 # --- clients (from Airflow connections, at run time) --------------------------------------------
@@ -104,6 +177,44 @@ def day_interval(
         return data_interval_start, data_interval_end
     start = data_interval_start.replace(hour=0, minute=0, second=0, microsecond=0)
     return start, start + dt.timedelta(days=1)
+
+
+def delete_unsubmitted_inputs(
+    staged: Sequence[str] | None,
+    *,
+    job_task: Mapping[str, Any],
+    backend: str,
+    gcp_conn_id: str,
+    gemini_api_conn_id: str,
+) -> dict[str, Any]:
+    """Nothing left behind: delete a run's staged inputs when its job task made no job.
+
+    ``job_task`` is ``{"dag_id", "task_id", "run_id", "map_index"}`` of the job task; its jobs are
+    looked up by identity (the same lookup a retry makes), so inputs a job may still read are kept.
+
+    :return: ``{"deleted": [...], "kept_for": [job names]}``.
+    """
+    from gemini_batch.hooks import GeminiBatchHook
+    from gemini_batch.identity import WorkIdentity
+    from gemini_batch.pipeline.adhoc import delete_staged
+
+    if not staged:
+        return {"deleted": [], "kept_for": []}
+    conn_id = gcp_conn_id if backend == "vertex" else gemini_api_conn_id
+    jobs = GeminiBatchHook(backend, conn_id).find_jobs_by_identity(WorkIdentity(**job_task))  # type: ignore[arg-type]
+    if jobs:
+        names = [job.name for job in jobs]
+        log.info("kept the staged inputs %s: job(s) %s read them", list(staged), names)
+        return {"deleted": [], "kept_for": names}
+    deleted = delete_staged(
+        staged,
+        storage_client=storage_client(gcp_conn_id) if any(s.startswith("gs://") for s in staged) else None,
+        genai_client=genai_client(gemini_api_conn_id)
+        if any(s.startswith("files/") for s in staged)
+        else None,
+    )
+    log.info("no job was created: deleted the staged inputs %s", deleted)
+    return {"deleted": deleted, "kept_for": []}
 
 
 # --- BigQuery path ---------------------------------------------------------------------------------
