@@ -57,7 +57,7 @@ BAD_INPUTS = [
         with_contents({"parts": [{"text": "x"}]}) + "\n",
         {},
         ":1",
-        "request.contents must be a non-empty list of contents, got an object",
+        "request.contents must be a non-empty list of Content objects, got an object",
     ),
     (
         "content-without-parts",
@@ -72,7 +72,7 @@ BAD_INPUTS = [
         with_contents([{"parts": ["Hello"]}]) + "\n",
         {},
         ":1",
-        "request.contents[0].parts[0] must be an object",
+        "request.contents[0].parts[0] must be a JSON object (Part)",
     ),
     ("part-without-data", with_contents([{"parts": [{}]}]) + "\n", {}, ":1", "parts[0] has no data"),
     (
@@ -80,7 +80,7 @@ BAD_INPUTS = [
         with_contents([{"parts": [{"txt": "x"}]}]) + "\n",
         {},
         ":1",
-        "parts[0] has unknown field(s) txt",
+        "parts[0].txt is not a field of Part (did you mean 'text'?)",
     ),
     (
         "part-two-data-fields",
@@ -101,14 +101,14 @@ BAD_INPUTS = [
         with_contents([{"role": "assistant", "parts": [{"text": "x"}]}]) + "\n",
         {},
         ":1",
-        "role must be 'user' or 'model', got 'assistant'",
+        "role is 'assistant': role must be 'user' or 'model'",
     ),
     (
         "unknown-request-field",
         vertex_line(generation_configs={}) + "\n",
         {},
         ":1",
-        "unknown field(s) generation_configs",
+        "request.generation_configs is not a field of GenerateContentRequest (did you mean 'generationConfig'?)",
     ),
     (
         "system-instruction-without-parts",
@@ -334,7 +334,7 @@ def test_scan_round_trips_through_xcom_form() -> None:
 @pytest.mark.parametrize("chunk", [1, 7, 64, 4096])
 def test_lines_split_across_chunks_are_read_whole(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
     monkeypatch.setattr(jsonl_scan, "_CHUNK_BYTES", chunk)
-    data = "".join(vertex_line(f"k{i}", text="é" * i) + "\n" for i in range(20))
+    data = "".join(vertex_line(f"k{i}", text="é" * (i + 1)) + "\n" for i in range(20))
     result = scan(data, limits=JobLimits(max_requests=7, max_bytes=10**6), enforce_limits=False)
     assert result.requests == 20
     raw = data.encode()
