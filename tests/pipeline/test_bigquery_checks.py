@@ -111,7 +111,7 @@ BAD_TABLES = [
         [KEY, REQUEST],
         [{"key": "z", "request": {"generationConfig": {}}}],
         "column `request`",
-        "1 requests have no contents with parts",
+        "1 requests: the request has no contents",
     ),
     ("empty-table", [KEY, REQUEST], [], "", "the table holds no requests for this run"),
 ]
@@ -195,9 +195,13 @@ def test_table_of_exactly_the_limit_is_accepted_and_one_more_row_rejected(rows: 
         ([{"key": None, "request": GOOD}, {"key": "b", "request": GOOD}], "1 rows have a NULL key"),
         (
             [{"key": "z", "request": {"generationConfig": {}}}],
-            "1 requests have no contents with parts (not a GenerateContentRequest) (sample keys: z)",
+            "1 requests: the request has no contents: every request needs a non-empty list of contents "
+            "with parts (sample keys: z)",
         ),
-        ([{"key": "y", "request": {"contents": [{"parts": []}]}}], "1 requests have no contents with parts"),
+        (
+            [{"key": "y", "request": {"contents": [{"parts": []}]}}],
+            "1 requests: contents[].parts must be a non-empty list of parts",
+        ),
     ],
     ids=["duplicate-key", "null-key", "no-contents", "empty-parts"],
 )
