@@ -41,6 +41,21 @@ part_data AS (
     UNNEST(IF(JSON_TYPE(p.part) = 'object', JSON_KEYS(p.part, 1), ARRAY<STRING>[])) AS k
   WHERE k IN UNNEST(@data_fields)
 ),
+blobs AS (
+  -- inlineData / fileData of each part (either spelling), with the two fields each one needs.
+  SELECT key, path, field, blob,
+    COALESCE(JSON_QUERY(blob, '$.mimeType'), JSON_QUERY(blob, '$.mime_type')) AS mime_type,
+    IF(field = 'inlinedata', JSON_QUERY(blob, '$.data'),
+       COALESCE(JSON_QUERY(blob, '$.fileUri'), JSON_QUERY(blob, '$.file_uri'))) AS payload
+  FROM (
+    SELECT key, path, field,
+      IF(field = 'inlinedata',
+         COALESCE(JSON_QUERY(part, '$.inlineData'), JSON_QUERY(part, '$.inline_data')),
+         COALESCE(JSON_QUERY(part, '$.fileData'), JSON_QUERY(part, '$.file_data'))) AS blob
+    FROM part_data
+    WHERE field IN ('inlinedata', 'filedata')
+  )
+),
 objects AS (
   SELECT key, request AS object, 'GenerateContentRequest' AS model, '' AS path FROM requests_ok
   UNION ALL
@@ -48,9 +63,9 @@ objects AS (
   UNION ALL
   SELECT key, part, 'Part', path FROM parts
   UNION ALL
-  SELECT key, COALESCE(JSON_QUERY(part, '$.inlineData'), JSON_QUERY(part, '$.inline_data')), 'Blob', CONCAT(path, '.inlineData') FROM parts
-  UNION ALL
-  SELECT key, COALESCE(JSON_QUERY(part, '$.fileData'), JSON_QUERY(part, '$.file_data')), 'FileData', CONCAT(path, '.fileData') FROM parts
+  SELECT key, blob, IF(field = 'inlinedata', 'Blob', 'FileData'),
+    CONCAT(path, IF(field = 'inlinedata', '.inlineData', '.fileData'))
+  FROM blobs
   UNION ALL
   SELECT key, JSON_QUERY(request, '$.generationConfig'), 'GenerationConfig', 'generationConfig'
   FROM requests_ok
@@ -107,23 +122,26 @@ problems AS (
   UNION ALL
   SELECT key, 'blank_text', CONCAT(path, '.text') FROM part_data
   WHERE field = 'text' AND SUBSTR(TO_JSON_STRING(JSON_QUERY(part, '$.text')), 1, 1) = '"'
-    AND TRIM(JSON_VALUE(part, '$.text')) = ''
+    AND REGEXP_CONTAINS(JSON_VALUE(part, '$.text'), r'^\s*$')
   UNION ALL
-  SELECT key, 'inline_data', CONCAT(path, '.inlineData') FROM part_data
-  WHERE field = 'inlinedata' AND (
-    JSON_TYPE(COALESCE(JSON_QUERY(part, '$.inlineData'), JSON_QUERY(part, '$.inline_data'))) != 'object'
-    OR SUBSTR(IFNULL(TO_JSON_STRING(JSON_QUERY(part, '$.inlineData.mimeType')), ''), 1, 1) != '"'
-    OR SUBSTR(IFNULL(TO_JSON_STRING(JSON_QUERY(part, '$.inlineData.data')), ''), 1, 1) != '"'
-    OR TRIM(JSON_VALUE(part, '$.inlineData.mimeType')) = ''
-    OR TRIM(JSON_VALUE(part, '$.inlineData.data')) = '')
+  SELECT key, IF(field = 'inlinedata', 'inline_data', 'file_data'),
+    CONCAT(path, IF(field = 'inlinedata', '.inlineData', '.fileData'))
+  FROM blobs
+  WHERE JSON_TYPE(blob) IS DISTINCT FROM 'object'
+    OR SUBSTR(IFNULL(TO_JSON_STRING(mime_type), ''), 1, 1) != '"'
+    OR SUBSTR(IFNULL(TO_JSON_STRING(payload), ''), 1, 1) != '"'
+    OR REGEXP_CONTAINS(JSON_VALUE(mime_type), r'^\s*$')
+    OR REGEXP_CONTAINS(JSON_VALUE(payload), r'^\s*$')
   UNION ALL
-  SELECT key, 'file_data', CONCAT(path, '.fileData') FROM part_data
-  WHERE field = 'filedata' AND (
-    JSON_TYPE(COALESCE(JSON_QUERY(part, '$.fileData'), JSON_QUERY(part, '$.file_data'))) != 'object'
-    OR SUBSTR(IFNULL(TO_JSON_STRING(JSON_QUERY(part, '$.fileData.mimeType')), ''), 1, 1) != '"'
-    OR SUBSTR(IFNULL(TO_JSON_STRING(JSON_QUERY(part, '$.fileData.fileUri')), ''), 1, 1) != '"'
-    OR TRIM(JSON_VALUE(part, '$.fileData.mimeType')) = ''
-    OR TRIM(JSON_VALUE(part, '$.fileData.fileUri')) = '')
+  SELECT key, 'not_a_list', 'safetySettings' FROM requests_ok
+  WHERE JSON_QUERY(request, '$.safetySettings') IS NOT NULL
+    AND TO_JSON_STRING(JSON_QUERY(request, '$.safetySettings')) != 'null'
+    AND JSON_TYPE(JSON_QUERY(request, '$.safetySettings')) != 'array'
+  UNION ALL
+  SELECT key, 'not_a_list', 'tools' FROM requests_ok
+  WHERE JSON_QUERY(request, '$.tools') IS NOT NULL
+    AND TO_JSON_STRING(JSON_QUERY(request, '$.tools')) != 'null'
+    AND JSON_TYPE(JSON_QUERY(request, '$.tools')) != 'array'
 )
 SELECT
   rule,
