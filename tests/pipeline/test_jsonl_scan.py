@@ -183,7 +183,14 @@ BAD_INPUTS = [
     ),
     ("blank-line-inside", GOOD + "\n" + vertex_line("k1") + "\n", {}, ":2", "blank line inside the file"),
     ("byte-order-mark", "\ufeff" + GOOD, {}, ":1", "byte order mark"),
-    ("invalid-utf8", GOOD.encode() + b'{"request": "\xff\xfe"}\n', {}, ":2", "not valid UTF-8"),
+    ("invalid-utf8", GOOD.encode() + b'{"request": "\xff\xfe"}\n', {}, ":2", "not valid UTF-8 at column 14"),
+    (
+        "raw-surrogate-bytes",
+        GOOD.encode() + b'{"request": "\xed\xa0\x80"}\n',
+        {},
+        ":2",
+        "not valid UTF-8 at column 14",
+    ),
     (
         "line-too-long",
         GOOD + vertex_line("k1", text="x" * 500) + "\n",
@@ -406,3 +413,75 @@ def test_memory_is_bounded_by_chunk_and_keys_not_by_file_size() -> None:
 
 def test_default_limits_are_the_documented_ones() -> None:
     assert (VERTEX_LIMITS.max_requests, VERTEX_LIMITS.max_bytes) == (200_000, 1_000_000_000)
+
+
+def _with_text(raw_text: str, key: str = "k1") -> str:
+    """A Vertex line whose text is the raw JSON ``raw_text`` (not re-escaped)."""
+    return vertex_line(key, text="@@").replace('"@@"', raw_text)
+
+
+# (id, line, expected message fragment): strict JSON, each reported with line 2 AND a column.
+STRICT_JSON_CASES = [
+    ("nan", _with_text("NaN"), "NaN is not JSON"),
+    ("infinity", _with_text("Infinity"), "Infinity is not JSON"),
+    ("minus-infinity", _with_text("-Infinity"), "-Infinity is not JSON"),
+    ("nan-in-config", vertex_line("k1", generationConfig={"temperature": float("nan")}), "NaN is not JSON"),
+    ("duplicate-top-member", vertex_line("k1")[:-1] + ', "request": {}}', "duplicate member 'request'"),
+    ("duplicate-nested-member", _with_text('"a", "text": "b"'), "duplicate member 'text'"),
+    ("lone-high-surrogate", _with_text('"x\\ud800y"'), "lone UTF-16 surrogate"),
+    ("lone-low-surrogate", _with_text('"x\\udc00"'), "lone UTF-16 surrogate"),
+    ("reversed-pair", _with_text('"\\ude00\\ud83d"'), "lone UTF-16 surrogate"),
+    ("high-at-end", _with_text('"ok\\uD83D"'), "lone UTF-16 surrogate"),
+    ("high-then-escaped-backslash", _with_text('"\\ud83d\\\\ude00"'), "lone UTF-16 surrogate"),
+]
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [case[1:] for case in STRICT_JSON_CASES],
+    ids=[case[0] for case in STRICT_JSON_CASES],
+)
+def test_strict_json_errors_name_the_line_and_column(line: str, fragment: str) -> None:
+    with pytest.raises(InputValidationError) as caught:
+        scan(GOOD + line + "\n")
+    (issue,) = caught.value.issues
+    assert issue.location == f"{SOURCE}:2"
+    assert fragment in issue.message
+    column = int(issue.message.split("at column ", 1)[1].split(":", 1)[0])
+    assert 1 < column <= len(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "column"),
+    [
+        (_with_text('"x\\ud800y"'), len(vertex_line("k1", text="@@").split('"@@"')[0]) + 3),
+        ('{"request": NaN}', 13),
+        ('{"a": 1, "a": 2}', 10),
+    ],
+    ids=["surrogate", "nan", "duplicate"],
+)
+def test_the_column_points_at_the_offending_token(line: str, column: int) -> None:
+    with pytest.raises(InputValidationError) as caught:
+        scan(line + "\n")
+    assert f"at column {column}:" in caught.value.issues[0].message
+
+
+# What the services read that a stricter reader might refuse: accepted (see jsonl_scan._check_line).
+ACCEPTED_FILES = [
+    ("crlf", GOOD.replace("\n", "\r\n") + vertex_line("k1") + "\r\n", 2),
+    ("no-final-newline", GOOD + vertex_line("k1"), 2),
+    ("trailing-blank-lines", GOOD + vertex_line("k1") + "\n\n\n", 2),
+    ("surrogate-pair-escape", GOOD + _with_text('"\\ud83d\\ude00"') + "\n", 2),
+    ("escaped-backslash-u", GOOD + _with_text('"C:\\\\ud800"') + "\n", 2),
+    ("nan-inside-a-string", GOOD + vertex_line("k1", text="NaN and Infinity") + "\n", 2),
+    ("same-name-in-sibling-objects", GOOD + _with_text('"a"}, {"text": "b"') + "\n", 2),
+    ("non-ascii", GOOD + vertex_line("k1", text="héllo ✓ 😀") + "\n", 2),
+    ("spaces-around-json", "  " + GOOD.rstrip("\n") + "  \n", 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "requests"), [case[1:] for case in ACCEPTED_FILES], ids=[case[0] for case in ACCEPTED_FILES]
+)
+def test_inputs_the_service_accepts_are_accepted(content: str, requests: int) -> None:
+    assert scan(content).requests == requests
