@@ -418,3 +418,32 @@ def test_inline_forms_the_sdk_takes_are_accepted(request_body: dict) -> None:
     from gemini_batch.pipeline.request_shape import check_inline_request
 
     assert check_inline_request(request_body) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "known", "expected"),
+    [
+        ("temprature", ("temperature", "topP"), " (did you mean 'temperature'?)"),
+        ("TEMPERATURE", ("temperature", "topP"), " (did you mean 'temperature'?)"),
+        ("top_p", ("temperature", "topP"), " (did you mean 'topP'?)"),
+        ("colour", ("temperature", "topP"), ""),
+        ("tp", ("temperature", "topP"), ""),
+    ],
+)
+def test_suggest_names_a_near_miss_only(name: str, known: tuple[str, ...], expected: str) -> None:
+    from gemini_batch.pipeline.request_shape import suggest
+
+    assert suggest(name, known) == expected
+
+
+def test_the_schema_knows_maps_lists_and_free_form_fields() -> None:
+    from gemini_batch.pipeline.request_shape import WIRE_SCHEMA
+
+    assert WIRE_SCHEMA["Schema"]["properties"] == WIRE_SCHEMA["Schema"]["properties"].__class__(
+        "properties", "map", "Schema"
+    )
+    assert WIRE_SCHEMA["GenerateContentRequest"]["safety_settings"].model == "SafetySetting"
+    assert WIRE_SCHEMA["FunctionResponse"]["response"].shape == "any"
+    assert WIRE_SCHEMA["GenerationConfig"]["stopSequences"].shape == "list"
+    assert WIRE_SCHEMA["GenerationConfig"]["stopSequences"].model is None
+    assert WIRE_SCHEMA["InlinedRequest"]["config"].model == "GenerateContentConfig"

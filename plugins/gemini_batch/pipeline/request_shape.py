@@ -207,8 +207,9 @@ ROW_RULES: Mapping[str, str] = {
     "no_parts": 'must be a non-empty list of parts such as {"text": "..."}',
     "empty_part": 'has no data: give one of text, inlineData, fileData (e.g. {"text": "..."})',
     "several_data": "has several data fields; give one per part and split the rest",
-    "text_type": "text must be a string",
-    "blank_text": "text is empty or blank; the service rejects it: remove the part or give text",
+    "text_type": "text must be a string (a NULL prompt gives null: drop or fill NULL prompts)",
+    "blank_text": "text is empty or blank; the service rejects it: remove the part or give text (an "
+    "empty prompt in the prompts table gives one: filter them out)",
     "inline_data": "must be an object with mimeType and base64 data, both non-empty strings",
     "file_data": "must be an object with mimeType and fileUri, both non-empty strings",
     "unknown_field": "is not a field of the request schema; fix the spelling or remove it",
