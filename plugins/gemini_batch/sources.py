@@ -2,10 +2,13 @@
 
 Invariants: every check here runs before any network call and raises
 :class:`~gemini_batch.exceptions.GeminiBatchConfigError` with a message that names the bad
-value and what to write instead. The backend follows from the source whenever the source
+value and what to write instead. Inline requests are checked by the same request-shape rules as
+JSONL lines and BigQuery rows (:func:`gemini_batch.pipeline.request_shape.check_inline_request`).
+The backend follows from the source whenever the source
 says it (``bq://`` and ``gs://`` are Vertex AI only; inline requests and ``files/...`` are Gemini
 API only); an explicit ``backend`` that contradicts the source is an error, never a guess.
-No SDK import happens here.
+No SDK import happens at import time (the request-shape rules, built from the SDK's types, are
+imported when an inline source is parsed).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ ACCEPTED_FORMS = (
 _BQ_RE = re.compile(
     r"^bq://(?P<project>[^./\s]+(?:[:.][^./\s]+)*?)\.(?P<dataset>[A-Za-z0-9_]+)\.(?P<table>[^./\s]+)$"
 )
-_GCS_RE = re.compile(r"^gs://(?P<bucket>[a-z0-9][a-z0-9._\-]{1,221}[a-z0-9])/(?P<object>\S+)$")
+# GCS object names are any UTF-8 without CR or LF (spaces included), and Vertex AI reads
+# gcsSource URIs as object names: "gs://b/my folder/in.jsonl" is a valid source.
+_GCS_RE = re.compile(r"^gs://(?P<bucket>[a-z0-9][a-z0-9._\-]{1,221}[a-z0-9])/(?P<object>[^\r\n]*[^\s])$")
 _FILE_RE = re.compile(r"^files/[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 _VERTEX_JOB_RE = re.compile(
     r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/batchPredictionJobs/(?P<id>\d+)$"
@@ -212,6 +217,7 @@ def _parse_inline(requests: Sequence[Any], backend: str | None) -> BatchSource:
                     "(and request['generation_config'] as 'config', the key in 'metadata') instead."
                 )
             raise GeminiBatchConfigError(f"Inline request #{index} has no 'contents'.{hint}")
+    _check_inline_shapes(requests)
     size = inline_request_bytes(requests)
     if size > BatchSource.MAX_INLINE_BYTES:
         raise GeminiBatchConfigError(
@@ -220,6 +226,31 @@ def _parse_inline(requests: Sequence[Any], backend: str | None) -> BatchSource:
             "upload it with the Files API and pass 'files/NAME', or split the input with .expand()."
         )
     return BatchSource(kind="inline", backend=natural, requests=tuple(requests))
+
+
+_MAX_LISTED_PROBLEMS = 10
+
+
+def _check_inline_shapes(requests: Sequence[dict[str, Any]]) -> None:
+    """The request-shape rules of the JSONL and BigQuery paths, applied to each inline request.
+
+    Imported here, not at module level: the rules are built from the google-genai SDK's types,
+    and only inline sources need them.
+    """
+    from gemini_batch.pipeline.request_shape import check_inline_request
+
+    problems = [
+        problem
+        for index, request in enumerate(requests)
+        for problem in check_inline_request(request, path=f"src[{index}]")
+    ]
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems[:_MAX_LISTED_PROBLEMS])
+        more = len(problems) - _MAX_LISTED_PROBLEMS
+        raise GeminiBatchConfigError(
+            f"{len(problems)} problem(s) in the inline requests (src); nothing was submitted:\n{listed}"
+            + (f"\n  ... and {more} more" if more > 0 else "")
+        )
 
 
 def parse_source(src: Any, *, backend: str | None = None) -> BatchSource:

@@ -130,7 +130,8 @@ def test_sdk_src_and_description_per_kind():
 
 def test_fingerprint_changes_with_the_inputs_only():
     assert parse_source(INLINE).fingerprint() == parse_source(list(INLINE)).fingerprint()
-    assert parse_source(INLINE).fingerprint() != parse_source([{"contents": []}]).fingerprint()
+    other = [{"contents": [{"role": "user", "parts": [{"text": "something else"}]}]}]
+    assert parse_source(INLINE).fingerprint() != parse_source(other).fingerprint()
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from gemini_batch.pipeline.limits import JobLimits
 from gemini_batch.pipeline.refs import TableRef
 
 from .duck_bigquery import DuckBigQuery
+from .test_request_shape import ACCEPTED_REQUESTS, SHAPE_CASES
 
 GOOD = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 
@@ -111,7 +112,7 @@ BAD_TABLES = [
         [KEY, REQUEST],
         [{"key": "z", "request": {"generationConfig": {}}}],
         "column `request`",
-        "1 requests have no contents with parts",
+        "1 requests: the request has no contents",
     ),
     ("empty-table", [KEY, REQUEST], [], "", "the table holds no requests for this run"),
 ]
@@ -195,9 +196,13 @@ def test_table_of_exactly_the_limit_is_accepted_and_one_more_row_rejected(rows: 
         ([{"key": None, "request": GOOD}, {"key": "b", "request": GOOD}], "1 rows have a NULL key"),
         (
             [{"key": "z", "request": {"generationConfig": {}}}],
-            "1 requests have no contents with parts (not a GenerateContentRequest) (sample keys: z)",
+            "1 requests: the request has no contents: every request needs a non-empty list of contents "
+            "with parts (sample keys: z)",
         ),
-        ([{"key": "y", "request": {"contents": [{"parts": []}]}}], "1 requests have no contents with parts"),
+        (
+            [{"key": "y", "request": {"contents": [{"parts": []}]}}],
+            "1 requests: contents[].parts must be a non-empty list of parts",
+        ),
     ],
     ids=["duplicate-key", "null-key", "no-contents", "empty-parts"],
 )
@@ -215,3 +220,56 @@ class _Dataset:
 
     def __init__(self, project: str, dataset_id: str) -> None:
         self.project, self.dataset_id = project, dataset_id
+
+
+@pytest.mark.parametrize(
+    ("request_body", "fragment"),
+    [(case[1], case[3]) for case in SHAPE_CASES],
+    ids=[case[0] for case in SHAPE_CASES],
+)
+def test_the_same_shape_rules_run_over_the_table_in_sql(request_body: object, fragment: str) -> None:
+    """Each case of the JSONL rules' table is rejected by the SQL too, naming the field path."""
+    bq = DuckBigQuery()
+    bq.create_dataset("proj.ds")
+    rows = [{"key": "good", "request": GOOD}, {"key": "bad", "request": request_body}]
+    table = make_table(bq, _Dataset("proj", "ds"), "requests", [KEY, REQUEST], rows)
+    with pytest.raises(InputValidationError) as caught:
+        validate_bigquery_requests(table, bigquery_client=bq)
+    matching = [issue for issue in caught.value.issues if fragment in issue.message]
+    assert matching, str(caught.value)
+    assert matching[0].location == f"{table.uri} column `request`"
+    assert matching[0].message.startswith("1 requests: ") and matching[0].message.endswith(
+        "(sample keys: bad)"
+    )
+
+
+def test_every_row_content_and_part_is_checked_not_only_the_first() -> None:
+    bq = DuckBigQuery()
+    bq.create_dataset("proj.ds")
+    late = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "a"}, {"text": "b"}]},
+            {"role": "model", "parts": [{"text": "c"}]},
+            {"role": "assistant", "parts": [{"text": "d"}, {}]},
+        ]
+    }
+    rows = [{"key": f"k{i}", "request": GOOD} for i in range(3)] + [{"key": "late", "request": late}]
+    table = make_table(bq, _Dataset("proj", "ds"), "requests", [KEY, REQUEST], rows)
+    with pytest.raises(InputValidationError) as caught:
+        validate_bigquery_requests(table, bigquery_client=bq)
+    assert sorted(issue.message for issue in caught.value.issues) == [
+        '1 requests: contents[].parts[] has no data: give one of text, inlineData, fileData (e.g. {"text": '
+        '"..."}) (sample keys: late)',
+        "1 requests: contents[].role is \"assistant\": role must be 'user' or 'model' (not 'assistant' or "
+        "'system'); use systemInstruction for instructions (sample keys: late)",
+    ]
+
+
+@pytest.mark.parametrize("request_body", ACCEPTED_REQUESTS)
+def test_requests_the_service_accepts_pass_the_sql_checks(request_body: dict) -> None:
+    bq = DuckBigQuery()
+    bq.create_dataset("proj.ds")
+    table = make_table(
+        bq, _Dataset("proj", "ds"), "requests", [KEY, REQUEST], [{"key": "a", "request": request_body}]
+    )
+    assert validate_bigquery_requests(table, bigquery_client=bq).requests == 1

@@ -42,7 +42,7 @@ def test_shipped_templates_are_valid() -> None:
     [
         ({"contents": []}, "must not hold 'contents'"),
         ({"generationConfig": {"temperature": 5}}, "temperature must be a number from 0 to 2"),
-        ({"generation_configs": {}}, "unknown field(s) generation_configs"),
+        ({"generation_configs": {}}, "generation_configs is not a field of GenerateContentRequest"),
         ({"generationConfig": {"responseSchema": {"type": "OBJECT"}}}, "needs responseMimeType"),
     ],
 )

@@ -57,7 +57,7 @@ BAD_INPUTS = [
         with_contents({"parts": [{"text": "x"}]}) + "\n",
         {},
         ":1",
-        "request.contents must be a non-empty list of contents, got an object",
+        "request.contents must be a non-empty list of Content objects, got an object",
     ),
     (
         "content-without-parts",
@@ -72,7 +72,7 @@ BAD_INPUTS = [
         with_contents([{"parts": ["Hello"]}]) + "\n",
         {},
         ":1",
-        "request.contents[0].parts[0] must be an object",
+        "request.contents[0].parts[0] must be a JSON object (Part)",
     ),
     ("part-without-data", with_contents([{"parts": [{}]}]) + "\n", {}, ":1", "parts[0] has no data"),
     (
@@ -80,7 +80,7 @@ BAD_INPUTS = [
         with_contents([{"parts": [{"txt": "x"}]}]) + "\n",
         {},
         ":1",
-        "parts[0] has unknown field(s) txt",
+        "parts[0].txt is not a field of Part (did you mean 'text'?)",
     ),
     (
         "part-two-data-fields",
@@ -101,14 +101,14 @@ BAD_INPUTS = [
         with_contents([{"role": "assistant", "parts": [{"text": "x"}]}]) + "\n",
         {},
         ":1",
-        "role must be 'user' or 'model', got 'assistant'",
+        "role is 'assistant': role must be 'user' or 'model'",
     ),
     (
         "unknown-request-field",
         vertex_line(generation_configs={}) + "\n",
         {},
         ":1",
-        "unknown field(s) generation_configs",
+        "request.generation_configs is not a field of GenerateContentRequest (did you mean 'generationConfig'?)",
     ),
     (
         "system-instruction-without-parts",
@@ -183,7 +183,14 @@ BAD_INPUTS = [
     ),
     ("blank-line-inside", GOOD + "\n" + vertex_line("k1") + "\n", {}, ":2", "blank line inside the file"),
     ("byte-order-mark", "\ufeff" + GOOD, {}, ":1", "byte order mark"),
-    ("invalid-utf8", GOOD.encode() + b'{"request": "\xff\xfe"}\n', {}, ":2", "not valid UTF-8"),
+    ("invalid-utf8", GOOD.encode() + b'{"request": "\xff\xfe"}\n', {}, ":2", "not valid UTF-8 at column 14"),
+    (
+        "raw-surrogate-bytes",
+        GOOD.encode() + b'{"request": "\xed\xa0\x80"}\n',
+        {},
+        ":2",
+        "not valid UTF-8 at column 14",
+    ),
     (
         "line-too-long",
         GOOD + vertex_line("k1", text="x" * 500) + "\n",
@@ -334,7 +341,7 @@ def test_scan_round_trips_through_xcom_form() -> None:
 @pytest.mark.parametrize("chunk", [1, 7, 64, 4096])
 def test_lines_split_across_chunks_are_read_whole(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
     monkeypatch.setattr(jsonl_scan, "_CHUNK_BYTES", chunk)
-    data = "".join(vertex_line(f"k{i}", text="é" * i) + "\n" for i in range(20))
+    data = "".join(vertex_line(f"k{i}", text="é" * (i + 1)) + "\n" for i in range(20))
     result = scan(data, limits=JobLimits(max_requests=7, max_bytes=10**6), enforce_limits=False)
     assert result.requests == 20
     raw = data.encode()
@@ -406,3 +413,75 @@ def test_memory_is_bounded_by_chunk_and_keys_not_by_file_size() -> None:
 
 def test_default_limits_are_the_documented_ones() -> None:
     assert (VERTEX_LIMITS.max_requests, VERTEX_LIMITS.max_bytes) == (200_000, 1_000_000_000)
+
+
+def _with_text(raw_text: str, key: str = "k1") -> str:
+    """A Vertex line whose text is the raw JSON ``raw_text`` (not re-escaped)."""
+    return vertex_line(key, text="@@").replace('"@@"', raw_text)
+
+
+# (id, line, expected message fragment): strict JSON, each reported with line 2 AND a column.
+STRICT_JSON_CASES = [
+    ("nan", _with_text("NaN"), "NaN is not JSON"),
+    ("infinity", _with_text("Infinity"), "Infinity is not JSON"),
+    ("minus-infinity", _with_text("-Infinity"), "-Infinity is not JSON"),
+    ("nan-in-config", vertex_line("k1", generationConfig={"temperature": float("nan")}), "NaN is not JSON"),
+    ("duplicate-top-member", vertex_line("k1")[:-1] + ', "request": {}}', "duplicate member 'request'"),
+    ("duplicate-nested-member", _with_text('"a", "text": "b"'), "duplicate member 'text'"),
+    ("lone-high-surrogate", _with_text('"x\\ud800y"'), "lone UTF-16 surrogate"),
+    ("lone-low-surrogate", _with_text('"x\\udc00"'), "lone UTF-16 surrogate"),
+    ("reversed-pair", _with_text('"\\ude00\\ud83d"'), "lone UTF-16 surrogate"),
+    ("high-at-end", _with_text('"ok\\uD83D"'), "lone UTF-16 surrogate"),
+    ("high-then-escaped-backslash", _with_text('"\\ud83d\\\\ude00"'), "lone UTF-16 surrogate"),
+]
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [case[1:] for case in STRICT_JSON_CASES],
+    ids=[case[0] for case in STRICT_JSON_CASES],
+)
+def test_strict_json_errors_name_the_line_and_column(line: str, fragment: str) -> None:
+    with pytest.raises(InputValidationError) as caught:
+        scan(GOOD + line + "\n")
+    (issue,) = caught.value.issues
+    assert issue.location == f"{SOURCE}:2"
+    assert fragment in issue.message
+    column = int(issue.message.split("at column ", 1)[1].split(":", 1)[0])
+    assert 1 < column <= len(line)
+
+
+@pytest.mark.parametrize(
+    ("line", "column"),
+    [
+        (_with_text('"x\\ud800y"'), len(vertex_line("k1", text="@@").split('"@@"')[0]) + 3),
+        ('{"request": NaN}', 13),
+        ('{"a": 1, "a": 2}', 10),
+    ],
+    ids=["surrogate", "nan", "duplicate"],
+)
+def test_the_column_points_at_the_offending_token(line: str, column: int) -> None:
+    with pytest.raises(InputValidationError) as caught:
+        scan(line + "\n")
+    assert f"at column {column}:" in caught.value.issues[0].message
+
+
+# What the services read that a stricter reader might refuse: accepted (see jsonl_scan._check_line).
+ACCEPTED_FILES = [
+    ("crlf", GOOD.replace("\n", "\r\n") + vertex_line("k1") + "\r\n", 2),
+    ("no-final-newline", GOOD + vertex_line("k1"), 2),
+    ("trailing-blank-lines", GOOD + vertex_line("k1") + "\n\n\n", 2),
+    ("surrogate-pair-escape", GOOD + _with_text('"\\ud83d\\ude00"') + "\n", 2),
+    ("escaped-backslash-u", GOOD + _with_text('"C:\\\\ud800"') + "\n", 2),
+    ("nan-inside-a-string", GOOD + vertex_line("k1", text="NaN and Infinity") + "\n", 2),
+    ("same-name-in-sibling-objects", GOOD + _with_text('"a"}, {"text": "b"') + "\n", 2),
+    ("non-ascii", GOOD + vertex_line("k1", text="héllo ✓ 😀") + "\n", 2),
+    ("spaces-around-json", "  " + GOOD.rstrip("\n") + "  \n", 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "requests"), [case[1:] for case in ACCEPTED_FILES], ids=[case[0] for case in ACCEPTED_FILES]
+)
+def test_inputs_the_service_accepts_are_accepted(content: str, requests: int) -> None:
+    assert scan(content).requests == requests

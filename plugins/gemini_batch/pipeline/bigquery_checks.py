@@ -1,17 +1,28 @@
 """Checks of a BigQuery requests table before it is submitted as ``bq://`` input.
 
-Invariants: the schema is checked from metadata first, then one server-side query
-(``sql/validate_requests.sql``) checks the rows; only counts and sample keys come back, never
-the rows. A table of exactly ``limits.max_requests`` rows is accepted, one more is rejected
+Invariants: the schema is checked from metadata first, then server-side queries
+(``sql/validate_requests.sql`` for keys, JSON and figures; ``sql/validate_request_shape.sql`` for
+the request-shape rules, with the field lists, roles and data fields of
+:mod:`~gemini_batch.pipeline.request_shape` as query parameters) check every row; only counts and
+sample keys come back, never the rows. A table of exactly ``limits.max_requests`` rows is accepted, one more is rejected
 (unless the caller shards, ``enforce_limits=False``).
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from gemini_batch.pipeline.findings import InputScan, InputValidationError, Issues, ValidationIssue
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
+from gemini_batch.pipeline.request_shape import (
+    DATA_FIELDS,
+    ROLES,
+    ROW_RULES,
+    WIRE_SCHEMA,
+    suggest,
+    wire_names,
+)
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -25,6 +36,42 @@ __all__ = ["validate_bigquery_requests"]
 _REJECTED_TYPES = {"RECORD", "STRUCT", "RANGE", "DATETIME", "GEOGRAPHY"}
 _OUTPUT_COLUMNS = {"response", "status", "processed_time"}
 _KEY_TYPES = {"STRING", "INTEGER", "INT64", "NUMERIC", "BIGNUMERIC", "DATE", "TIMESTAMP", "BYTES"}
+
+
+def _fold(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+# The wire object types whose field names validate_request_shape.sql checks.
+_SQL_CHECKED_TYPES = (
+    "GenerateContentRequest", "Content", "Part", "Blob", "FileData", "GenerationConfig", "ToolConfig",
+    "SafetySetting", "Tool",
+)  # fmt: skip
+# The query parameters of validate_request_shape.sql: the same field lists, roles and data fields
+# as the JSONL and inline checks (request_shape.py), so both paths apply one set of rules.
+_SHAPE_PARAMETERS: dict[str, list[str]] = {
+    "known_fields": sorted(f"{model}.{name}" for model in _SQL_CHECKED_TYPES for name in WIRE_SCHEMA[model]),
+    "quoted_roles": [json.dumps(role) for role in ROLES],
+    "data_fields": sorted(
+        name for name in WIRE_SCHEMA["Part"] if _fold(name) in {_fold(d) for d in DATA_FIELDS}
+    ),
+}
+
+
+def _shape_message(rule: str, detail: str, requests: int, sample_keys: Any) -> str:
+    """The message of one rule broken in the table: the field path, the rule and remedy, samples."""
+    sample = ", ".join(str(key) for key in sample_keys or [])
+    samples = f" (sample keys: {sample})" if sample else ""
+    if rule == "unknown_field":
+        model, _, path = detail.partition("|")
+        field = path.rsplit(".", 1)[-1]
+        what = f"{path} is not a field of {model}{suggest(field, wire_names(model))}; fix the spelling or remove it"
+    elif rule == "bad_role":
+        path, _, role = detail.partition("=")
+        what = f"{path} is {role}: {ROW_RULES[rule]}"
+    else:
+        what = f"{detail or 'the request'} {ROW_RULES[rule]}"
+    return f"{requests:,} requests: {what}{samples}"
 
 
 def _bq_type(column: Any) -> str:
@@ -47,8 +94,10 @@ def validate_bigquery_requests(
     The schema (metadata only): the table exists, ``request_column`` is JSON or STRING, the key
     column exists with a scalar type, no column has a type the service rejects (ARRAY, STRUCT,
     RANGE, DATETIME, GEOGRAPHY) or a name of an output column (response, status,
-    processed_time). Then one server-side query: keys present and unique, requests parse as JSON
-    and have ``contents`` with ``parts``, the row count under ``limits.max_requests``.
+    processed_time). Then two server-side queries: keys present and unique, requests parse as JSON,
+    the row count under ``limits.max_requests``; and the request-shape rules of
+    :mod:`~gemini_batch.pipeline.request_shape` over every row, every content and every part
+    (``sql/validate_request_shape.sql``: roles, parts, non-blank text, part kinds, unknown fields).
 
     :param table: Required. The requests table.
     :param bigquery_client: Required. A ``google.cloud.bigquery.Client``.
@@ -116,11 +165,6 @@ def validate_bigquery_requests(
         ("null_keys", key_column, "rows have a NULL key; every request needs a key"),
         ("duplicate_keys", key_column, "keys appear more than once; keys must be unique in a job"),
         ("invalid_json", request_column, "rows do not hold valid JSON"),
-        (
-            "missing_contents",
-            request_column,
-            "requests have no contents with parts (not a GenerateContentRequest)",
-        ),
     )
     for name, column_name, what in checks:
         if row[name]:
@@ -129,6 +173,17 @@ def validate_bigquery_requests(
                 f"{source} column `{column_name}`",
                 f"{row[name]:,} {what}" + (f" (sample keys: {sample})" if sample else ""),
             )
+    shape = sql.render(
+        "validate_request_shape.sql",
+        table=table.sql,
+        key=sql.ident(key_column),
+        request_json=column if is_json else f"SAFE.PARSE_JSON({column})",
+    )
+    for found in sql.query_rows(bigquery_client, shape, sample_size=sample_size, **_SHAPE_PARAMETERS):
+        issues.add(
+            f"{source} column `{request_column}`",
+            _shape_message(found["rule"], found["detail"], found["requests"], found["sample_keys"]),
+        )
     if rows == 0:
         issues.add(source, "the table holds no requests for this run; check the data interval")
     if enforce_limits and rows > limits.max_requests:

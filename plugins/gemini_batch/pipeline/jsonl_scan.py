@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
@@ -207,20 +208,104 @@ def scan_jsonl(
     )
 
 
+class _StrictJsonError(ValueError):
+    """A JSON text Python's parser takes but the services' parsers (and BigQuery's loads) refuse."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _StrictJsonError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity); write a number or null")
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        name = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise _StrictJsonError(f"duplicate member {name!r} in an object; keep one")
+    return record
+
+
+# Strict JSON, as the services' proto JSON parsers read it: Python's json module takes NaN,
+# Infinity and duplicate members, which the service (or the BigQuery load of the same file) then
+# refuses after the job has run. The hooks cost one call per object, only on the C fast path.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_members)
+# A \uD800-\uDFFF escape: Python decodes a lone one into a string that cannot be encoded again.
+_SURROGATE_ESCAPE = re.compile(r"\\+u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _lone_surrogate_column(text: str) -> int | None:
+    """The 1-based column of the first escaped lone surrogate (``\\ud800`` unpaired), else None."""
+    pending: int | None = None  # column of a high surrogate waiting for its low half
+    end = -1
+    for match in _SURROGATE_ESCAPE.finditer(text):
+        slashes = len(match.group()) - 5
+        if slashes % 2 == 0:  # an escaped backslash followed by 'u...': not an escape
+            continue
+        start = match.end() - 6
+        high = match.group()[-3] in "89abAB"
+        if pending is not None and (high or start != end):
+            return pending
+        if high:
+            pending, end = start + 1, match.end()
+        elif pending is None:
+            return start + 1
+        else:
+            pending = None
+    return pending
+
+
+def _strict_error_column(text: str, message: str) -> int:
+    """Best-effort column of a strict-JSON error (outside string literals), for the message."""
+    target = re.compile(r"-?Infinity|NaN") if "not JSON" in message else None
+    if target is None:
+        name = message.split("'", 2)[1] if "'" in message else ""
+        target = re.compile(re.escape(json.dumps(name)) + r"\s*:")
+        matches = [m.start() for m in _outside_strings(text, target, keys=True)]
+        return matches[1] + 1 if len(matches) > 1 else 1
+    found = next(iter(_outside_strings(text, target, keys=False)), None)
+    return found.start() + 1 if found else 1
+
+
+def _outside_strings(text: str, pattern: re.Pattern[str], *, keys: bool) -> Iterator[re.Match[str]]:
+    """Matches of ``pattern`` that are not inside a string literal (or that start one, ``keys``)."""
+    inside = [(m.start(), m.end()) for m in re.finditer(r'"(?:[^"\\]|\\.)*"', text)]
+    for match in pattern.finditer(text):
+        if not any(
+            start < match.start() < end or (not keys and start == match.start()) for start, end in inside
+        ):
+            yield match
+
+
 def _check_line(
     content: bytes, input_format: InputFormat, key_label: str, first: bool
 ) -> tuple[list[str], str | None]:
     """The problems of one JSONL line, and its key when it has a usable one."""
     if first and content.startswith(b"\xef\xbb\xbf"):
-        return ["the file starts with a UTF-8 byte order mark; save it without a BOM"], None
+        # RFC 8259 section 8.1: JSON text MUST NOT start with a byte order mark, and a parser only
+        # MAY ignore one. No Google reference for batch input says a BOM is accepted, and the same
+        # file is loaded by BigQuery to reconcile the keys: refuse it here, before any job.
+        return [
+            "the file starts with a UTF-8 byte order mark (column 1); save it as UTF-8 without a BOM"
+        ], None
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as error:
-        return [f"not valid UTF-8 at byte {error.start + 1} of the line; save the file as UTF-8"], None
+        column = len(content[: error.start].decode("utf-8", "replace")) + 1
+        return [
+            f"not valid UTF-8 at column {column} (byte {error.start + 1} of the line): {error.reason}; "
+            f"save the file as UTF-8"
+        ], None
     try:
-        record = json.loads(text)
+        record = _DECODER.decode(text)
     except json.JSONDecodeError as error:
-        return [f"invalid JSON at column {error.colno}: {error.msg}"], None
+        return [f"invalid JSON at column {error.colno}: {error.msg}; fix the line"], None
+    except _StrictJsonError as error:
+        return [f"invalid JSON at column {_strict_error_column(text, str(error))}: {error}"], None
+    if ("\\u" in text) and (column := _lone_surrogate_column(text)) is not None:
+        return [
+            f"invalid JSON at column {column}: a lone UTF-16 surrogate escape (\\ud800-\\udfff without "
+            f"its pair) is no character; remove it or write the pair"
+        ], None
     if not isinstance(record, dict):
         return [f'a line must be a JSON object like {{"request": {{...}}}}, got {json_type(record)}'], None
     if "request" not in record:

@@ -1,5 +1,6 @@
 -- Server-side checks of a BigQuery requests table: keys present and unique, requests that are
--- JSON with contents and parts, and the figures the per-job limits are checked against.
+-- JSON, and the figures the per-job limits are checked against (the shape of each request is
+-- checked by validate_request_shape.sql).
 -- {{table}}: the requests table; {{key}}: the key column; {{request_json}}: the request as JSON;
 -- {{request_bytes}}: the byte length of a request. @sample_size: how many sample keys to return.
 WITH requests AS (
@@ -14,10 +15,6 @@ duplicates AS (
 ),
 invalid AS (
   SELECT key FROM requests WHERE request IS NULL
-),
-no_contents AS (
-  SELECT key FROM requests
-  WHERE request IS NOT NULL AND JSON_QUERY(request, '$.contents[0].parts[0]') IS NULL
 )
 SELECT
   (SELECT COUNT(*) FROM requests) AS requests,
@@ -27,6 +24,4 @@ SELECT
   (SELECT COUNT(*) FROM duplicates) AS duplicate_keys,
   ARRAY(SELECT key FROM duplicates ORDER BY key LIMIT @sample_size) AS duplicate_keys_sample,
   (SELECT COUNT(*) FROM invalid) AS invalid_json,
-  ARRAY(SELECT key FROM invalid ORDER BY key LIMIT @sample_size) AS invalid_json_sample,
-  (SELECT COUNT(*) FROM no_contents) AS missing_contents,
-  ARRAY(SELECT key FROM no_contents ORDER BY key LIMIT @sample_size) AS missing_contents_sample
+  ARRAY(SELECT key FROM invalid ORDER BY key LIMIT @sample_size) AS invalid_json_sample
