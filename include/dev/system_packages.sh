@@ -8,6 +8,8 @@ set -euo pipefail
 # command  package
 required=(
   "docker-compose docker-compose"   # validates docker-compose.yaml (`docker-compose config`)
+  "chromium chromium"               # the browser test (tests/integration/test_browser.py)
+  "chromedriver chromium-driver"    # Selenium drives Chromium through it
 )
 
 missing=()
