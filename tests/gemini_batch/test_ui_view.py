@@ -106,16 +106,17 @@ def test_jobs_page_says_what_to_do_with_no_jobs():
     assert "trigger gemini_batch_adhoc" in pages.jobs_page([], days=[], page=1, has_next=False)
 
 
-def test_job_page_lists_sample_and_inline_answers_and_the_manifest_without_them():
+def test_job_page_lists_the_table_sample_or_else_the_inline_answers_and_the_manifest_without_them():
     inline = [
         {"metadata": {"key": "k1"}, "response": {"candidates": [{"content": {"parts": [
             {"text": "thinking", "thought": True}, {"text": "Paris"}]}}]}},
         {"key": "k2", "error": {"code": 400, "message": "bad"}},
     ]  # fmt: skip
-    html = pages.job_page(
-        row(manifest(inline_responses=inline)), sample=[("k0", "succeeded", "<b>x</b>")], sample_note="from t"
-    )
+    job = row(manifest(inline_responses=inline))
+    html = pages.job_page(job, sample=[("k0", "succeeded", "<b>x</b>")], sample_note="from t")
     assert "<td>k0</td><td>succeeded</td><td>&lt;b&gt;x&lt;/b&gt;</td>" in html
+    assert "<td>k1</td>" not in html  # the loaded rows already hold the inline answers
+    html = pages.job_page(job, sample=[], sample_note="not loaded")
     assert "<td>k1</td><td>succeeded</td><td>Paris</td>" in html
     assert "<td>k2</td><td>failed</td>" in html and "bad" in html
     assert "thinking" not in html

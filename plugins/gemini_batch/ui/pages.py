@@ -130,13 +130,16 @@ def job_page(
 ) -> str:
     """One job: its state and progress, a sample of answers and errors, and its manifest.
 
+    The sample comes from the results tables; without one, from the manifest's inline responses.
+
     :param sample: (key, status, text) rows from the results and errors tables.
     :param sample_note: where the sample comes from, or why there is none.
     """
     manifest = dict(row.manifest or {})
     inline = manifest.pop("inline_responses", None) or []
     answers = list(sample)
-    for item in inline[: max(0, limit - len(answers))]:
+    # The tables hold the loaded rows; before a load, the inline responses are the only answers.
+    for item in inline[:limit] if not answers else []:
         key = (item.get("metadata") or {}).get("key") or item.get("key") or ""
         answers.append((str(key), "failed" if item.get("error") else "succeeded", _answer_text(item)))
     answer_rows = "".join(
