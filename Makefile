@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/include:$(CURDIR)/dags
 export NO_GCE_CHECK := True
 PYTEST := $(PY) -m pytest
 
-.PHONY: venv system-packages lint mutation test test-unit test-integration stack-up stack-down stack-status demo airflow bench clean
+.PHONY: venv system-packages lint mutation test test-unit test-integration stack-up stack-down stack-status demo airflow results bench clean
 
 venv: $(STAMP)
 
@@ -69,6 +69,10 @@ demo: venv
 
 airflow: venv
 	include/dev/airflow_local.sh
+
+# The latest answers and failed rows in the local results tables (needs a running local stack).
+results: venv
+	$(PY) include/dev/results.py
 
 bench: venv
 	$(PY) bench/emulator.py

@@ -22,6 +22,9 @@ from gemini_batch.pipeline.dag_config import (
     run_tag,
 )
 
+#: What the form accepts as a file: a gs:// JSONL object (checked in the browser, before a run).
+INPUT_FILE_PATTERN = r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/.+\.jsonl$"
+
 with DAG(
     dag_id="gemini_batch_adhoc",
     description="Gemini batch on demand: prompts or a file from the trigger form, results in BigQuery",
@@ -34,31 +37,53 @@ with DAG(
             None,
             type=["null", "string"],
             title="Model",
-            description="e.g. gemini-2.5-flash; empty: the Variable gemini_batch_model (default gemini-2.5-flash)",
+            description="The Gemini model that answers, e.g. gemini-2.5-flash; empty: the Variable gemini_batch_model (default gemini-2.5-flash)",
         ),
-        "backend": Param("gemini_api", type="string", enum=["gemini_api", "vertex"], title="Backend"),
+        "backend": Param(
+            "gemini_api",
+            type="string",
+            enum=["gemini_api", "vertex"],
+            values_display={
+                "gemini_api": "Gemini API (API key)",
+                "vertex": "Vertex AI (Google Cloud project)",
+            },
+            title="Backend",
+            description="Where the batch job runs.",
+        ),
         "prompts": Param(
             ["Explain batch prediction in one sentence."],
             type=["null", "array"],
             items={"type": "string"},
             title="Prompts",
-            description="One prompt per line; leave empty to use a file",
+            description="One prompt per line, one request each. Leave empty to use a file instead.",
         ),
         "input_file": Param(
             None,
             type=["null", "string"],
-            title="Or a file",
-            description='gs:// JSONL of requests: {"request"} lines with the gemini_batch_key label '
-            '(Vertex AI) or {"key", "request"} lines (Gemini API)',
+            pattern=INPUT_FILE_PATTERN,
+            title="Or a file of requests",
+            description='A gs://bucket/path.jsonl file, instead of prompts: {"request"} lines with the '
+            'gemini_batch_key label (Vertex AI) or {"key", "request"} lines (Gemini API).',
         ),
         "gemini_input": Param(
             "inline",
             type="string",
             enum=["inline", "file"],
+            values_display={
+                "inline": "Inline in the request (up to 20 MB)",
+                "file": "Uploaded with the Files API",
+            },
             title="Gemini API input",
-            description="Prompts on the Gemini API: inline (up to 20 MB) or a Files API upload",
+            description="How prompts reach the Gemini API (ignored on Vertex AI).",
         ),
-        "temperature": Param(0.2, type="number", minimum=0, maximum=2, title="Temperature"),
+        "temperature": Param(
+            0.2,
+            type="number",
+            minimum=0,
+            maximum=2,
+            title="Temperature",
+            description="0 for the most repeatable answers, up to 2 for the most varied.",
+        ),
     },  # fmt: skip
     tags=["gemini-batch", "adhoc"],
     doc_md=__doc__,

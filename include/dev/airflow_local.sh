@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# `make airflow`: the local stack plus `airflow standalone` serving our DAGs at localhost:8080.
-# Login: admin / admin. New DAG files are picked up within seconds. Ctrl-C stops every process
-# this script started (Airflow's process group, then the local stack).
+# `make airflow`: the local stack plus `airflow standalone` serving our DAGs at 127.0.0.1:8080 (or
+# a free port when 8080 is taken). Login: admin / admin (only this machine can reach it). New DAG
+# files are picked up within seconds; DAGs start paused (unpause them in the UI). Every server it
+# starts binds 127.0.0.1 on a free port (API, worker and triggerer log servers), so a second Airflow
+# on the machine does not break this one's logs. Ctrl-C stops every process this script started
+# (Airflow's process group, then the local stack).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -32,8 +35,26 @@ export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRE
 export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="${AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL:-5}"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/passwords.json"
-export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
-export AIRFLOW__API__BASE_URL="${AIRFLOW__API__BASE_URL:-http://localhost:$AIRFLOW__API__PORT}"
+# A free port: the one asked for when it is free, else one the kernel picks.
+free_port() {
+  python - "$1" <<'PY'
+import socket, sys
+wanted = int(sys.argv[1])
+for port in (wanted, 0):
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        print(sock.getsockname()[1])
+        break
+PY
+}
+export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
+export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-$(free_port 8080)}"
+export AIRFLOW__API__BASE_URL="${AIRFLOW__API__BASE_URL:-http://127.0.0.1:$AIRFLOW__API__PORT}"
+export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="${AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT:-$(free_port 0)}"
+export AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="${AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT:-$(free_port 0)}"
 [ -f "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" ] || echo '{"admin": "admin"}' > "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
 
 stop() {
@@ -48,7 +69,8 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-echo "Airflow UI: http://localhost:$AIRFLOW__API__PORT  (login admin / admin). Ctrl-C stops everything."
+echo "Airflow UI: $AIRFLOW__API__BASE_URL  (login admin / admin; DAGs start paused: unpause them in the UI)."
+echo "Gemini batch view: $AIRFLOW__API__BASE_URL/plugin/gemini-batch  (Browse > Gemini batch). Ctrl-C stops everything."
 set -m
 airflow standalone &
 airflow_pid=$!

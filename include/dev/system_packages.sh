@@ -11,6 +11,8 @@ required=(
   "docker-compose docker-compose"                   # validates docker-compose.yaml (`docker-compose config`)
   "/usr/lib/postgresql/*/bin/initdb postgresql"     # tests/deployment: the compose stack's Postgres
   "redis-server redis-server"                       # tests/deployment: the compose stack's Redis
+  "chromium chromium"                               # the browser test (tests/integration/test_browser.py)
+  "chromedriver chromium-driver"                    # Selenium drives Chromium through it
 )
 
 present() {
