@@ -14,7 +14,8 @@ Invariants:
   exists (one lookup per model per process); BigQuery sources and dests in another project than
   the job's are refused unless ``allow_cross_project``.
 - An unknown model fails only when the models endpoint knows a well-known model: an endpoint that
-  answers 404 for every model (the local stack has no models API) is skipped with a log line.
+  answers 404 for every model (an endpoint or proxy without a models API) is skipped with a log
+  line. The local stack serves ``models.get`` on both backends, as the real services do.
 """
 
 from __future__ import annotations
