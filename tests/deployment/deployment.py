@@ -121,10 +121,13 @@ def start(
     extra: Mapping[str, str],
     compose: Mapping[str, Any] | None = None,
     timeout: float = 240.0,
+    gemini_port: int | None = None,
 ) -> Deployment:
     """Start the deployment; ``stack`` is the local stack's ``StackEndpoints``.
 
     :param extra: Values of test knobs among :data:`compose.ADDED_KEYS` (dataset, bucket, poll...).
+    :param gemini_port: Optional. Where Airflow reaches the Gemini emulator (e.g. a delay proxy in
+        front of it); default the emulator itself.
     """
     compose = compose or cfg.load()
     home.mkdir(parents=True, exist_ok=True)
@@ -147,7 +150,7 @@ def start(
             "airflow-apiserver": f"127.0.0.1:{api_port}",
             "gcs-emulator": f"127.0.0.1:{stack.storage_port}",
             "bigquery-emulator": f"127.0.0.1:{stack.bigquery_port}",
-            "gemini-emulator": f"127.0.0.1:{stack.gemini_port}",
+            "gemini-emulator": f"127.0.0.1:{gemini_port or stack.gemini_port}",
         },
         home=home,
     )
