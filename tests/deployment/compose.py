@@ -83,7 +83,7 @@ ADDED_KEYS: Mapping[str, str] = {
     # What the image or the container gives each service.
     "AIRFLOW_HOME": "the image's /opt/airflow",
     "AIRFLOW__CORE__DAGS_FOLDER": "the image's default, $AIRFLOW_HOME/dags: the dags mount",
-    "AIRFLOW__CORE__PLUGINS_FOLDER": "the image's default, $AIRFLOW_HOME/plugins: the plugins mount",
+    "AIRFLOW__CORE__PLUGINS_FOLDER": "the image's default, $AIRFLOW_HOME/plugins (empty: the package is installed)",
     "AIRFLOW__CORE__HOSTNAME_CALLABLE": "a container's fqdn is its $HOSTNAME, which the healthchecks pass",
     "PATH": "the venv's bin first, as the image's",
     # Ports: every service has the host to itself in compose; here they share one.

@@ -156,11 +156,16 @@ def start(
     )
     (home / "config").mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(parents=True, exist_ok=True)
+    (home / "plugins").mkdir(parents=True, exist_ok=True)
     repo_mounts = cfg.mounts(compose["services"]["airflow-scheduler"], home)
     added = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(repo_mounts[f"{cfg.CONTAINER_HOME}/dags"]),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(repo_mounts[f"{cfg.CONTAINER_HOME}/plugins"]),
+        # The image's plugins folder is empty (the package is installed); a plugins mount, if the
+        # compose file had one again, would bring the repository's plugins/ as it would in compose.
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(
+            repo_mounts.get(f"{cfg.CONTAINER_HOME}/plugins", home / "plugins")
+        ),
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "socket.gethostname",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AIRFLOW__API__HOST": "127.0.0.1",
