@@ -28,6 +28,7 @@ class DelayProxy:
         self.target_port = target_port
         self._slow: dict[str, float] = {}
         self.delayed: list[str] = []  # "METHOD path" of every delayed request, for the test's report
+        self.abandoned: list[str] = []  # ... of every request whose client had gone when it was answered
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,14 +52,18 @@ class DelayProxy:
                     data = answer.read()
                 finally:
                     upstream.close()
-                self.send_response(answer.status, answer.reason)
-                for key, value in answer.getheaders():
-                    if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
+                try:
+                    self.send_response(answer.status, answer.reason)
+                    for key, value in answer.getheaders():
+                        if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+                            self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    proxy.abandoned.append(f"{self.command} {self.path}")  # the client gave up waiting
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
 

@@ -18,6 +18,7 @@ once right after the mark).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -143,6 +144,14 @@ def mark_failed_right_after_deferral(
     return name
 
 
+def log_event(line: str) -> str:
+    """The message of a JSON log line (Airflow's task logs), else the line."""
+    try:
+        return str(json.loads(line)["event"])[:300]
+    except (ValueError, KeyError, TypeError):
+        return line.strip()[-300:]
+
+
 def check_the_marked_job_was_cancelled(
     tmp_path: Path, stack_admin: Any, name: str, proxy: DelayProxy
 ) -> None:
@@ -153,13 +162,13 @@ def check_the_marked_job_was_cancelled(
     # Long since swept by now (the sweep was triggered at the mark and runs every two minutes).
     state = wait_for(ended, timeout=150, what=f"the marked job {name} to end", interval=1)
     said = sorted({
-        line.strip()[-220:]
+        log_event(line)
         for log in tmp_path.rglob("*.log*") if log.is_file()
         for line in log.read_text(errors="replace").splitlines()
         if name in line and ("ancel" in line or "sweep" in line)
     })  # fmt: skip
     print(
-        f"marked job {name}: {state}; {len(proxy.delayed)} calls answered late; logged:\n  "
+        f"marked job {name}: {state}; answered late: {proxy.delayed}; client gone: {proxy.abandoned}; logged:\n  "
         + "\n  ".join(said)
     )
     assert state == "JOB_STATE_CANCELLED", f"mark-failed left {name} running to {state}: {said}"
