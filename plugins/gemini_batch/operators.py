@@ -48,7 +48,7 @@ from gemini_batch.preflight import check as preflight_check
 from gemini_batch.resume import is_automatic_retry
 from gemini_batch.resumer import JobResumer, resumable_stats_tags
 from gemini_batch.states import is_terminal, normalize_state, short_state
-from gemini_batch.task_state import kill_decision, ti_state_blocking
+from gemini_batch.task_state import kill_job_blocking
 from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent
 
 if TYPE_CHECKING:
@@ -391,26 +391,17 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         raise_failure(end)
 
     def on_kill(self) -> None:
-        """Synchronous path: cancel after mark-failed / mark-success; keep after a clear or a timeout."""
+        """Synchronous path: cancel after mark-failed / mark-success; keep after a clear or a timeout.
+
+        Bounded to well under a second (task_state.kill_job_blocking); the cancel sweep covers the rest.
+        """
         name, hook = self._job_name, self._hook_obj
         if not name or hook is None:
             return
         if not self.cancel_on_kill:
             self.log.info("cancel_on_kill is off: batch job %s keeps running", name)
             return
-        known, state = ti_state_blocking(self._identity, timeout=2.0)
-        if not known or kill_decision(state) == "keep":
-            self.log.info(
-                "Task instance state %s: batch job %s is kept (a new try re-attaches to it)",
-                state if known else "unknown",
-                name,
-            )
-            return
-        try:
-            hook.cancel_job(name)
-            self.log.info("Task instance marked %s: cancelled batch job %s", state, name)
-        except Exception as exc:
-            self.log.warning("Could not cancel batch job %s: %s", name, exc)
+        kill_job_blocking(name, self._identity, lambda: hook.cancel_job(name), self.log)
 
 
 __all__ = ["GeminiBatchCreateJobOperator"]

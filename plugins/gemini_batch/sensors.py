@@ -33,7 +33,7 @@ from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, console_url
 from gemini_batch.polling import Done, Fail, Poller, Wait, emit, raise_failure, retry_read
 from gemini_batch.sources import JobRef, is_templated
 from gemini_batch.states import counts_of, is_terminal, progress_line
-from gemini_batch.task_state import kill_decision, ti_state_blocking
+from gemini_batch.task_state import kill_job_blocking
 from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent
 
 if TYPE_CHECKING:
@@ -224,16 +224,7 @@ class GeminiBatchJobSensor(BaseSensorOperator):
 
     def on_kill(self) -> None:
         """Poke mode: cancel on mark-failed / mark-success when cancel_on_kill; never after a clear."""
-        if not (self.cancel_on_kill and self._job_name and self._hook_obj):
+        name, hook = self._job_name, self._hook_obj
+        if not (self.cancel_on_kill and name and hook):
             return
-        known, state = ti_state_blocking(self._identity, timeout=2.0)
-        if not known or kill_decision(state) == "keep":
-            self.log.info(
-                "Task instance state %s: batch job %s is kept", state if known else "unknown", self._job_name
-            )
-            return
-        try:
-            self._hook_obj.cancel_job(self._job_name)
-            self.log.info("Task instance marked %s: cancelled batch job %s", state, self._job_name)
-        except Exception as exc:
-            self.log.warning("Could not cancel batch job %s: %s", self._job_name, exc)
+        kill_job_blocking(name, self._identity, lambda: hook.cancel_job(name), self.log)

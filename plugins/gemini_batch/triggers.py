@@ -17,23 +17,23 @@ Invariants:
   earlier versions (``success``) are still read.
 - ``on_kill`` (user action only) cancels the job only when the task instance was marked failed
   or success (task_state.py); after a clear the new try may already be waiting on the same job.
+  It takes well under a second (Airflow 3.3.2 cuts it off after about one); the cancel sweep
+  (cancel_sweep.py) cancels what it could not.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from gemini_batch.exceptions import GeminiBatchJobNotFound
 from gemini_batch.hooks import GeminiBatchHook
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.polling import Done, Fail, Poller, drive_async
-from gemini_batch.states import Outcome, is_terminal
-from gemini_batch.task_state import kill_decision, ti_state_async
+from gemini_batch.states import Outcome
+from gemini_batch.task_state import kill_job_async
 
 #: The ``status`` of a trigger event: how the job ended, or why the wait stopped.
 EventStatus = Literal[Outcome, "timeout", "error"]
@@ -106,10 +106,6 @@ class GeminiBatchJobTrigger(BaseTrigger):
     :param error_budget: Optional. Consecutive transient errors tolerated before giving up.
     """
 
-    #: Bound on the task-state lookup inside on_kill (the triggerer allows 30 s in total).
-    ON_KILL_STATE_TIMEOUT = 15.0
-    #: Bound on the cancel call inside on_kill.
-    ON_KILL_CANCEL_TIMEOUT = 10.0
     #: Backoff of transient errors: base and cap in seconds (the cap is never below poll_interval).
     BACKOFF_BASE = 2.0
     BACKOFF_CAP = 120.0
@@ -198,45 +194,15 @@ class GeminiBatchJobTrigger(BaseTrigger):
 
     # ------------------------------------------------------------------ on_kill
 
-    async def current_ti_state(self) -> tuple[bool, str | None]:
-        """(known, state) of this trigger's task instance, asked of the API server now.
-
-        ``known`` is False when there is no task instance or the answer did not come in time
-        (e.g. during triggerer shutdown, when it never comes).
-        """
-        ti = self.task_instance
-        identity = None if ti is None else WorkIdentity.from_context({"ti": ti})
-        return await ti_state_async(identity, self.ON_KILL_STATE_TIMEOUT, self.log)
-
     async def on_kill(self) -> None:
-        """Cancel the job after mark-failed / mark-success; keep it after a clear (see module doc)."""
+        """Cancel the job after mark-failed / mark-success; keep it after a clear (see module doc).
+
+        Bounded to well under a second (task_state.kill_job_async): Airflow 3.3.2 cuts ``on_kill``
+        off after about one; the cancel sweep covers what it cannot do.
+        """
         if not self.cancel_on_kill:
             self.log.info("cancel_on_kill is off: batch job %s keeps running", self.job_name)
             return
-        known, ti_state = await self.current_ti_state()
-        if not known:
-            self.log.warning(
-                "Cannot tell mark-failed from a clear (task state unknown): batch job %s is left running. "
-                "Cancel it with GeminiBatchCancelJobOperator if nobody needs it.",
-                self.job_name,
-            )
-            return
-        if kill_decision(ti_state) == "keep":
-            self.log.info(
-                "Task instance is %s (cleared or re-run): batch job %s is kept for the new try",
-                ti_state,
-                self.job_name,
-            )
-            return
-        try:
-            job = await asyncio.wait_for(
-                self.hook.aget_job(self.job_name), timeout=self.ON_KILL_CANCEL_TIMEOUT
-            )
-            if is_terminal(job.state):
-                self.log.info("Batch job %s already ended %s; nothing to cancel", self.job_name, job.state)
-                return
-            await asyncio.wait_for(self.hook.acancel_job(self.job_name), timeout=self.ON_KILL_CANCEL_TIMEOUT)
-        except GeminiBatchJobNotFound:
-            self.log.info("Batch job %s no longer exists; nothing to cancel", self.job_name)
-            return
-        self.log.info("Task instance marked %s: cancelled batch job %s", ti_state, self.job_name)
+        ti = self.task_instance
+        identity = None if ti is None else WorkIdentity.from_context({"ti": ti})
+        await kill_job_async(self.job_name, identity, lambda: self.hook.acancel_job(self.job_name), self.log)

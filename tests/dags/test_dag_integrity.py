@@ -11,7 +11,12 @@ import pytest
 from .conftest import DAGS
 
 PIPELINES = ("gemini_batch_bigquery", "gemini_batch_gcs", "gemini_batch_adhoc")
-EXPECTED = {*PIPELINES, "gemini_batch_housekeeping", "gemini_batch_results_summary"}
+EXPECTED = {
+    *PIPELINES,
+    "gemini_batch_housekeeping",
+    "gemini_batch_results_summary",
+    "gemini_batch_cancel_sweep",
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +73,9 @@ def _job_tasks(dag: Any) -> list[Any]:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("dag_id", sorted(EXPECTED - {"gemini_batch_results_summary"}))
+@pytest.mark.parametrize(
+    "dag_id", sorted(EXPECTED - {"gemini_batch_results_summary", "gemini_batch_cancel_sweep"})
+)
 def test_every_job_task_has_retries(dagbag: Any, dag_id: str) -> None:
     jobs = _job_tasks(dagbag.dags[dag_id])
     assert jobs, f"{dag_id} has no job task"
@@ -111,3 +118,14 @@ def test_housekeeping_is_a_dry_run_by_default(dagbag: Any) -> None:
     params = dagbag.dags["gemini_batch_housekeeping"].params
     assert params["dry_run"] is True
     assert params["older_than_days"] == 30
+
+
+def test_the_cancel_sweep_runs_on_its_own_every_few_minutes_on_both_backends(dagbag: Any) -> None:
+    import datetime as dt
+
+    dag = dagbag.dags["gemini_batch_cancel_sweep"]
+    assert dt.timedelta(0) < dag.schedule <= dt.timedelta(minutes=5)
+    assert dag.is_paused_upon_creation is False
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    assert sorted(dag.task_ids) == ["sweep_gemini_api", "sweep_vertex"]
+    assert dag.params["cancel_orphans"] is False

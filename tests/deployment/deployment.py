@@ -113,6 +113,17 @@ def host_base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
+def checkout_path(env: Mapping[str, str]) -> dict[str, str]:
+    """PYTHONPATH ending with this checkout's plugins/: the services run this checkout's package.
+
+    The shared venv's editable install may point at another checkout (a worktree's test would
+    otherwise run the main checkout's code); an image built from this checkout would hold this
+    code. plugins/ itself holds only the package, so nothing else becomes importable.
+    """
+    mine = str(cfg.ROOT / "plugins")
+    return {"PYTHONPATH": os.pathsep.join(p for p in (env.get("PYTHONPATH"), mine) if p)}
+
+
 def start(
     procs: Processes,
     *,
@@ -121,10 +132,13 @@ def start(
     extra: Mapping[str, str],
     compose: Mapping[str, Any] | None = None,
     timeout: float = 240.0,
+    gemini_port: int | None = None,
 ) -> Deployment:
     """Start the deployment; ``stack`` is the local stack's ``StackEndpoints``.
 
     :param extra: Values of test knobs among :data:`compose.ADDED_KEYS` (dataset, bucket, poll...).
+    :param gemini_port: Optional. Where Airflow reaches the Gemini emulator (e.g. a delay proxy in
+        front of it); default the emulator itself.
     """
     compose = compose or cfg.load()
     home.mkdir(parents=True, exist_ok=True)
@@ -147,7 +161,7 @@ def start(
             "airflow-apiserver": f"127.0.0.1:{api_port}",
             "gcs-emulator": f"127.0.0.1:{stack.storage_port}",
             "bigquery-emulator": f"127.0.0.1:{stack.bigquery_port}",
-            "gemini-emulator": f"127.0.0.1:{stack.gemini_port}",
+            "gemini-emulator": f"127.0.0.1:{gemini_port or stack.gemini_port}",
         },
         home=home,
     )
@@ -182,7 +196,7 @@ def start(
         clash = set(env) & (set(added) | set(more))
         if clash:
             raise ValueError(f"{service}: the compose file sets {sorted(clash)}, which the test also adds")
-        return {**base, **env, **added, **more}
+        return {**base, **env, **added, **more, **checkout_path(env)}
 
     init_env = env_of("airflow-init")
     deployment.db_url = init_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]

@@ -7,11 +7,18 @@ unpaused) and the ad hoc DAG runs a few prompts (a REST trigger); once every job
 and its trigger is held by a triggerer, the triggerer holding the most is SIGKILLed. Then: every
 task succeeds, there is exactly one batch job per job task, and exactly one results row per input
 key. Every process is stopped at the end, even on failure, and none is left behind.
+
+In the same run, mark-failed must cancel: a second ad hoc run's job task is marked failed through
+the REST API right after it defers, while the service answers that job's calls 1.5 s late (a
+delay proxy in front of the emulator), so ``on_kill`` cannot cancel within its second; the job
+must still end CANCELLED, by the cancel sweep (its DAG runs every two minutes and is triggered
+once right after the mark).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +30,7 @@ import pytest
 from gemini_batch.identity import WorkIdentity
 from local_stack.seed import prompt_rows, seed
 
+from .delay_proxy import DelayProxy
 from .deployment import Deployment, start
 from .processes import Processes, wait_for
 
@@ -37,16 +45,34 @@ ADHOC_PROMPTS = ["Name a prime number.", "Name a colour.", "Name a river.", "Nam
 # Jobs stay PENDING this long, so every job task is deferred before any job ends (on a 2-core
 # machine under load, the last job task defers about a minute after the first).
 QUEUE_DELAY_S = 90
+SWEEP_DAG = "gemini_batch_cancel_sweep"
+#: How late the service answers the calls on the marked job (the issue's reproduction: 1.5 s).
+SLOW_ANSWER_S = 1.5
+MARKED_PROMPTS = ["Name a mountain.", "Name a lake."]
+
+
+@pytest.fixture
+def gemini_proxy(local_stack: Any) -> Iterator[DelayProxy]:
+    proxy = DelayProxy(local_stack.gemini_port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
 
 
 @pytest.fixture
 def deployment(
-    local_stack: Any, stack_admin: Any, bq_dataset: Any, gcs_bucket: Any, tmp_path: Path
+    local_stack: Any,
+    stack_admin: Any,
+    bq_dataset: Any,
+    gcs_bucket: Any,
+    tmp_path: Path,
+    gemini_proxy: DelayProxy,
 ) -> Iterator[Deployment]:
     procs = Processes(log_dir=tmp_path)
     try:
         yield start(
-            procs, stack=local_stack, home=tmp_path / "airflow",
+            procs, stack=local_stack, home=tmp_path / "airflow", gemini_port=gemini_proxy.port,
             extra={
                 "AIRFLOW_VAR_GEMINI_BATCH_DATASET": bq_dataset.dataset_id,
                 "AIRFLOW_VAR_GEMINI_BATCH_BUCKET": gcs_bucket.name,
@@ -83,14 +109,80 @@ def job_task_identities(api: Any, runs: dict[str, str]) -> list[WorkIdentity]:
     ]
 
 
+def mark_failed_right_after_deferral(
+    deployment: Deployment, stack_admin: Any, proxy: DelayProxy, run_id: str
+) -> str:
+    """Make the run's job slow, mark its job task failed once it defers, trigger a sweep; the job's name."""
+    api = deployment.api
+    identity = WorkIdentity(ADHOC_DAG, JOB_TASK, run_id)
+    path = f"/api/v2/dags/{ADHOC_DAG}/dagRuns/{run_id}/taskInstances/{JOB_TASK}"
+
+    def job_name() -> str | None:
+        deployment.check_services()
+        found = [
+            j["name"] for j in stack_admin.jobs() if (j.get("display_name") or "").endswith(identity.tag)
+        ]
+        if found:
+            proxy.slow(found[0], SLOW_ANSWER_S)  # from its first poll on, this job's calls answer late
+        return found[0] if found else None
+
+    name = wait_for(job_name, timeout=240, what="the marked run's job", interval=0.5)
+
+    def deferred() -> bool:
+        state = api.ok("GET", path)["state"]
+        assert state in ("scheduled", "queued", "running", "deferred"), (
+            f"{JOB_TASK} is {state} before the mark"
+        )
+        return state == "deferred"
+
+    wait_for(deferred, timeout=120, what="the marked run's job task to defer", interval=0.2)
+    api.ok("PATCH", path, {"new_state": "failed"})
+    print(
+        f"\nmarked {ADHOC_DAG}.{JOB_TASK} of {run_id} failed; its job {name} answers {SLOW_ANSWER_S} s late"
+    )
+    api.ok("POST", f"/api/v2/dags/{SWEEP_DAG}/dagRuns", {"logical_date": None})
+    return name
+
+
+def log_event(line: str) -> str:
+    """The message of a JSON log line (Airflow's task logs), else the line."""
+    try:
+        return str(json.loads(line)["event"])[:300]
+    except (ValueError, KeyError, TypeError):
+        return line.strip()[-300:]
+
+
+def check_the_marked_job_was_cancelled(
+    tmp_path: Path, stack_admin: Any, name: str, proxy: DelayProxy
+) -> None:
+    def ended() -> str | None:
+        state = stack_admin.job(name)["state"]
+        return state if state.endswith(("CANCELLED", "SUCCEEDED", "FAILED", "EXPIRED")) else None
+
+    # Long since swept by now (the sweep was triggered at the mark and runs every two minutes).
+    state = wait_for(ended, timeout=150, what=f"the marked job {name} to end", interval=1)
+    said = sorted({
+        log_event(line)
+        for log in tmp_path.rglob("*.log*") if log.is_file()
+        for line in log.read_text(errors="replace").splitlines()
+        if name in line and ("ancel" in line or "sweep" in line)
+    })  # fmt: skip
+    print(
+        f"marked job {name}: {state}; answered late: {proxy.delayed}; client gone: {proxy.abandoned}; logged:\n  "
+        + "\n  ".join(said)
+    )
+    assert state == "JOB_STATE_CANCELLED", f"mark-failed left {name} running to {state}: {said}"
+
+
 def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
     deployment: Deployment, local_stack: Any, stack_admin: Any, bq_client: Any, bq_dataset: Any, gcs_client: Any,
-    gcs_bucket: Any,
+    gcs_bucket: Any, gemini_proxy: DelayProxy, tmp_path: Path,
 ) -> None:  # fmt: skip
     api = deployment.api
     assert api is not None
     bigquery_dag = wait_for_dag(api, BIGQUERY_DAG)
     wait_for_dag(api, ADHOC_DAG)
+    wait_for_dag(api, SWEEP_DAG)
 
     # The day the scheduler runs once the DAG is unpaused (catchup off: the latest whole day).
     day = dt.datetime.fromisoformat(bigquery_dag["next_dagrun_data_interval_start"]).date()
@@ -103,6 +195,8 @@ def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
     api.ok("PATCH", f"/api/v2/dags/{ADHOC_DAG}", {"is_paused": False})
     adhoc = api.ok("POST", f"/api/v2/dags/{ADHOC_DAG}/dagRuns",
                    {"logical_date": None, "conf": {"prompts": ADHOC_PROMPTS}})  # fmt: skip
+    marked_run = api.ok("POST", f"/api/v2/dags/{ADHOC_DAG}/dagRuns",
+                        {"logical_date": None, "conf": {"prompts": MARKED_PROMPTS}})  # fmt: skip
 
     def scheduled_run() -> dict[str, Any] | None:
         deployment.check_services()
@@ -112,6 +206,9 @@ def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
     bigquery = wait_for(scheduled_run, timeout=120, what=f"the scheduler to start {BIGQUERY_DAG}")
     assert dt.datetime.fromisoformat(bigquery["data_interval_start"]).date() == day, bigquery
     runs = {BIGQUERY_DAG: bigquery["dag_run_id"], ADHOC_DAG: adhoc["dag_run_id"]}
+    marked_job = mark_failed_right_after_deferral(
+        deployment, stack_admin, gemini_proxy, marked_run["dag_run_id"]
+    )
 
     # Every job task has deferred, and the triggers still waiting are held by triggerers. The
     # queue delay keeps the jobs pending well past that; on a loaded machine a job task may
@@ -185,9 +282,14 @@ def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
     # Exactly one batch job per job task: the emulator's job list, by the work id in each name.
     expected = {identity.work_id for identity in job_task_identities(api, runs)}
     assert len(expected) == job_tasks
+    marked_work = WorkIdentity(ADHOC_DAG, JOB_TASK, marked_run["dag_run_id"]).work_id
     jobs = stack_admin.jobs()
     per_work = Counter(job["display_name"].rsplit("awid-", 1)[-1] for job in jobs)
-    assert per_work == Counter({work_id: 1 for work_id in expected}), [j["display_name"] for j in jobs]
+    assert per_work == Counter({work_id: 1 for work_id in [*expected, marked_work]}), [
+        j["display_name"] for j in jobs
+    ]
+    check_the_marked_job_was_cancelled(tmp_path, stack_admin, marked_job, gemini_proxy)
+    jobs = [job for job in jobs if job["name"] != marked_job]
 
     # Exactly one results row per input key.
     table = f"`{local_stack.project}.{bq_dataset.dataset_id}.results`"

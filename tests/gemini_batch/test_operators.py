@@ -10,7 +10,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from google.genai import types
 
-from gemini_batch import operators
+from gemini_batch import operators, task_state
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
     GeminiBatchInlineResultsTooLarge,
@@ -567,7 +567,7 @@ def test_sync_on_kill_cancels_only_after_mark_failed_or_success(
 ):
     operator = op(wait_for_completion=False)
     operator.execute(make_context())
-    monkeypatch.setattr(operators, "ti_state_blocking", lambda identity, timeout: (True, ti_state))
+    monkeypatch.setattr(task_state, "ti_state_blocking", lambda identity, timeout: (True, ti_state))
     operator.on_kill()
     assert vertex.count("cancel") == cancelled
 
@@ -575,11 +575,11 @@ def test_sync_on_kill_cancels_only_after_mark_failed_or_success(
 def test_sync_on_kill_with_an_unknown_state_or_cancel_on_kill_off_keeps_the_job(vertex, sleeps, monkeypatch):
     operator = op(wait_for_completion=False)
     operator.execute(make_context())
-    monkeypatch.setattr(operators, "ti_state_blocking", lambda identity, timeout: (False, None))
+    monkeypatch.setattr(task_state, "ti_state_blocking", lambda identity, timeout: (False, None))
     operator.on_kill()
     quiet = op(wait_for_completion=False, cancel_on_kill=False)
     quiet.execute(make_context())
-    monkeypatch.setattr(operators, "ti_state_blocking", lambda identity, timeout: (True, "failed"))
+    monkeypatch.setattr(task_state, "ti_state_blocking", lambda identity, timeout: (True, "failed"))
     quiet.on_kill()
     op().on_kill()  # never started: nothing to do
     assert vertex.count("cancel") == 0

@@ -7,7 +7,7 @@ from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 from google.genai import types
 
-from gemini_batch import hooks, polling, sensors
+from gemini_batch import hooks, polling, task_state
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
     GeminiBatchJobFailed,
@@ -209,7 +209,7 @@ def test_poke_mode_on_kill_honours_cancel_on_kill(vertex, monkeypatch, ti_state,
     name = vertex.add_job(state="JOB_STATE_RUNNING", script=[])
     waiting = sensor(name, cancel_on_kill=True)
     waiting.poke(make_context())
-    monkeypatch.setattr(sensors, "ti_state_blocking", lambda identity, timeout: (True, ti_state))
+    monkeypatch.setattr(task_state, "ti_state_blocking", lambda identity, timeout: (True, ti_state))
     waiting.on_kill()
     assert vertex.count("cancel") == cancelled
     other = vertex.add_job(state="JOB_STATE_RUNNING", script=[])

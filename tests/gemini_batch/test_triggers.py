@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 from google.genai import types
 
-from gemini_batch import hooks
+from gemini_batch import hooks, task_state
+from gemini_batch.identity import WorkIdentity
 from gemini_batch.task_state import kill_decision
 from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent
 from tests.gemini_batch.conftest import run_trigger
@@ -324,12 +325,18 @@ def test_kill_decision(ti_state, decision):
     assert kill_decision(ti_state) == decision
 
 
-def kill(trigger: GeminiBatchJobTrigger, known: bool, ti_state: str | None) -> None:
-    async def state():
+def kill(trigger: GeminiBatchJobTrigger, known: bool, ti_state: str | None) -> list:
+    """Run the trigger's on_kill with the task-state lookup answering (known, ti_state); return what was asked."""
+    asked = []
+
+    async def state(identity, timeout, log):
+        asked.append((identity, timeout))
         return known, ti_state
 
-    trigger.current_ti_state = state
-    asyncio.run(trigger.on_kill())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(task_state, "ti_state_async", state)
+        asyncio.run(trigger.on_kill())
+    return asked
 
 
 @pytest.mark.parametrize("ti_state", ["failed", "success"])
@@ -346,11 +353,11 @@ def test_a_clear_keeps_the_job_for_the_new_try(vertex, ti_state):
     assert vertex.count("cancel") == 0
 
 
-def test_unknown_task_state_keeps_the_job(vertex, capsys):
+def test_unknown_task_state_keeps_the_job_and_says_the_sweep_will_decide(vertex, capsys):
     name = vertex.add_job(state="JOB_STATE_RUNNING", script=[])
     kill(make(name), False, None)
     assert vertex.count("cancel") == 0
-    assert "left running" in capsys.readouterr().out
+    assert "cancel sweep" in capsys.readouterr().out
 
 
 def test_cancel_on_kill_false_never_cancels(vertex):
@@ -359,50 +366,25 @@ def test_cancel_on_kill_false_never_cancels(vertex):
     assert vertex.count("cancel") == 0
 
 
-def test_a_finished_or_missing_job_is_not_cancelled(vertex):
+def test_a_finished_or_missing_job_ends_on_kill_quietly(vertex, capsys):
     done = vertex.add_job(state="JOB_STATE_SUCCEEDED", script=[])
-    kill(make(done), True, "failed")
+    kill(make(done), True, "failed")  # one cancel call, no read first: the budget is one second
     kill(make("projects/local-project/locations/us-central1/batchPredictionJobs/404"), True, "failed")
-    assert vertex.count("cancel") == 0
+    assert vertex.count("get") == 0
+    assert "no longer exists" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
-    ("map_index", "states", "expected"),
+    ("ti", "identity"),
     [
-        (-1, {"run": {"task": "failed"}}, (True, "failed")),
-        (2, {"run": {"task_2": "deferred", "task_1": "failed"}}, (True, "deferred")),
-        (-1, {"run": {"task": None}}, (True, None)),
-        (-1, {}, (False, None)),
+        (
+            SimpleNamespace(dag_id="dag", task_id="task", run_id="run", map_index=2),
+            WorkIdentity("dag", "task", "run", 2),
+        ),
+        (None, None),
     ],
 )
-def test_current_ti_state_asks_the_api_server_for_this_task_instance(
-    monkeypatch, map_index, states, expected
-):
-    from airflow.sdk.execution_time import task_runner
-
-    asked = {}
-
-    def get_task_states(**kwargs):
-        asked.update(kwargs)
-        return states
-
-    monkeypatch.setattr(task_runner.RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
-    trigger = make("1")
-    trigger.task_instance = SimpleNamespace(dag_id="dag", task_id="task", run_id="run", map_index=map_index)
-    assert asyncio.run(trigger.current_ti_state()) == expected
-    assert asked == {"dag_id": "dag", "task_ids": ["task"], "run_ids": ["run"], "map_index": map_index}
-
-
-def test_current_ti_state_without_an_answer_is_unknown(monkeypatch):
-    from airflow.sdk.execution_time import task_runner
-
-    def never(**kwargs):
-        time.sleep(0.5)
-        return {}
-
-    monkeypatch.setattr(task_runner.RuntimeTaskInstance, "get_task_states", staticmethod(never))
-    monkeypatch.setattr(GeminiBatchJobTrigger, "ON_KILL_STATE_TIMEOUT", 0.05)
-    trigger = make("1")
-    trigger.task_instance = SimpleNamespace(dag_id="d", task_id="t", run_id="r", map_index=-1)
-    assert asyncio.run(trigger.current_ti_state()) == (False, None)
-    assert asyncio.run(make("1").current_ti_state()) == (False, None)
+def test_on_kill_asks_for_its_own_task_instance_within_the_lookup_bound(vertex, ti, identity):
+    trigger = make(vertex.add_job(state="JOB_STATE_RUNNING", script=[]))
+    trigger.task_instance = ti
+    assert kill(trigger, True, "running") == [(identity, task_state.ON_KILL_LOOKUP_S)]

@@ -300,8 +300,15 @@ def _user_action_mid_wait(
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
+    from gemini_batch import task_state
+    from gemini_batch.identity import WorkIdentity
+    from gemini_batch.task_state import ti_state_async
     from gemini_batch.triggers import GeminiBatchJobTrigger
 
+    # The decision with a real lookup, not the one-second budget: dag.test's in-process lookup
+    # may take longer on a loaded machine (the budget is unit-tested; the deployment test runs it).
+    monkeypatch.setattr(task_state, "ON_KILL_LOOKUP_S", 15.0)
+    monkeypatch.setattr(task_state, "ON_KILL_BUDGET_S", 30.0)
     original_run = GeminiBatchJobTrigger.run
     seen: list = []
 
@@ -327,7 +334,7 @@ def _user_action_mid_wait(
             ti.state = new_ti_state
             session.merge(ti)
         self.task_instance = identity
-        seen.append(await self.current_ti_state())
+        seen.append(await ti_state_async(WorkIdentity.from_context({"ti": identity}), 15, self.log))
         await self.on_kill()
         # put the instance back as dag.test expects it, then wait as usual
         with create_session() as session:
