@@ -19,7 +19,9 @@ Invariants:
 
 * Everything after staging is SQL run by BigQuery: parse (finalize.sql), MERGE keyed by
   (key, logical_date) in one transaction (merge_results.sql), reconcile (reconcile.sql). Only
-  counts and samples come back.
+  counts and samples come back, except structured answers (requests with a JSON response
+  schema), which stream through the worker page by page to be checked against their schema
+  (structured_load.py); the rejected ones land in errors as ``invalid_output``.
 * After a load, every input key of the date is in the results table or in the errors table
   exactly once; otherwise :class:`~gemini_batch.pipeline.results.ReconciliationError` names the
   count and a sample. A re-run of the same load replaces rows and leaves the same state.
@@ -45,6 +47,7 @@ from gemini_batch.pipeline import sql
 from gemini_batch.pipeline.refs import GcsUri, TableRef
 from gemini_batch.pipeline.request_shape import KEY_LABEL
 from gemini_batch.pipeline.results import LoadCounts, ReconciliationError, ensure_results_tables
+from gemini_batch.pipeline.structured_load import check_structured_output
 
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage
@@ -258,6 +261,13 @@ class ResultsLoader:
                 logical_date=date,
             )
             watch.lap("parse")
+            structured = check_structured_output(
+                self.bq,
+                final=final,
+                invalid_table=lambda schema: scratch.table("invalid", schema),
+                chunk_size=self.chunk_size,
+            )
+            watch.lap("structured")
             sql.run(
                 self.bq,
                 sql.render(
@@ -292,6 +302,7 @@ class ResultsLoader:
             duplicated=row["duplicated"],
             unexpected=row["unexpected"],
             unkeyed=row["unkeyed"],
+            invalid_output=structured.invalid,
         )
         log.info("loaded %s; seconds per phase: %s", counts, watch.laps)
         if counts.unexpected or counts.unkeyed:
