@@ -172,3 +172,9 @@ def test_which_failed_rows_a_retry_round_may_resubmit(
 
 def test_invalid_output_is_not_retried_by_default() -> None:
     assert RowRetryPolicy().retryable("invalid_output") is False
+
+
+def test_retryable_rows_are_counted_by_status() -> None:
+    failures = [("RESOURCE_EXHAUSTED", 3), ("INVALID_ARGUMENT", 5), ("invalid_output", 7), ("UNAVAILABLE", 1)]
+    assert RowRetryPolicy().count_retryable(failures) == 4
+    assert RowRetryPolicy(retry_invalid_output=True).count_retryable(failures) == 11

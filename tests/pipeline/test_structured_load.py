@@ -15,6 +15,7 @@ from google.cloud import bigquery
 
 from gemini_batch.pipeline.loader import InputKeys, JobOutput, ResultsLoader
 from gemini_batch.pipeline.results import LoadCounts
+from gemini_batch.pipeline.row_retry import RowRetryPolicy
 from gemini_batch.pipeline.structured_load import check_answers
 
 from .duck_bigquery import DuckBigQuery
@@ -156,3 +157,16 @@ def test_a_group_that_starts_without_its_schema_is_refused() -> None:
     ]
     with pytest.raises(ValueError, match="without its schema"):
         list(check_answers(rows))
+
+
+@pytest.mark.parametrize(("retry_invalid_output", "retryable"), [(False, 0), (True, 4)])
+def test_invalid_output_counts_as_retryable_only_when_asked(
+    bq: DuckBigQuery, retry_invalid_output: bool, retryable: int
+) -> None:
+    counts = ResultsLoader(
+        bigquery_client=bq, row_retry=RowRetryPolicy(retry_invalid_output=retry_invalid_output)
+    ).load(
+        [structured_output_table(bq)], logical_date=DATE, input_keys=InputKeys.from_table(f"bq://{REQUESTS}"),
+        results_table="bq://proj.ds.results", errors_table="bq://proj.ds.errors",
+    )  # fmt: skip
+    assert (counts.failed, counts.retryable) == (4, retryable)

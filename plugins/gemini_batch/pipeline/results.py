@@ -138,6 +138,8 @@ class LoadCounts:
     :param unkeyed: Output rows without a key (they cannot be matched to a request).
     :param invalid_output: Answers rejected by their response schema (not JSON, or not matching);
         they are among ``failed``, with status ``invalid_output``.
+    :param retryable: Failed keys a failed-row retry round may resubmit (the loader's
+        :class:`~gemini_batch.pipeline.row_retry.RowRetryPolicy` decides).
     """
 
     logical_date: str
@@ -151,6 +153,7 @@ class LoadCounts:
     unexpected: int
     unkeyed: int
     invalid_output: int = 0
+    retryable: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

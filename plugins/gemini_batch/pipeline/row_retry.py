@@ -9,6 +9,7 @@ model that broke the schema once may well break it again, and each retry is paid
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["INVALID_OUTPUT", "MISSING", "RETRYABLE_STATUSES", "RowRetryPolicy"]
@@ -40,3 +41,7 @@ class RowRetryPolicy:
         # Vertex writes a status text such as "RESOURCE_EXHAUSTED: Quota exceeded"; the Gemini
         # API writes the bare name.
         return status.split(":", 1)[0].strip().upper() in RETRYABLE_STATUSES
+
+    def count_retryable(self, failures: Iterable[tuple[str, int]]) -> int:
+        """How many of the failed rows, given as (status, count) pairs, are retryable."""
+        return sum(count for status, count in failures if self.retryable(status))

@@ -173,6 +173,9 @@ WHERE logical_date = DATE '2026-01-01' AND key IN (SELECT key FROM `proj.ds._gem
 
 COMMIT TRANSACTION;
 
+-- params: {}
+SELECT status, COUNT(*) AS n FROM `proj.ds._gemini_batch_final_c1e9c5cf223c` WHERE NOT ok GROUP BY status ORDER BY status
+
 -- params: {"logical_date": "2026-01-01", "sample_size": 5}
 WITH input_keys AS (
   SELECT DISTINCT key FROM (SELECT key, CAST(NULL AS JSON) AS request FROM `proj.ds._gemini_batch_keys_c1e9c5cf223c`) AS input WHERE key IS NOT NULL

@@ -183,6 +183,9 @@ WHERE logical_date = DATE '2026-01-01' AND key IN (SELECT key FROM `proj.ds._gem
 
 COMMIT TRANSACTION;
 
+-- params: {}
+SELECT status, COUNT(*) AS n FROM `proj.ds._gemini_batch_final_6ef407f39132` WHERE NOT ok GROUP BY status ORDER BY status
+
 -- params: {"logical_date": "2026-01-01", "sample_size": 5}
 WITH input_keys AS (
   SELECT DISTINCT key FROM (SELECT CAST(`key` AS STRING) AS key, CAST(NULL AS JSON) AS request FROM `proj.ds.requests`) AS input WHERE key IS NOT NULL

@@ -170,6 +170,9 @@ WHERE logical_date = DATE '2026-01-01' AND key IN (SELECT key FROM `proj.ds._gem
 
 COMMIT TRANSACTION;
 
+-- params: {}
+SELECT status, COUNT(*) AS n FROM `proj.ds._gemini_batch_final_c00281230fca` WHERE NOT ok GROUP BY status ORDER BY status
+
 -- params: {"logical_date": "2026-01-01", "sample_size": 5}
 WITH input_keys AS (
   SELECT DISTINCT key FROM (SELECT CAST(`key` AS STRING) AS key, `request` AS request FROM `proj.ds.requests`) AS input WHERE key IS NOT NULL
