@@ -11,6 +11,14 @@ then handled twice, each time by a fresh worker process whose peak RSS is measur
   22.8.0) does with a results file: ``client.files.download`` into memory, decode, ``splitlines``,
   write to a local file. It ends there: nothing is parsed or loaded anywhere.
 
+With ``--cases structured`` (or ``plain,structured``) the answers are JSON under a response
+schema declared by each request (a ``request`` column in the keys table, Gemini's OpenAPI
+``responseSchema``), 5% of them broken (bad JSON or a missing required field): the loader then
+also streams every answer through the worker page by page to check it against the schema
+(pipeline/structured_load.py), so the worker's peak RSS at 1M rows against 100k rows shows
+whether that step stays in bounded memory. Only the loader runs that case (the provider's path
+does nothing with a schema).
+
 Prints a table (no asserts): seconds, rows/s, the worker's peak RSS, and its RSS before the work
 (imports and clients), so the difference is what the work itself holds.
 
@@ -38,6 +46,20 @@ for sub in ("include", "plugins"):
 
 DATASET = "bench_output_load"
 FAILED_EVERY = 100  # 1% of the rows are errors
+BROKEN_EVERY = 20  # structured case: 5% of the answers break the schema
+SCHEMA = {
+    "type": "OBJECT",
+    "properties": {
+        "label": {"type": "STRING", "enum": ["spam", "ham"]},
+        "score": {"type": "NUMBER"},
+        "n": {"type": "INTEGER"},
+    },
+    "required": ["label", "score", "n"],
+}
+STRUCTURED_REQUEST = {
+    "contents": [{"role": "user", "parts": [{"text": "classify"}]}],
+    "generationConfig": {"responseMimeType": "application/json", "responseSchema": SCHEMA},
+}
 
 
 def say(text: str) -> None:
@@ -59,7 +81,16 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def results_line(index: int) -> bytes:
+def structured_text(index: int) -> str:
+    """A JSON answer under :data:`SCHEMA`; every :data:`BROKEN_EVERY`-th one broken."""
+    value = {"label": "spam" if index % 2 else "ham", "score": index % 100 / 100, "n": index}
+    if index % BROKEN_EVERY == 7:
+        del value["n"]  # a missing required field
+    text = json.dumps(value, separators=(",", ":"))
+    return text[:-1] if index % BROKEN_EVERY == 17 else text  # bad JSON
+
+
+def results_line(index: int, structured: bool = False) -> bytes:
     key = f"k{index:09d}"
     if index % FAILED_EVERY == FAILED_EVERY - 1:
         return json.dumps(
@@ -76,7 +107,16 @@ def results_line(index: int) -> bytes:
     response = {
         "candidates": [
             {
-                "content": {"role": "model", "parts": [{"text": f"Answer number {index}: forty-two."}]},
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {
+                            "text": structured_text(index)
+                            if structured
+                            else f"Answer number {index}: forty-two."
+                        }
+                    ],
+                },
                 "finishReason": "STOP",
             }
         ],
@@ -86,10 +126,12 @@ def results_line(index: int) -> bytes:
     return json.dumps({"key": key, "response": response}, separators=(",", ":")).encode()
 
 
-def write_results_file(path: Path, rows: int) -> int:
+def write_results_file(path: Path, rows: int, structured: bool = False) -> int:
     with path.open("wb") as out:
         for start in range(0, rows, 10_000):
-            out.write(b"".join(results_line(i) + b"\n" for i in range(start, min(rows, start + 10_000))))
+            out.write(
+                b"".join(results_line(i, structured) + b"\n" for i in range(start, min(rows, start + 10_000)))
+            )
     return path.stat().st_size
 
 
@@ -117,7 +159,9 @@ def bigquery_client() -> Any:
 # --- the two workers (each run in its own process) -----------------------------------------------
 
 
-def worker_loader(file_name: str, rows: int, bucket: str, keys_table: str) -> dict[str, Any]:
+def worker_loader(
+    file_name: str, rows: int, bucket: str, keys_table: str, structured: bool = False
+) -> dict[str, Any]:
     from google.cloud import storage
 
     from gemini_batch.pipeline.loader import InputKeys, JobOutput, ResultsLoader
@@ -138,12 +182,17 @@ def worker_loader(file_name: str, rows: int, bucket: str, keys_table: str) -> di
     counts = loader.load(
         [JobOutput("gemini_file", f"batches/bench-{rows}", file_name, model="gemini-2.5-flash")],
         logical_date="2026-01-01",
-        input_keys=InputKeys.from_table(keys_table, request_column=None),
-        results_table=f"{project}.{DATASET}.results_{rows}",
-        errors_table=f"{project}.{DATASET}.errors_{rows}",
+        input_keys=InputKeys.from_table(keys_table, request_column="request" if structured else None),
+        results_table=f"{project}.{DATASET}.results_{rows}{'_structured' if structured else ''}",
+        errors_table=f"{project}.{DATASET}.errors_{rows}{'_structured' if structured else ''}",
     )
     seconds = time.perf_counter() - started
     assert counts.succeeded + counts.failed == rows and counts.missing == 0, counts
+    if structured:  # the broken answers among those that did not fail
+        broken = sum(
+            1 for i in range(rows) if i % BROKEN_EVERY in (7, 17) and i % FAILED_EVERY != FAILED_EVERY - 1
+        )
+        assert counts.invalid_output == broken, (counts.invalid_output, broken)
     return {
         "seconds": seconds,
         "baseline_mb": baseline,
@@ -182,7 +231,7 @@ def run_worker(kind: str, **kwargs: Any) -> dict[str, Any]:
 # --- the orchestration ---------------------------------------------------------------------------
 
 
-def bench(sizes: list[int], workdir: Path) -> list[dict[str, Any]]:
+def bench(sizes: list[int], workdir: Path, cases: list[str]) -> list[dict[str, Any]]:
     from google.cloud import storage
 
     from gemini_batch.pipeline import sql
@@ -196,43 +245,56 @@ def bench(sizes: list[int], workdir: Path) -> list[dict[str, Any]]:
         gcs.create_bucket(bucket)
     client = genai_client()
     rows_out = []
-    for rows in sizes:
-        path = workdir / f"results-{rows}.jsonl"
-        size = write_results_file(path, rows)
-        uploaded = client.files.upload(
-            file=str(path), config={"mime_type": "jsonl", "display_name": f"bench {rows}"}
+    for case in cases:
+        structured = case == "structured"
+        for rows in sizes:
+            rows_out += bench_one(rows, structured, workdir, bq, client, bucket, sql)
+    return rows_out
+
+
+def bench_one(
+    rows: int, structured: bool, workdir: Path, bq: Any, client: Any, bucket: str, sql: Any
+) -> list[dict[str, Any]]:
+    project = os.environ["GOOGLE_CLOUD_PROJECT"]
+    rows_out = []
+    case = "structured" if structured else "plain"
+    path = workdir / f"results-{rows}-{case}.jsonl"
+    size = write_results_file(path, rows, structured)
+    uploaded = client.files.upload(
+        file=str(path), config={"mime_type": "jsonl", "display_name": f"bench {rows} {case}"}
+    )
+    keys_table = f"{project}.{DATASET}.keys_{rows}_{case}"
+    request = f", JSON '{json.dumps(STRUCTURED_REQUEST)}' AS request" if structured else ""
+    sql.run(
+        bq,
+        f"CREATE OR REPLACE TABLE `{keys_table}` AS "
+        f"SELECT FORMAT('k%09d', n) AS key{request} FROM UNNEST(GENERATE_ARRAY(0, @last)) AS n",
+        last=rows - 1,
+    )
+    say(f"{rows:>9,} rows ({case}): results file {size / 2**20:,.1f} MiB uploaded as {uploaded.name}")
+    for kind in ("loader",) if structured else ("loader", "provider"):
+        args: dict[str, Any] = {"file_name": uploaded.name, "rows": rows}
+        if kind == "loader":
+            args.update(bucket=bucket, keys_table=keys_table, structured=structured)
+        else:
+            args.update(out_dir=str(workdir))
+        result = run_worker(kind, **args)
+        result.update(kind=f"{kind} ({case})", rows=rows, file_mb=size / 2**20)
+        rows_out.append(result)
+        phases = f"  phases (s): {result['phases']}" if "phases" in result else ""
+        say(
+            f"{'':>9}  {kind:<8} {result['seconds']:8.2f} s  {rows / result['seconds']:>10,.0f} rows/s  "
+            f"peak RSS {result['peak_mb']:7.1f} MiB (before the work {result['baseline_mb']:6.1f} MiB){phases}"
         )
-        keys_table = f"{project}.{DATASET}.keys_{rows}"
-        sql.run(
-            bq,
-            f"CREATE OR REPLACE TABLE `{keys_table}` AS "
-            f"SELECT FORMAT('k%09d', n) AS key FROM UNNEST(GENERATE_ARRAY(0, @last)) AS n",
-            last=rows - 1,
-        )
-        say(f"{rows:>9,} rows: results file {size / 2**20:,.1f} MiB uploaded as {uploaded.name}")
-        for kind in ("loader", "provider"):
-            args = {"file_name": uploaded.name, "rows": rows}
-            if kind == "loader":
-                args.update(bucket=bucket, keys_table=keys_table)
-            else:
-                args.update(out_dir=str(workdir))
-            result = run_worker(kind, **args)
-            result.update(kind=kind, rows=rows, file_mb=size / 2**20)
-            rows_out.append(result)
-            phases = f"  phases (s): {result['phases']}" if "phases" in result else ""
-            say(
-                f"{'':>9}  {kind:<8} {result['seconds']:8.2f} s  {rows / result['seconds']:>10,.0f} rows/s  "
-                f"peak RSS {result['peak_mb']:7.1f} MiB (before the work {result['baseline_mb']:6.1f} MiB){phases}"
-            )
-        path.unlink()
-        client.files.delete(name=uploaded.name)
+    path.unlink()
+    client.files.delete(name=uploaded.name)
     return rows_out
 
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| rows | file MiB | path | seconds | rows/s | worker peak RSS MiB | RSS before the work MiB "
-        "| held by the work MiB | loader phases s (stage / parse / merge / reconcile) |",
+        "| held by the work MiB | loader phases s (stage / parse / structured / merge / reconcile) |",
         "|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
@@ -247,6 +309,7 @@ def table(results: list[dict[str, Any]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated row counts")
+    parser.add_argument("--cases", default="plain", help="comma-separated: plain, structured")
     parser.add_argument("--use-env", action="store_true", help="use the stack named by the environment")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--args", help=argparse.SUPPRESS)
@@ -266,7 +329,7 @@ def main() -> int:
             os.environ.update(stack.endpoints.env())
             say(f"local stack up in {stack.startup_s:.1f} s")
         try:
-            results = bench(sizes, workdir)
+            results = bench(sizes, workdir, args.cases.split(","))
         finally:
             if stack is not None:
                 stack.stop()

@@ -64,7 +64,8 @@ class _Job:
     def __init__(self, rows: Sequence[_Row] = ()) -> None:
         self._rows = list(rows)
 
-    def result(self) -> list[_Row]:
+    def result(self, page_size: int | None = None) -> list[_Row]:
+        """The rows (``page_size``, which the real client uses to page, changes nothing here)."""
         return self._rows
 
 

@@ -30,6 +30,7 @@ from gemini_batch.pipeline.sharding import shard_bigquery_table
 from .conftest import answers
 from .duck_bigquery import DuckBigQuery
 from .test_loader_sql import inline_job
+from .test_structured_load import load_structured
 
 GOLDEN = Path(__file__).parent / "golden"
 REGENERATE = os.environ.get("GEMINI_BATCH_REGENERATE_GOLDEN") == "1"
@@ -121,6 +122,7 @@ SCENARIOS: dict[str, Callable[[DuckBigQuery], None]] = {
     "shard_requests": shard_requests,
     "load_inline_keys": load_inline_keys,
     "load_vertex_table": load_vertex_table,
+    "load_structured": load_structured,
 }
 
 

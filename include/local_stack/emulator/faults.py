@@ -25,7 +25,11 @@ JOB_LEVEL: tuple[str, ...] = (
     "pause_s",
     "expire_after_s",
     "partial_success_state",
+    "structured_break_ratio",
 )
+
+#: How a broken structured answer is broken (:meth:`JobFaults.structured_break`).
+BREAK_KINDS: tuple[str, ...] = ("bad_json", "missing_required", "wrong_type")
 
 #: HTTP status -> message for injected API errors; the status name is always the canonical
 #: one for the code (:data:`~.errors.STATUS_BY_CODE`), never chosen here.
@@ -66,10 +70,14 @@ class Faults:
     :param expire_after_s: Optional. A job not finished this long after create becomes EXPIRED.
     :param partial_success_state: Optional. A job with failed rows ends PARTIALLY_SUCCEEDED
         (Vertex) instead of SUCCEEDED.
+    :param structured_break_ratio: Optional. 0..1: the share of structured answers (JSON with
+        a schema) that break their schema: bad JSON, a missing required field or a wrong type,
+        chosen by a hash of the row's request.
     """
 
     job_failure: str | None = None
     row_failure_ratio: float = 0.0
+    structured_break_ratio: float = 0.0
     api_error_ratio: float = 0.0
     api_error_codes: tuple[int, ...] = (429, 503)
     row_latency_ms: float = 0.0
@@ -122,7 +130,7 @@ def _coerce(name: str, value: Any) -> Any:
         if value is not None and not (isinstance(value, str) and value):
             raise FaultError(f"job_failure must be a non-empty string or null, got {value!r}")
         return value
-    if name in ("row_failure_ratio", "api_error_ratio"):
+    if name in ("row_failure_ratio", "api_error_ratio", "structured_break_ratio"):
         return _ratio(name, value)
     if name == "api_error_codes":
         if (
@@ -152,6 +160,7 @@ class JobFaults:
     pause_s: float = 0.0
     expire_after_s: float | None = None
     partial_success_state: bool = False
+    structured_break_ratio: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, stored with the job."""
@@ -170,6 +179,17 @@ class JobFaults:
             return True
         bucket = int.from_bytes(hashlib.blake2b(row_bytes, digest_size=8).digest(), "big") / 2**64
         return bucket < self.row_failure_ratio
+
+    def structured_break(self, row_bytes: bytes) -> str | None:
+        """How this row's structured answer breaks under ``structured_break_ratio`` (one of
+        :data:`BREAK_KINDS`), or None. Hashed with its own salt: independent of ``row_fails``."""
+        if self.structured_break_ratio <= 0:
+            return None
+        digest = hashlib.blake2b(row_bytes, digest_size=8, person=b"structured").digest()
+        bucket = int.from_bytes(digest, "big") / 2**64
+        if bucket >= self.structured_break_ratio:
+            return None
+        return BREAK_KINDS[digest[-1] % len(BREAK_KINDS)]
 
 
 ROW_FAILURE_ERROR: dict[str, Any] = row_error(

@@ -14,6 +14,8 @@ The response text (see ``include/local_stack/README.md``):
   compact JSON that validates against the schema, values derived from the digest; without a
   schema: ``{"response": "<plain text>"}``;
 - ``responseMimeType: text/x.enum`` with an enum schema: one of the enum values.
+- the fault ``structured_break_ratio`` breaks that share of the schema answers on purpose
+  (:func:`broken_json`: bad JSON, a missing required field, a wrong type).
 
 Token counts: ``promptTokenCount`` is ceil(characters of every text part, system instruction
 included, / 4), at least 1; ``candidatesTokenCount`` is ceil(characters of the answer / 4), at
@@ -328,18 +330,24 @@ def _tokens(chars: int) -> int:
     return max(1, math.ceil(chars / 4))
 
 
-def answer_text(model_id: str, request: dict[str, Any]) -> str:
-    """The text of the single candidate, honouring ``responseMimeType`` and the schema."""
+def answer_text(model_id: str, request: dict[str, Any], broken: str | None = None) -> str:
+    """The text of the single candidate, honouring ``responseMimeType`` and the schema.
+
+    :param broken: Optional. A fault (``structured_break_ratio``): how a structured answer
+        breaks its schema (``bad_json``, ``missing_required``, ``wrong_type``); ignored for
+        answers without a schema.
+    """
     config = _generation_config(request)
     mime = _get(config, "responseMimeType", "response_mime_type")
     json_schema = _get(config, "responseJsonSchema", "response_json_schema", "_responseJsonSchema")
     schema = _get(config, "responseSchema", "response_schema")
     digest = _digest(model_id, prompt_text(request))
     if mime == "application/json":
-        if isinstance(json_schema, dict):
-            value = SchemaValueGenerator(digest, json_schema).value()
-        elif isinstance(schema, dict):
-            value = SchemaValueGenerator(digest, schema).value()
+        chosen = json_schema if isinstance(json_schema, dict) else schema
+        if isinstance(chosen, dict):
+            value = SchemaValueGenerator(digest, chosen).value()
+            if broken:
+                return broken_json(value, chosen, broken)
         else:
             value = {"response": response_text(model_id, request)}
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -351,10 +359,37 @@ def answer_text(model_id: str, request: dict[str, Any]) -> str:
     return response_text(model_id, request)
 
 
-def generate_content(model_id: str, request: Any) -> dict[str, Any]:
-    """The ``GenerateContentResponse`` (camelCase) for one row; raises :class:`InvalidRequest`."""
+def broken_json(value: Any, schema: dict[str, Any], kind: str) -> str:
+    """The JSON text of a schema-matching ``value``, broken the way ``kind`` says.
+
+    Written from the generator's side, not by checking: ``bad_json`` cuts the text short;
+    ``missing_required`` drops the first field the root's ``required`` lists (a root without
+    one breaks as ``wrong_type``); ``wrong_type`` swaps the first field's value (or the root
+    value) for one of another JSON type (a string for anything but a string, else a number).
+    """
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if kind == "bad_json":
+        return text[: max(1, len(text) - 1)] if len(text) > 1 else text + "{"
+    required = [name for name in schema.get("required") or [] if isinstance(value, dict) and name in value]
+    if kind == "missing_required" and required:
+        return json.dumps({k: v for k, v in value.items() if k != required[0]}, separators=(",", ":"))
+
+    def other(item: Any) -> Any:
+        return 12345 if isinstance(item, str) else "wrong-type"
+
+    if isinstance(value, dict) and value:
+        first = next(iter(value))
+        return json.dumps({**value, first: other(value[first])}, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(other(value))
+
+
+def generate_content(model_id: str, request: Any, broken: str | None = None) -> dict[str, Any]:
+    """The ``GenerateContentResponse`` (camelCase) for one row; raises :class:`InvalidRequest`.
+
+    :param broken: Optional. How a structured answer breaks its schema (see :func:`answer_text`).
+    """
     validate_request(request)
-    text = answer_text(model_id, request)
+    text = answer_text(model_id, request, broken)
     prompt_tokens = _tokens(_prompt_chars(request))
     candidate_tokens = _tokens(len(text))
     return {

@@ -271,8 +271,11 @@ class JobRun:
                 elif faults.row_failure_ratio and faults.row_fails(rows.raw(item)):
                     response, error = None, ROW_FAILURE_ERROR
                 else:
+                    broken = (
+                        faults.structured_break(rows.raw(item)) if faults.structured_break_ratio else None
+                    )
                     try:
-                        response, error = generate_content(model_id, request), None
+                        response, error = generate_content(model_id, request, broken), None
                     except InvalidRequest as exc:
                         response, error = None, exc.to_error()
                 sink.add(index, request, context, response, error, stamp)

@@ -19,7 +19,9 @@ Invariants:
 
 * Everything after staging is SQL run by BigQuery: parse (finalize.sql), MERGE keyed by
   (key, logical_date) in one transaction (merge_results.sql), reconcile (reconcile.sql). Only
-  counts and samples come back.
+  counts and samples come back, except structured answers (requests with a JSON response
+  schema), which stream through the worker page by page to be checked against their schema
+  (structured_load.py); the rejected ones land in errors as ``invalid_output``.
 * After a load, every input key of the date is in the results table or in the errors table
   exactly once; otherwise :class:`~gemini_batch.pipeline.results.ReconciliationError` names the
   count and a sample. A re-run of the same load replaces rows and leaves the same state.
@@ -45,6 +47,8 @@ from gemini_batch.pipeline import sql
 from gemini_batch.pipeline.refs import GcsUri, TableRef
 from gemini_batch.pipeline.request_shape import KEY_LABEL
 from gemini_batch.pipeline.results import LoadCounts, ReconciliationError, ensure_results_tables
+from gemini_batch.pipeline.row_retry import RowRetryPolicy
+from gemini_batch.pipeline.structured_load import check_structured_output
 
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage
@@ -175,6 +179,8 @@ class ResultsLoader:
         staged before their load; required for ``gemini_file`` outputs.
     :param key_label: The request label that carries the key through Vertex JSONL jobs.
     :param sample_size: How many sample keys an error names.
+    :param row_retry: Optional. Which failed rows count as retryable in :attr:`LoadCounts.retryable`
+        (``RowRetryPolicy(retry_invalid_output=True)`` counts ``invalid_output`` rows too).
     :param chunk_size: Bytes per chunk when a results file is streamed to GCS (memory: two chunks).
     """
 
@@ -188,6 +194,7 @@ class ResultsLoader:
         staging_gcs: str | None = None,
         key_label: str = KEY_LABEL,
         sample_size: int = 5,
+        row_retry: RowRetryPolicy | None = None,
         chunk_size: int = _CHUNK_BYTES,
     ) -> None:
         # A Vertex label key, and a bare JSONPath member in the SQL ('$.labels.<key_label>'): no '-'.
@@ -203,6 +210,7 @@ class ResultsLoader:
         self.staging_gcs = GcsUri.parse(staging_gcs) if staging_gcs else None
         self.key_label = key_label
         self.sample_size = sample_size
+        self.row_retry = row_retry or RowRetryPolicy()
         self.chunk_size = chunk_size
         #: Seconds per phase (stage, parse, merge, reconcile) of the last load, for logs and benchmarks.
         self.last_phase_seconds: dict[str, float] = {}
@@ -258,6 +266,13 @@ class ResultsLoader:
                 logical_date=date,
             )
             watch.lap("parse")
+            structured = check_structured_output(
+                self.bq,
+                final=final,
+                invalid_table=lambda schema: scratch.table("invalid", schema),
+                chunk_size=self.chunk_size,
+            )
+            watch.lap("structured")
             sql.run(
                 self.bq,
                 sql.render(
@@ -269,6 +284,7 @@ class ResultsLoader:
                 ),
             )
             watch.lap("merge")
+            failures = sql.query_rows(self.bq, sql.render("failed_statuses.sql", final=final.sql))
             row = sql.query_one(
                 self.bq,
                 sql.render(
@@ -292,6 +308,8 @@ class ResultsLoader:
             duplicated=row["duplicated"],
             unexpected=row["unexpected"],
             unkeyed=row["unkeyed"],
+            invalid_output=structured.invalid,
+            retryable=self.row_retry.count_retryable((r["status"], r["n"]) for r in failures),
         )
         log.info("loaded %s; seconds per phase: %s", counts, watch.laps)
         if counts.unexpected or counts.unkeyed:

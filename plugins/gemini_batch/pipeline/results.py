@@ -36,6 +36,12 @@ RESULTS_SCHEMA: tuple[tuple[str, str, str, str], ...] = (
         "The text of the first candidate, parts joined, thoughts left out.",
     ),
     (
+        "response_json",
+        "JSON",
+        "NULLABLE",
+        "The answer parsed as JSON when the request declared a response schema (and the answer matches it).",
+    ),
+    (
         "finish_reason",
         "STRING",
         "NULLABLE",
@@ -63,10 +69,17 @@ ERRORS_SCHEMA: tuple[tuple[str, str, str, str], ...] = (
         "status",
         "STRING",
         "REQUIRED",
-        "The service's status for the row (Vertex status text, Gemini API error status).",
+        "The service's status for the row (Vertex status text, Gemini API error status), or "
+        "invalid_output (the answer is not JSON or does not match the request's response schema).",
     ),
     ("error_code", "INT64", "NULLABLE", "The Gemini API error code, when given."),
-    ("error", "STRING", "NULLABLE", "The error message."),
+    ("error", "STRING", "NULLABLE", "The error message (invalid_output: the first problem, path and what)."),
+    (
+        "response_text",
+        "STRING",
+        "NULLABLE",
+        "The answer's text when it was rejected (invalid_output: not JSON, or not matching the schema).",
+    ),
     ("request", "JSON", "NULLABLE", "The request as the service echoed it (or as it was submitted)."),
     ("job_name", "STRING", "REQUIRED", "The batch job that produced the row."),
     (
@@ -123,6 +136,10 @@ class LoadCounts:
         fails when this is not 0).
     :param unexpected: Output keys that are not input keys (a warning: the input reference is off).
     :param unkeyed: Output rows without a key (they cannot be matched to a request).
+    :param invalid_output: Answers rejected by their response schema (not JSON, or not matching);
+        they are among ``failed``, with status ``invalid_output``.
+    :param retryable: Failed keys a failed-row retry round may resubmit (the loader's
+        :class:`~gemini_batch.pipeline.row_retry.RowRetryPolicy` decides).
     """
 
     logical_date: str
@@ -135,6 +152,8 @@ class LoadCounts:
     duplicated: int
     unexpected: int
     unkeyed: int
+    invalid_output: int = 0
+    retryable: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

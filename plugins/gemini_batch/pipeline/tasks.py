@@ -336,17 +336,21 @@ def load_results(
     gcp_conn_id: str,
     gemini_api_conn_id: str | None = None,
     outlet_events: Any = None,
+    retry_invalid_output: bool = False,
 ) -> dict[str, Any]:
     """Load every job's output of a run into the results and errors tables, and reconcile.
 
     :param manifests: Required. The job task's return values (one per shard).
     :param input_keys: Required. :meth:`InputKeys.to_dict` of what was submitted.
+    :param retry_invalid_output: Optional. Count ``invalid_output`` rows (answers that broke their
+        response schema) as retryable (``counts["retryable"]``) for the failed-row retry rounds.
     :param outlet_events: Optional. The task's ``outlet_events``: the results Asset's event gets
         ``{"table", "errors_table", "logical_date", "counts"}`` as its extra.
     :return: :meth:`LoadCounts.to_dict`.
     :raises ReconciliationError: An input key is missing from both tables (count and sample).
     """
     from gemini_batch.pipeline.loader import InputKeys, JobOutput, ResultsLoader
+    from gemini_batch.pipeline.row_retry import RowRetryPolicy
 
     outputs = [JobOutput.from_manifest(m) for m in manifests if m]
     needs_genai = any(o.kind == "gemini_file" for o in outputs)
@@ -355,6 +359,7 @@ def load_results(
         storage_client=storage_client(gcp_conn_id),
         genai_client=genai_client(gemini_api_conn_id) if needs_genai and gemini_api_conn_id else None,
         staging_gcs=settings.gcs("staging"),
+        row_retry=RowRetryPolicy(retry_invalid_output=retry_invalid_output),
     )
     counts = loader.load(
         outputs,

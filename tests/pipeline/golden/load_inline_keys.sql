@@ -30,37 +30,91 @@ WITH ranked AS (
 ),
 latest AS (
   SELECT * FROM ranked WHERE rank_in_key = 1
+),
+typed AS (
+  SELECT
+    latest.key AS key,
+    @logical_date AS logical_date,
+    latest.ok AS ok,
+    COALESCE(JSON_VALUE(latest.response, '$.modelVersion'), latest.model) AS model,
+    (
+      SELECT STRING_AGG(JSON_VALUE(part, '$.text'), '')
+      FROM UNNEST(JSON_QUERY_ARRAY(latest.response, '$.candidates[0].content.parts')) AS part
+      WHERE COALESCE(JSON_VALUE(part, '$.thought'), 'false') != 'true'
+    ) AS response_text,
+    JSON_VALUE(latest.response, '$.candidates[0].finishReason') AS finish_reason,
+    SAFE_CAST(JSON_VALUE(latest.response, '$.usageMetadata.promptTokenCount') AS INT64) AS prompt_tokens,
+    SAFE_CAST(JSON_VALUE(latest.response, '$.usageMetadata.candidatesTokenCount') AS INT64) AS output_tokens,
+    SAFE_CAST(JSON_VALUE(latest.response, '$.usageMetadata.totalTokenCount') AS INT64) AS total_tokens,
+    CASE
+      WHEN NOT latest.ok THEN COALESCE(latest.status, 'ERROR')
+      WHEN JSON_QUERY(latest.response, '$.candidates[0]') IS NULL THEN 'blocked'
+      ELSE 'succeeded'
+    END AS status,
+    CASE
+      WHEN NOT latest.ok THEN latest.error_message
+      WHEN JSON_QUERY(latest.response, '$.candidates[0]') IS NULL
+        THEN COALESCE(JSON_VALUE(latest.response, '$.promptFeedback.blockReason'), 'no candidates')
+    END AS error,
+    latest.error_code AS error_code,
+    COALESCE(latest.request, input.request) AS request,
+    latest.job_name AS job_name,
+    latest.processed_time AS processed_time
+  FROM latest
+  LEFT JOIN (SELECT key, CAST(NULL AS JSON) AS request FROM `proj.ds._gemini_batch_keys_c1e9c5cf223c`) AS input ON input.key = latest.key
+),
+configured AS (
+  SELECT
+    typed.*,
+    COALESCE(JSON_QUERY(request, '$.generationConfig'), JSON_QUERY(request, '$.generation_config')) AS config
+  FROM typed
+),
+declared AS (
+  SELECT
+    configured.*,
+    COALESCE(JSON_VALUE(config, '$.responseMimeType'), JSON_VALUE(config, '$.response_mime_type')) = 'application/json' AS wants_json,
+    COALESCE(JSON_QUERY(config, '$.responseJsonSchema'), JSON_QUERY(config, '$.response_json_schema')) AS json_schema,
+    COALESCE(JSON_QUERY(config, '$.responseSchema'), JSON_QUERY(config, '$.response_schema')) AS openapi_schema
+  FROM configured
 )
 SELECT
-  latest.key AS key,
-  @logical_date AS logical_date,
-  latest.ok AS ok,
-  COALESCE(JSON_VALUE(latest.response, '$.modelVersion'), latest.model) AS model,
-  (
-    SELECT STRING_AGG(JSON_VALUE(part, '$.text'), '')
-    FROM UNNEST(JSON_QUERY_ARRAY(latest.response, '$.candidates[0].content.parts')) AS part
-    WHERE COALESCE(JSON_VALUE(part, '$.thought'), 'false') != 'true'
-  ) AS response_text,
-  JSON_VALUE(latest.response, '$.candidates[0].finishReason') AS finish_reason,
-  SAFE_CAST(JSON_VALUE(latest.response, '$.usageMetadata.promptTokenCount') AS INT64) AS prompt_tokens,
-  SAFE_CAST(JSON_VALUE(latest.response, '$.usageMetadata.candidatesTokenCount') AS INT64) AS output_tokens,
-  SAFE_CAST(JSON_VALUE(latest.response, '$.usageMetadata.totalTokenCount') AS INT64) AS total_tokens,
+  key, logical_date, ok, model, response_text, finish_reason, prompt_tokens, output_tokens,
+  total_tokens, status, error, error_code, request, job_name, processed_time,
+  IF(wants_json, COALESCE(json_schema, openapi_schema), NULL) AS response_schema,
   CASE
-    WHEN NOT latest.ok THEN COALESCE(latest.status, 'ERROR')
-    WHEN JSON_QUERY(latest.response, '$.candidates[0]') IS NULL THEN 'blocked'
-    ELSE 'succeeded'
-  END AS status,
-  CASE
-    WHEN NOT latest.ok THEN latest.error_message
-    WHEN JSON_QUERY(latest.response, '$.candidates[0]') IS NULL
-      THEN COALESCE(JSON_VALUE(latest.response, '$.promptFeedback.blockReason'), 'no candidates')
-  END AS error,
-  latest.error_code AS error_code,
-  COALESCE(latest.request, input.request) AS request,
-  latest.job_name AS job_name,
-  latest.processed_time AS processed_time
-FROM latest
-LEFT JOIN (SELECT key, CAST(NULL AS JSON) AS request FROM `proj.ds._gemini_batch_keys_c1e9c5cf223c`) AS input ON input.key = latest.key
+    WHEN NOT wants_json THEN NULL
+    WHEN json_schema IS NOT NULL THEN 'json_schema'
+    WHEN openapi_schema IS NOT NULL THEN 'openapi'
+  END AS schema_dialect,
+  IF(
+    ok AND status = 'succeeded' AND wants_json AND COALESCE(json_schema, openapi_schema) IS NOT NULL,
+    SAFE.PARSE_JSON(response_text),
+    NULL
+  ) AS response_json
+FROM declared
+
+-- params: {}
+WITH answers AS (
+  SELECT
+    key,
+    response_text,
+    schema_dialect,
+    TO_HEX(SHA256(CONCAT(schema_dialect, ':', TO_JSON_STRING(response_schema)))) AS schema_id,
+    TO_JSON_STRING(response_schema) AS schema_text
+  FROM `proj.ds._gemini_batch_final_c1e9c5cf223c`
+  WHERE ok AND status = 'succeeded' AND schema_dialect IS NOT NULL
+),
+numbered AS (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY schema_id ORDER BY key) AS row_in_schema FROM answers
+)
+SELECT
+  key,
+  response_text,
+  schema_dialect,
+  schema_id,
+  IF(row_in_schema = 1, schema_text, NULL) AS schema_text
+FROM numbered
+ORDER BY schema_id, row_in_schema
 
 -- params: {}
 BEGIN TRANSACTION;
@@ -71,6 +125,7 @@ ON target.logical_date = DATE '2026-01-01' AND target.key = source.key
 WHEN MATCHED THEN UPDATE SET
   model = source.model,
   response_text = source.response_text,
+  response_json = source.response_json,
   finish_reason = source.finish_reason,
   prompt_tokens = source.prompt_tokens,
   output_tokens = source.output_tokens,
@@ -81,10 +136,10 @@ WHEN MATCHED THEN UPDATE SET
   processed_time = source.processed_time,
   loaded_at = CURRENT_TIMESTAMP()
 WHEN NOT MATCHED THEN INSERT (
-  key, logical_date, model, response_text, finish_reason, prompt_tokens, output_tokens,
-  total_tokens, status, error, job_name, processed_time, loaded_at
+  key, logical_date, model, response_text, response_json, finish_reason, prompt_tokens,
+  output_tokens, total_tokens, status, error, job_name, processed_time, loaded_at
 ) VALUES (
-  source.key, source.logical_date, source.model, source.response_text, source.finish_reason,
+  source.key, source.logical_date, source.model, source.response_text, source.response_json, source.finish_reason,
   source.prompt_tokens, source.output_tokens, source.total_tokens, source.status, source.error,
   source.job_name, source.processed_time, CURRENT_TIMESTAMP()
 );
@@ -96,14 +151,17 @@ WHEN MATCHED THEN UPDATE SET
   status = source.status,
   error_code = source.error_code,
   error = source.error,
+  response_text = source.response_text,
   request = source.request,
   job_name = source.job_name,
   processed_time = source.processed_time,
   loaded_at = CURRENT_TIMESTAMP()
 WHEN NOT MATCHED THEN INSERT (
-  key, logical_date, status, error_code, error, request, job_name, processed_time, loaded_at
+  key, logical_date, status, error_code, error, response_text, request, job_name, processed_time,
+  loaded_at
 ) VALUES (
-  source.key, source.logical_date, source.status, source.error_code, source.error, source.request,
+  source.key, source.logical_date, source.status, source.error_code, source.error, source.response_text,
+  source.request,
   source.job_name, source.processed_time, CURRENT_TIMESTAMP()
 );
 
@@ -114,6 +172,9 @@ DELETE FROM `proj.ds.errors`
 WHERE logical_date = DATE '2026-01-01' AND key IN (SELECT key FROM `proj.ds._gemini_batch_final_c1e9c5cf223c` WHERE ok);
 
 COMMIT TRANSACTION;
+
+-- params: {}
+SELECT status, COUNT(*) AS n FROM `proj.ds._gemini_batch_final_c1e9c5cf223c` WHERE NOT ok GROUP BY status ORDER BY status
 
 -- params: {"logical_date": "2026-01-01", "sample_size": 5}
 WITH input_keys AS (

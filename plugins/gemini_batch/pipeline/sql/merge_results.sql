@@ -12,6 +12,7 @@ ON target.logical_date = {{logical_date}} AND target.key = source.key
 WHEN MATCHED THEN UPDATE SET
   model = source.model,
   response_text = source.response_text,
+  response_json = source.response_json,
   finish_reason = source.finish_reason,
   prompt_tokens = source.prompt_tokens,
   output_tokens = source.output_tokens,
@@ -22,10 +23,10 @@ WHEN MATCHED THEN UPDATE SET
   processed_time = source.processed_time,
   loaded_at = CURRENT_TIMESTAMP()
 WHEN NOT MATCHED THEN INSERT (
-  key, logical_date, model, response_text, finish_reason, prompt_tokens, output_tokens,
-  total_tokens, status, error, job_name, processed_time, loaded_at
+  key, logical_date, model, response_text, response_json, finish_reason, prompt_tokens,
+  output_tokens, total_tokens, status, error, job_name, processed_time, loaded_at
 ) VALUES (
-  source.key, source.logical_date, source.model, source.response_text, source.finish_reason,
+  source.key, source.logical_date, source.model, source.response_text, source.response_json, source.finish_reason,
   source.prompt_tokens, source.output_tokens, source.total_tokens, source.status, source.error,
   source.job_name, source.processed_time, CURRENT_TIMESTAMP()
 );
@@ -37,14 +38,17 @@ WHEN MATCHED THEN UPDATE SET
   status = source.status,
   error_code = source.error_code,
   error = source.error,
+  response_text = source.response_text,
   request = source.request,
   job_name = source.job_name,
   processed_time = source.processed_time,
   loaded_at = CURRENT_TIMESTAMP()
 WHEN NOT MATCHED THEN INSERT (
-  key, logical_date, status, error_code, error, request, job_name, processed_time, loaded_at
+  key, logical_date, status, error_code, error, response_text, request, job_name, processed_time,
+  loaded_at
 ) VALUES (
-  source.key, source.logical_date, source.status, source.error_code, source.error, source.request,
+  source.key, source.logical_date, source.status, source.error_code, source.error, source.response_text,
+  source.request,
   source.job_name, source.processed_time, CURRENT_TIMESTAMP()
 );
 
