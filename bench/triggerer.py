@@ -338,10 +338,23 @@ def main() -> int:
     parser.add_argument("--poll-interval", type=float, default=10.0, help="seconds between polls")
     parser.add_argument("--hold", type=float, default=30.0, help="seconds each job stays PENDING")
     parser.add_argument("--which", default="bare,ours,google", help="bare, ours, google (comma-separated)")
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="a real airflow triggerer on a Postgres metadata DB (bench/triggerer_real.py)",
+    )
     parser.add_argument("--child", choices=["ours", "bare", "google"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args)
+    if args.real:
+        from triggerer_real import run_real
+
+        say(
+            f"bench/triggerer.py --real: N={args.n:,}, poll every {args.poll_interval:g} s, jobs end {args.hold:g} s after setup"
+        )
+        run_real(args.n, args.poll_interval, args.hold).report()
+        return 0
 
     from local_stack.admin import AdminClient
     from local_stack.stack import start
