@@ -385,15 +385,15 @@ def run_real(n: int, poll: float, hold: float) -> Figures:
         airflow(procs, "db-migrate", env, "db", "migrate")
         airflow(procs, "reserialize", env, "dags", "reserialize")
         say(f"  airflow db migrate + dags reserialize: {time.time() - began:.0f} s")
+        triggerer = procs.start("triggerer", [str(Path(sys.executable).parent / "airflow"), "triggerer"], env)
+        idle_cpu_per_s = idle_cpu(triggerer)
+        say(f"  idle triggerer (no trigger): {idle_cpu_per_s:.3f} CPU s per second")
         # Held until every trigger has started and polled a few times, then each ends on its own.
         setup_s = 60 + n / 40
         admin.set_faults(queue_delay_s=setup_s + hold)
         began = time.time()
         names = asyncio.run(create_jobs(emulator_url, n))
         say(f"  created {n:,} jobs in {time.time() - began:.0f} s (held PENDING {setup_s + hold:.0f} s)")
-        triggerer = procs.start("triggerer", [str(Path(sys.executable).parent / "airflow"), "triggerer"], env)
-        idle_cpu_per_s = idle_cpu(triggerer)
-        say(f"  idle triggerer (no trigger): {idle_cpu_per_s:.3f} CPU s per second")
         began = time.time()
         defer_task_instances(env, names, poll)
         say(f"  inserted {n:,} triggers and deferred task instances in {time.time() - began:.0f} s")
