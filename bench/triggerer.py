@@ -20,6 +20,7 @@ figures are the client's. No figure is asserted anywhere.
 
 Run: ``PYTHONPATH=plugins:include .venv/bin/python bench/triggerer.py --n 1000``
 (``--n 10000`` for the full size; ``--which bare,ours`` for our CPU per poll against the floor).
+``--real`` runs a real ``airflow triggerer`` on Postgres instead (bench/triggerer_real.py).
 """
 
 from __future__ import annotations
