@@ -1,7 +1,8 @@
 """N concurrent batch-job waits in one event loop, as the triggerer runs them; prints figures.
 
-For each trigger class (ours: ``GeminiBatchJobTrigger``; the Google provider's
-``GenAIGeminiCreateBatchJobTrigger``, side by side at the same N) it prints:
+For each side -- ``bare`` (the floor: a bare google-genai async ``batches.get`` loop on the same
+schedule), ``ours`` (``GeminiBatchJobTrigger``) and ``google`` (the Google provider's
+``GenAIGeminiCreateBatchJobTrigger``), side by side at the same N -- it prints:
 
 - event-loop lag p50 / p99 / max (a 50 ms ticker measures how late it wakes up),
 - CPU seconds of this process per 1,000 polls while waiting (job creation excluded),
@@ -18,7 +19,8 @@ The emulator runs in its own process pinned to CPU 0, this process to the other 
 figures are the client's. No figure is asserted anywhere.
 
 Run: ``PYTHONPATH=plugins:include .venv/bin/python bench/triggerer.py --n 1000``
-(``--n 10000`` for the full size; ``--which ours`` or ``--which google`` for one side).
+(``--n 10000`` for the full size; ``--which bare,ours`` for our CPU per poll against the floor).
+``--real`` runs a real ``airflow triggerer`` on Postgres instead (bench/triggerer_real.py).
 """
 
 from __future__ import annotations
@@ -219,6 +221,54 @@ def bench_ours(n: int, poll: float, hold: float, admin: Any) -> Run:
     return run
 
 
+def bench_bare(n: int, poll: float, hold: float, admin: Any) -> Run:
+    """The floor: N loops of a bare google-genai async ``batches.get``, on the trigger's schedule.
+
+    One ``genai.Client`` built directly (API key, endpoint), no hook, no polling core, no compat
+    read: the least any trigger built on google-genai can spend per poll.
+    """
+    import random
+
+    from google import genai
+    from google.genai import types
+
+    from gemini_batch.states import is_terminal
+
+    run = Run("bare: google-genai client.aio.batches.get in a loop", n)
+    admin.reset()
+    admin.set_faults(queue_delay_s=hold + n / 150)
+    names = asyncio.run(create_jobs(n))
+    say(f"  (bare) created {n:,} jobs beforehand")
+
+    async def waits() -> None:
+        client = genai.Client(
+            vertexai=False,
+            api_key=os.environ["GEMINI_API_KEY"],
+            http_options=types.HttpOptions(base_url=os.environ["GOOGLE_GEMINI_BASE_URL"], timeout=120_000),
+        )
+
+        class Bare:
+            def __init__(self, name: str) -> None:
+                self.name = name
+
+            async def run(self) -> Any:
+                await asyncio.sleep(random.uniform(0, poll))
+                while True:
+                    run.polls += 1
+                    job = await client.aio.batches.get(name=self.name)
+                    if is_terminal(job.state):
+                        status = "succeeded" if "SUCCEEDED" in str(job.state) else str(job.state)
+                        yield type("Event", (), {"payload": {"status": status, "job_name": self.name}})()
+                        return
+                    await asyncio.sleep(poll * random.uniform(0.9, 1.1))
+
+        await drive(run, [Bare(name) for name in names], started=lambda: True)
+
+    asyncio.run(waits())
+    terminal_delays(run, admin)
+    return run
+
+
 def bench_google(n: int, poll: float, hold: float, admin: Any) -> Run:
     from airflow.providers.google.cloud.hooks.gen_ai import GenAIGeminiAPIAsyncHook
     from airflow.providers.google.cloud.triggers.gen_ai import GenAIGeminiCreateBatchJobTrigger
@@ -275,7 +325,9 @@ def child(which: str, args: argparse.Namespace) -> int:
     from local_stack.admin import AdminClient
 
     admin = AdminClient(os.environ["LOCAL_STACK_ADMIN_URL"])
-    run = {"ours": bench_ours, "google": bench_google}[which](args.n, args.poll_interval, args.hold, admin)
+    run = {"ours": bench_ours, "bare": bench_bare, "google": bench_google}[which](
+        args.n, args.poll_interval, args.hold, admin
+    )
     run.report()
     print("FIGURES " + json.dumps(figures(run)), flush=True)
     return 0
@@ -286,11 +338,24 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1000, help="concurrent waits (up to 10,000)")
     parser.add_argument("--poll-interval", type=float, default=10.0, help="seconds between polls")
     parser.add_argument("--hold", type=float, default=30.0, help="seconds each job stays PENDING")
-    parser.add_argument("--which", default="ours,google", help="ours, google, or both (comma-separated)")
-    parser.add_argument("--child", choices=["ours", "google"], help=argparse.SUPPRESS)
+    parser.add_argument("--which", default="bare,ours,google", help="bare, ours, google (comma-separated)")
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="a real airflow triggerer on a Postgres metadata DB (bench/triggerer_real.py)",
+    )
+    parser.add_argument("--child", choices=["ours", "bare", "google"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args)
+    if args.real:
+        from triggerer_real import run_real
+
+        say(
+            f"bench/triggerer.py --real: N={args.n:,}, poll every {args.poll_interval:g} s, jobs end {args.hold:g} s after setup"
+        )
+        run_real(args.n, args.poll_interval, args.hold).report()
+        return 0
 
     from local_stack.admin import AdminClient
     from local_stack.stack import start
@@ -332,10 +397,14 @@ def main() -> int:
                 proc.wait()
         finally:
             stack.stop()
-    if len(results) == 2:
-        say(f"\n== side by side at N={args.n:,}: ours | google")
-        for key in results["ours"]:
-            say(f"  {key:26s} {results['ours'][key]:12.3f} | {results['google'][key]:12.3f}")
+    sides = [side for side in ("bare", "ours", "google") if side in results]
+    if len(sides) >= 2:
+        say(f"\n== side by side at N={args.n:,}: {' | '.join(sides)}")
+        for key in results[sides[0]]:
+            say(f"  {key:26s} " + " | ".join(f"{results[side][key]:12.3f}" for side in sides))
+    if "bare" in results and "ours" in results:
+        ratio = results["ours"]["cpu_s_per_1000_polls"] / results["bare"]["cpu_s_per_1000_polls"]
+        say(f"  ours / bare CPU per poll: {ratio:.2f}x (target: within 1.5x)")
     return 0
 
 

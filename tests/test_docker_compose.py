@@ -197,6 +197,83 @@ def test_airflow_env_names_every_stack_variable_at_the_services(services: dict[s
     assert gemini["password"] == env["GEMINI_API_KEY"]
 
 
+def test_airflow_services_wait_for_the_seed_to_have_completed(services: dict[str, Any]) -> None:
+    for name in AIRFLOW_SERVICES:
+        condition = services[name]["depends_on"]["local-stack-seed"]["condition"]
+        assert condition == "service_completed_successfully", name
+
+
+def test_the_seed_is_a_one_shot_after_the_emulators_and_the_config(services: dict[str, Any]) -> None:
+    seed = services["local-stack-seed"]
+    assert seed["restart"] == "no"
+    assert "healthcheck" not in seed
+    depends = seed["depends_on"]
+    assert {name: dep["condition"] for name, dep in depends.items()} == {
+        "gcs-emulator": "service_healthy",
+        "bigquery-emulator": "service_healthy",
+        "airflow-init": "service_completed_successfully",
+    }
+    assert seed["build"]["dockerfile"] == "Dockerfile"  # the image that has the package installed
+    assert seed["environment"]["PYTHONPATH"] == "/opt/airflow/include"  # local_stack importable
+
+
+def _seed_argv(services: dict[str, Any], *extra: str) -> list[str]:
+    """The seed's command line as its container runs it (compose's ``$$`` is a literal ``$``)."""
+    entrypoint = [part.replace("$$", "$") for part in services["local-stack-seed"]["entrypoint"]]
+    assert entrypoint[:2] == ["bash", "-c"]
+    prefix = "exec python -m local_stack.seed "
+    assert entrypoint[2].startswith(prefix), entrypoint[2]
+    script = "printf '%s\\n' " + entrypoint[2][len(prefix) :]
+    out = subprocess.run(
+        ["bash", "-c", script, *entrypoint[3:], *services["local-stack-seed"]["command"], *extra],
+        capture_output=True, check=True, text=True, env={"PATH": "/usr/bin:/bin", "TZ": "Pacific/Kiritimati"},
+    )  # fmt: skip
+    return out.stdout.splitlines()
+
+
+def _seed_args(argv: list[str]) -> Any:
+    from local_stack import seed
+
+    parsed: dict[str, Any] = {}
+
+    def capture(**kwargs: Any) -> list[Any]:
+        parsed.update(kwargs)
+        return []
+
+    original = seed.seed
+    seed.seed = capture  # type: ignore[assignment]
+    try:
+        seed.main(argv)
+    finally:
+        seed.seed = original  # type: ignore[assignment]
+    return parsed
+
+
+def test_the_seed_covers_the_day_an_unpaused_daily_dag_runs_first(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", "http://127.0.0.1:1")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")
+    today = dt.datetime.now(dt.timezone.utc).date()
+    parsed = _seed_args(_seed_argv(services))
+    # catchup off: the first run is yesterday's interval (UTC), whatever the container's TZ
+    assert parsed["dates"] == [today - dt.timedelta(days=1), today]
+    assert parsed["rows"] == 200
+
+
+def test_arguments_after_the_seed_service_name_win(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", "http://127.0.0.1:1")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")
+    parsed = _seed_args(_seed_argv(services, "--date", "2026-01-01", "--days", "3"))
+    assert parsed["dates"] == [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(3)]
+
+
 def _compose_command() -> list[str] | None:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
