@@ -5,6 +5,10 @@ Invariants:
 * Memory is bounded by the chunk size, the longest allowed line and 12 bytes per request (a
   64-bit key digest and a line number), never by the file: a 1 GB JSONL file is read once, as a
   stream, and never held whole.
+* Every line gets the same verdict and messages whichever way it is read: a line orjson reads
+  and the rules find fine is accepted at C speed (:func:`_clean_line_key`, with an exact
+  duplicate-member check); every other line is examined by the strict stdlib decoder, which
+  gives each problem its column (:func:`_examine_line`).
 * The scan that validates a JSONL file also plans its shards (contiguous byte ranges under the
   per-job limits), so sharding needs no second read of the file to find line boundaries. A file
   of exactly ``max_requests`` lines (and at most ``max_bytes``) is one shard.
@@ -292,11 +296,11 @@ def _clean_line_key(content: bytes, input_format: InputFormat, key_label: str) -
       accepts such a float where it would refuse the int (ranges hold both or neither; a
       positive-integer field refuses the float, so the line is examined again).
 
-    It refuses what the strict decoder refuses: invalid UTF-8, a byte order mark, NaN and
-    Infinity, lone surrogate escapes, control characters in strings, numbers out of a double's
-    range (the stdlib's ``inf`` is refused by every rule that looks at a number... and is examined
-    anyway). The request rules (:func:`check_request`) and the key (:func:`_line_key`) are the same
-    functions both ways.
+    It refuses all else the strict decoder refuses (invalid UTF-8, a byte order mark, NaN and
+    Infinity, numbers beyond a double such as ``1e400``, lone surrogate escapes, control characters
+    in strings), and such a line is examined again. The request rules (:func:`check_request`) and
+    the key (:func:`_line_key`) are the same functions both ways. ``tests/pipeline/
+    test_jsonl_fast_path.py`` checks the two readings agree on generated good and broken lines.
     """
     try:
         record = orjson.loads(content)
