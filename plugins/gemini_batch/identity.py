@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,26 +42,31 @@ def label_value(text: str) -> str:
 
 def label_key_problem(key: Any) -> str | None:
     """Why ``key`` is not a valid Vertex AI label key, or None when it is."""
-    return _label_problem(f"label key {key!r}", key, LABEL_KEY_RE, "keys start with a lowercase letter and")
+    return _label_problem(
+        lambda: f"label key {key!r}", key, LABEL_KEY_RE, "keys start with a lowercase letter and"
+    )
 
 
 def label_value_problem(key: str, value: Any) -> str | None:
     """Why ``value`` is not a valid Vertex AI value of label ``key``, or None when it is."""
-    problem = _label_problem(f"label {key}={value!r}", value, LABEL_VALUE_RE, "values")
+    problem = _label_problem(lambda: f"label {key}={value!r}", value, LABEL_VALUE_RE, "values")
     if problem and isinstance(value, str) and len(value) <= MAX_LABEL_LENGTH:
         problem += f". Try {label_value(value)!r}"
     return problem
 
 
-def _label_problem(what: str, text: Any, rule: re.Pattern[str], rule_text: str) -> str | None:
+def _label_problem(what: Callable[[], str], text: Any, rule: re.Pattern[str], rule_text: str) -> str | None:
+    # ``what`` is formatted only for a problem: request labels are checked on every line of a file.
     if not isinstance(text, str):
-        return f"{what} is invalid: it must be a string, got {type(text).__name__}"
+        return f"{what()} is invalid: it must be a string, got {type(text).__name__}"
     if rule.match(text):
         return None
     if len(text) > MAX_LABEL_LENGTH:
-        return f"{what} is invalid: it is {len(text)} characters long; at most {MAX_LABEL_LENGTH} are allowed"
+        return (
+            f"{what()} is invalid: it is {len(text)} characters long; at most {MAX_LABEL_LENGTH} are allowed"
+        )
     return (
-        f"{what} is invalid: Vertex AI label {rule_text} hold at most {MAX_LABEL_LENGTH} "
+        f"{what()} is invalid: Vertex AI label {rule_text} hold at most {MAX_LABEL_LENGTH} "
         "lowercase letters, digits, '_' or '-'"
     )
 

@@ -10,8 +10,9 @@ These types are shared by the request-shape, JSONL-scan and BigQuery checks.
 from __future__ import annotations
 
 import hashlib
+import sys
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -138,17 +139,19 @@ class Issues:
 class KeyIndex:
     """Detects duplicate keys in 12 bytes per key: a 64-bit digest and a line number.
 
-    Two different keys share a digest with probability about n**2 / 2**65 (3e-8 for a million
-    keys); such a collision would be reported as a duplicate, never missed.
+    The digest is Python's own string hash (SipHash, salted per process; an index lives in one
+    process, so that is enough) where it is 64 bits wide, else 8 bytes of BLAKE2b: ``hash`` costs
+    a tenth of the BLAKE2b call, and this runs once per line of a 1 GB file. Two different keys
+    share a digest with probability about n**2 / 2**65 (3e-8 for a million keys); such a
+    collision would be reported as a duplicate, never missed.
     """
 
     def __init__(self) -> None:
-        self._digests = array("Q")
+        self._digests = array("q")
         self._lines = array("I")
 
     def add(self, key: str, line: int) -> None:
-        digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
-        self._digests.append(int.from_bytes(digest, "little"))
+        self._digests.append(_digest(key))
         self._lines.append(line)
 
     def duplicates(self) -> Iterator[tuple[int, int]]:
@@ -157,7 +160,7 @@ class KeyIndex:
             return
         import numpy as np
 
-        digests = np.frombuffer(self._digests, dtype=np.uint64)
+        digests = np.frombuffer(self._digests, dtype=np.int64)
         lines = np.frombuffer(self._lines, dtype=np.uint32)
         order = np.argsort(digests, kind="stable")  # stable: the first of a run is its first line
         ordered = digests[order]
@@ -172,3 +175,10 @@ class KeyIndex:
         first = lines[order[run_start[positions]]]
         for index in np.argsort(later, kind="stable"):
             yield int(later[index]), int(first[index])
+
+
+def _blake2b_digest(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+
+
+_digest: Callable[[str], int] = hash if sys.hash_info.width >= 64 else _blake2b_digest

@@ -5,6 +5,10 @@ Invariants:
 * Memory is bounded by the chunk size, the longest allowed line and 12 bytes per request (a
   64-bit key digest and a line number), never by the file: a 1 GB JSONL file is read once, as a
   stream, and never held whole.
+* Every line gets the same verdict and messages whichever way it is read: a line orjson reads
+  and the rules find fine is accepted at C speed (:func:`_clean_line_key`, with an exact
+  duplicate-member check); every other line is examined by the strict stdlib decoder, which
+  gives each problem its column (:func:`_examine_line`).
 * The scan that validates a JSONL file also plans its shards (contiguous byte ranges under the
   per-job limits), so sharding needs no second read of the file to find line boundaries. A file
   of exactly ``max_requests`` lines (and at most ``max_bytes``) is one shard.
@@ -25,6 +29,8 @@ import math
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+
+import orjson
 
 from gemini_batch.pipeline.findings import (
     InputScan,
@@ -52,49 +58,37 @@ def _iter_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, in
 
     ``length`` counts the newline. ``content`` excludes it, and is None for a line longer than
     ``max_line_bytes``, which is skipped without being held. A final line without a newline is
-    yielded too.
+    yielded too. Each chunk is cut into lines by one ``bytes.split`` (C speed); only a line that
+    spans two chunks is copied.
     """
     line_number = 0
     offset = 0
-    pending = bytearray()
-    overlong = False
-    overlong_length = 0
-    while True:
-        chunk = stream.read(_CHUNK_BYTES)
-        if not chunk:
-            break
-        start = 0
-        while True:
-            newline = chunk.find(b"\n", start)
-            if newline < 0:
-                piece = chunk[start:]
-                if overlong:
-                    overlong_length += len(piece)
-                elif len(pending) + len(piece) > max_line_bytes:
-                    overlong, overlong_length = True, len(pending) + len(piece)
-                    pending.clear()
-                else:
-                    pending += piece
-                break
-            piece = chunk[start:newline]
+    carried = bytearray()  # the start of a line that goes on in the next chunk (while under the limit)
+    carried_length = 0  # that start's length, also once it is over the limit and no longer held
+    while chunk := stream.read(_CHUNK_BYTES):
+        pieces = chunk.split(b"\n")
+        tail = pieces.pop()
+        for piece in pieces:
             line_number += 1
-            if overlong or len(pending) + len(piece) > max_line_bytes:
-                length = (overlong_length if overlong else len(pending)) + len(piece) + 1
-                yield line_number, offset, length, None
-                overlong, overlong_length = False, 0
+            if carried_length:
+                length = carried_length + len(piece)
+                content = bytes(carried) + piece if length <= max_line_bytes else None
+                carried.clear()
+                carried_length = 0
             else:
-                content = bytes(pending) + piece if pending else piece
-                length = len(content) + 1
-                yield line_number, offset, length, content
-            pending.clear()
-            offset += length
-            start = newline + 1
-    if overlong or pending:
-        line_number += 1
-        if overlong:
-            yield line_number, offset, overlong_length, None
-        else:
-            yield line_number, offset, len(pending), bytes(pending)
+                length = len(piece)
+                content = piece if length <= max_line_bytes else None
+            yield line_number, offset, length + 1, content
+            offset += length + 1
+        if tail:
+            carried_length += len(tail)
+            if carried_length <= max_line_bytes:
+                carried += tail
+            else:
+                carried.clear()
+    if carried_length:
+        content = bytes(carried) if carried_length <= max_line_bytes else None
+        yield line_number + 1, offset, carried_length, content
 
 
 def scan_jsonl(
@@ -136,16 +130,15 @@ def scan_jsonl(
     previous_blank: int | None = None
 
     for line_number, offset, length, content in _iter_lines(stream, limits.max_line_bytes):
-        where = f"{source}:{line_number}"
         total = offset + length
         if content is None:
             issues.add(
-                where,
+                f"{source}:{line_number}",
                 f"line is {length:,} bytes long (limit: {limits.max_line_bytes:,} bytes per line); "
                 f"shorten the request or move large media to fileData URIs",
             )
             continue
-        if not content.strip():
+        if not content or content.isspace():  # as ``not content.strip()``, without a copy
             previous_blank = line_number
             continue
         if previous_blank is not None:
@@ -153,14 +146,14 @@ def scan_jsonl(
             previous_blank = None
         problems, key = _check_line(content, input_format, key_label, line_number == 1)
         for problem in problems:
-            issues.add(where, problem)
+            issues.add(f"{source}:{line_number}", problem)
         if key is not None:
             keys.add(key, line_number)
         requests += 1
         # Plan shards on the fly: close the current shard when this line would break a limit.
         if length > limits.max_bytes:
             issues.add(
-                where,
+                f"{source}:{line_number}",
                 f"one request of {length:,} bytes exceeds the {limits.name} limit of "
                 f"{limits.max_bytes:,} bytes per job; it cannot be sharded",
             )
@@ -279,7 +272,71 @@ def _outside_strings(text: str, pattern: re.Pattern[str], *, keys: bool) -> Iter
 def _check_line(
     content: bytes, input_format: InputFormat, key_label: str, first: bool
 ) -> tuple[list[str], str | None]:
-    """The problems of one JSONL line, and its key when it has a usable one."""
+    """The problems of one JSONL line, and its key when it has a usable one.
+
+    One set of rules, two ways to read the line: :func:`_clean_line_key` (orjson, C speed) answers
+    for a line it can prove fine, which is nearly every line of a good file; any other line is
+    read again by :func:`_examine_line` (the stdlib's decoder with strict hooks), which finds each
+    problem with its column. A line is never accepted by the first that the second would refuse.
+    """
+    key = _clean_line_key(content, input_format, key_label)
+    if key is not None:
+        return [], key
+    return _examine_line(content, input_format, key_label, first)
+
+
+def _clean_line_key(content: bytes, input_format: InputFormat, key_label: str) -> str | None:
+    """The key of a line proven fine, or None when the line may have a problem.
+
+    orjson is as strict as :data:`_DECODER` in all but two ways, both covered:
+
+    * it takes the last of duplicate members, where the strict decoder refuses them:
+      :func:`_no_duplicate_members` proves there are none, or sends the line on;
+    * it reads an integer beyond 64 bits as a float, where the stdlib keeps an int: no rule
+      accepts such a float where it would refuse the int (ranges hold both or neither; a
+      positive-integer field refuses the float, so the line is examined again).
+
+    It refuses all else the strict decoder refuses (invalid UTF-8, a byte order mark, NaN and
+    Infinity, numbers beyond a double such as ``1e400``, lone surrogate escapes, control characters
+    in strings), and such a line is examined again. The request rules (:func:`check_request`) and
+    the key (:func:`_line_key`) are the same functions both ways. ``tests/pipeline/
+    test_jsonl_fast_path.py`` checks the two readings agree on generated good and broken lines.
+    """
+    try:
+        record = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or "request" not in record or check_request(record["request"]):
+        return None
+    key, problem = _line_key(record, input_format, key_label)
+    if problem is not None or not _no_duplicate_members(content, record):
+        return None
+    return key
+
+
+def _no_duplicate_members(content: bytes, record: Any) -> bool:
+    """True when the JSON text ``content`` (parsed by orjson as ``record``) repeats no member name.
+
+    Exact, by counting colons. In JSON text a colon is either the separator of an object member
+    or a character inside a string (a literal one, or a ``\\u003a`` escape). Without that escape,
+    the text holds one colon per member plus the colons of its strings; ``orjson.dumps(record)``
+    holds the same count for what orjson kept, and orjson drops a repeated member (its colon at
+    least) and nothing else. Equal counts mean nothing was dropped. A line with a ``\\u003``
+    sequence (an escaped colon, or a look-alike) is not decided here: False sends it to the exact
+    reading.
+    """
+    if b"\\" in content and b"\\u003" in content:  # memchr first: most lines have no escape
+        return False
+    try:
+        return content.count(b":") == orjson.dumps(record).count(b":")
+    except orjson.JSONEncodeError:
+        return False
+
+
+def _examine_line(
+    content: bytes, input_format: InputFormat, key_label: str, first: bool
+) -> tuple[list[str], str | None]:
+    """Every problem of one JSONL line, each with its column where it has one, and its key."""
     if first and content.startswith(b"\xef\xbb\xbf"):
         # RFC 8259 section 8.1: JSON text MUST NOT start with a byte order mark, and a parser only
         # MAY ignore one. No Google reference for batch input says a BOM is accepted, and the same
@@ -312,26 +369,35 @@ def _check_line(
         found = ", ".join(sorted(record)[:5]) or "nothing"
         return [f"'request' is missing (found {found}); each line is {{\"request\": {{...}}}}"], None
     problems = check_request(record["request"])
-    key: Any = None
+    key, problem = _line_key(record, input_format, key_label)
+    if problem is not None:
+        problems.append(problem)
+    return problems, key
+
+
+def _line_key(
+    record: dict[str, Any], input_format: InputFormat, key_label: str
+) -> tuple[str | None, str | None]:
+    """A line's key, or None and why it has no usable one."""
+    key: Any
     if input_format == "gemini_jsonl":
         key = record.get("key")
         if key is None:
-            problems.append('\'key\' is missing; Gemini API file lines are {"key": "...", "request": {...}}')
-        elif not isinstance(key, str) or not key:
-            problems.append(f"'key' must be a non-empty string, got {key!r}")
-            key = None
-    else:
-        labels = record["request"].get("labels") if isinstance(record["request"], dict) else None
-        key = labels.get(key_label) if isinstance(labels, dict) else None
-        if key is None:
-            problems.append(
-                f"request.labels.{key_label} is missing: Vertex passes no key through JSONL, so each "
-                f"request carries its key in this label"
-            )
-        elif not isinstance(key, str) or not key:
-            problems.append(f"request.labels.{key_label} must be a non-empty string, got {key!r}")
-            key = None
-    return problems, key
+            return None, '\'key\' is missing; Gemini API file lines are {"key": "...", "request": {...}}'
+        if not isinstance(key, str) or not key:
+            return None, f"'key' must be a non-empty string, got {key!r}"
+        return key, None
+    request = record["request"]
+    labels = request.get("labels") if isinstance(request, dict) else None
+    key = labels.get(key_label) if isinstance(labels, dict) else None
+    if key is None:
+        return None, (
+            f"request.labels.{key_label} is missing: Vertex passes no key through JSONL, so each "
+            f"request carries its key in this label"
+        )
+    if not isinstance(key, str) or not key:
+        return None, f"request.labels.{key_label} must be a non-empty string, got {key!r}"
+    return key, None
 
 
 def scan_gcs_jsonl(

@@ -1,0 +1,221 @@
+"""The fast reading of a JSONL line (orjson) never decides otherwise than the exact one (stdlib).
+
+``jsonl_scan._check_line`` answers a line it can prove fine from orjson, and reads any other line
+again with the strict stdlib decoder (``_examine_line``), which reports each problem with its
+column. These tests prove the two agree, verdict and message, on generated lines: good requests,
+and the same requests broken in the ways the fast reading must not miss (duplicate members at
+any depth, also behind ``\\u003a`` escapes; integers beyond 64 bits; NaN and Infinity; lone
+surrogates; byte order marks; invalid UTF-8; control characters; truncations and byte flips).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from gemini_batch.pipeline import findings, jsonl_scan
+from gemini_batch.pipeline.findings import KeyIndex
+from gemini_batch.pipeline.request_shape import KEY_LABEL
+
+FORMATS = ("vertex_jsonl", "gemini_jsonl")
+
+# A JSON value whose objects are lists of (name, value) pairs, so a generated text can repeat a
+# member name, as a file can.
+Pairs = list
+
+
+def _request(rnd: random.Random, index: int) -> Pairs:
+    text = rnd.choice(["Hello", "Résumé: 東京 ключ", 'a:b "quoted" \\ back', " ", "", "x" * 300, "tab\there"])
+    part: Pairs = [("text", text)]
+    if rnd.random() < 0.15:
+        part = [("fileData", [("mimeType", "image/png"), ("fileUri", f"gs://b/{index}.png")])]
+    content: Pairs = [("role", rnd.choice(["user", "model", "user", "assistant"])), ("parts", [part])]
+    labels: Pairs = [(KEY_LABEL, f"row-{index}")]
+    request: Pairs = [("contents", [content]), ("labels", labels)]
+    if rnd.random() < 0.3:
+        config: Pairs = [
+            ("temperature", rnd.choice([0.2, 2, 2.0000000000000001, 2.000000000000001, -0.0, 1e-400])),
+            ("maxOutputTokens", rnd.choice([1024, 0, 2**63, 2**64 + 1, -(2**63) - 1, 1.0])),
+        ]
+        if rnd.random() < 0.5:
+            config.append(("responseMimeType", "application/json"))
+            schema = [("type", "OBJECT"), ("properties", [("a:b", [("type", "STRING")])])]
+            config.append(("responseSchema", schema))
+        request.append(("generationConfig", config))
+    if rnd.random() < 0.1:
+        request.append(("generationConfg", [("temperature", 1)]))
+    line: Pairs = [("request", request)]
+    if rnd.random() < 0.5:
+        line.insert(0, ("key", rnd.choice([f"k{index}", "", 7, None])))
+    return line
+
+
+def _dicts(value: Any) -> list[Pairs]:
+    """Every object (a list of pairs) inside ``value``, outermost first."""
+    found: list[Pairs] = []
+    if isinstance(value, list) and all(isinstance(item, tuple) for item in value) and value:
+        found.append(value)
+        for _, item in value:
+            found += _dicts(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += _dicts(item)
+    return found
+
+
+def _encode(value: Any, rnd: random.Random, escape_colons: bool) -> str:
+    if isinstance(value, list) and value and all(isinstance(item, tuple) for item in value):
+        members = (f"{_string(k, rnd, escape_colons)}: {_encode(v, rnd, escape_colons)}" for k, v in value)
+        return "{" + ", ".join(members) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_encode(item, rnd, escape_colons) for item in value) + "]"
+    if isinstance(value, str):
+        return _string(value, rnd, escape_colons)
+    return json.dumps(value)
+
+
+def _string(text: str, rnd: random.Random, escape_colons: bool) -> str:
+    encoded = json.dumps(text, ensure_ascii=rnd.random() < 0.5)
+    return encoded.replace(":", "\\u003a") if escape_colons else encoded
+
+
+def _mutate(pairs: Pairs, rnd: random.Random) -> Pairs:
+    """Repeat a member name in one of the objects (same or another value)."""
+    target = rnd.choice(_dicts(pairs))
+    name, value = rnd.choice(target)
+    target.insert(rnd.randrange(len(target) + 1), (name, value if rnd.random() < 0.5 else "other"))
+    return pairs
+
+
+_BREAKS = [
+    lambda t: t.replace('"Hello"', "NaN", 1),
+    lambda t: t.replace("1024", "Infinity", 1),
+    lambda t: t.replace("1024", "-Infinity", 1),
+    lambda t: t.replace("1024", "1e400", 1),
+    lambda t: t.replace("Hello", "\\ud800", 1),
+    lambda t: t.replace("Hello", "\\udc00x", 1),
+    lambda t: t.replace("Hello", "\\ud83d\\ude00", 1),
+    lambda t: t.replace("Hello", "\\ud83d\\u0041", 1),
+    lambda t: t.replace("Hello", "\\\\ud800", 1),
+    lambda t: t.replace("Hello", "\x01", 1),
+    lambda t: t.replace("Hello", "\x7f", 1),
+    lambda t: "\ufeff" + t,
+    lambda t: t + " \r",
+    lambda t: t + " x",
+    lambda t: t[: len(t) // 2],
+    lambda t: t.replace("1024", "01024", 1),
+    lambda t: t.replace("1024", "1024.", 1),
+    lambda t: t.replace("1024", "18446744073709551616", 1),
+    lambda t: t.replace("1024", "-9223372036854775809", 1),
+    lambda t: t.replace('"a:b"', '"a\\u003Ab"', 1),
+    lambda t: "[" + t + "]",
+    lambda t: t.replace('"request"', '"requests"', 1),
+]
+
+_BAD_BYTES = [
+    b"\xff",
+    b"\xc0\x80",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xe6\x9d",
+    b"\x80",
+    b"\xf5\x80\x80\x80",
+]
+
+
+def _lines(seed: int, count: int) -> list[bytes]:
+    rnd = random.Random(seed)
+    lines = []
+    for index in range(count):
+        pairs = _request(rnd, index)
+        if rnd.random() < 0.3:
+            pairs = _mutate(pairs, rnd)
+        text = _encode(pairs, rnd, escape_colons=rnd.random() < 0.15)
+        if rnd.random() < 0.35:
+            text = rnd.choice(_BREAKS)(text)
+        raw = text.encode("utf-8")
+        if rnd.random() < 0.08:
+            at = rnd.randrange(len(raw))
+            raw = raw[:at] + rnd.choice(_BAD_BYTES) + raw[at:]
+        if rnd.random() < 0.05:
+            at = rnd.randrange(len(raw))
+            raw = raw[:at] + bytes([rnd.randrange(256)]) + raw[at + 1 :]
+        lines.append(raw)
+    return lines
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_and_exact_readings_agree_on_generated_lines(seed: int) -> None:
+    decided_fast = 0
+    for number, content in enumerate(_lines(seed, 800)):
+        for input_format in FORMATS:
+            first = number % 7 == 0
+            exact = jsonl_scan._examine_line(content, input_format, KEY_LABEL, first)
+            assert jsonl_scan._check_line(content, input_format, KEY_LABEL, first) == exact, content
+            fast = jsonl_scan._clean_line_key(content, input_format, KEY_LABEL)
+            if fast is not None:  # the fast reading accepts only what the exact one accepts, same key
+                decided_fast += 1
+                assert exact == ([], fast), content
+    assert decided_fast > 150  # the fast reading does decide the good lines
+
+
+def _line(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+GOOD = '{"request": {"contents": [{"parts": [{"text": "a:b"}]}], "labels": {"gemini_batch_key": "k"}}}'
+
+# Lines the fast reading must not accept: each is refused by the exact reading.
+NOT_FAST = [
+    ("dup-top", '{"request": {}, ' + GOOD[1:]),
+    ("dup-labels", GOOD.replace('"labels": {', '"labels": {"gemini_batch_key": "j", ')),
+    ("dup-part", GOOD.replace('{"text": "a:b"}', '{"text": "a:b", "text": "c"}')),
+    (
+        "dup-behind-escaped-colons",
+        GOOD.replace('"a:b"', '"\\u003a\\u003a"').replace('"k"}', '"k", "x": 1, "x": 2}'),
+    ),
+    ("nan", GOOD.replace('"a:b"', "NaN")),
+    ("lone-surrogate", GOOD.replace("a:b", "\\ud800")),
+    ("big-int-key", '{"key": 18446744073709551616, "request": {"contents": [{"parts": [{"text": "x"}]}]}}'),
+    ("bom", "\ufeff" + GOOD),
+]
+
+
+@pytest.mark.parametrize(("name", "text"), NOT_FAST, ids=[case[0] for case in NOT_FAST])
+def test_fast_reading_refuses_what_the_exact_one_refuses(name: str, text: str) -> None:
+    content = _line(text)
+    fmt = "gemini_jsonl" if name.startswith("big-int") else "vertex_jsonl"
+    assert jsonl_scan._clean_line_key(content, fmt, KEY_LABEL) is None
+    problems, _ = jsonl_scan._check_line(content, fmt, KEY_LABEL, True)
+    assert problems
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        GOOD,
+        GOOD.replace('"a:b"', '"\\u00e9:\\n"'),  # escapes, but no escaped colon: still decided fast
+        GOOD.replace('"a:b"', '"a\\\\b"'),
+        '{"request": {"contents": [{"parts": [{"text": "x"}]}], "labels": {"gemini_batch_key": "k"}}} \r',
+    ],
+)
+def test_fast_reading_decides_good_lines(text: str) -> None:
+    assert jsonl_scan._clean_line_key(_line(text), "vertex_jsonl", KEY_LABEL) == "k"
+
+
+def test_no_duplicate_members_counts_every_colon() -> None:
+    assert jsonl_scan._no_duplicate_members(b'{"a": "x:y", "b": {"c": 1}}', {"a": "x:y", "b": {"c": 1}})
+    assert not jsonl_scan._no_duplicate_members(b'{"a": 1, "a": 1}', {"a": 1})
+    assert not jsonl_scan._no_duplicate_members(b'{"a": "\\u003a"}', {"a": ":"})  # undecided: False
+
+
+def test_key_index_blake2b_digest_finds_the_same_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
+    for digest in (hash, findings._blake2b_digest):
+        monkeypatch.setattr(findings, "_digest", digest)
+        index = KeyIndex()
+        for line, key in enumerate(["a", "b", "a", "c", "b", "a"], start=1):
+            index.add(key, line)
+        assert list(index.duplicates()) == [(3, 1), (5, 2), (6, 1)]
