@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import types as pytypes
 from typing import Any
 
 import pytest
 
-from gemini_batch.exceptions import GeminiBatchJobNotFound
-from gemini_batch.polling import Done, Fail, LogLine, Poller, Wait
+from gemini_batch.exceptions import GeminiBatchJobNotFound, GeminiBatchPollingError
+from gemini_batch.polling import Done, Fail, LogLine, Poller, Wait, drive_async, failure_exception, retry_read
 
 SUBJECT = "Batch job batches/j"
 RUNNING = "JOB_STATE_RUNNING"
@@ -115,3 +116,49 @@ def test_the_budget_fail_keeps_the_last_state_the_error_and_logs_it():
 def test_a_backoff_says_what_happened_and_when_the_next_try_is(code, rebuild, line):
     wait = poller().observe(Coded(code), 0.0)
     assert wait == Wait(2.0, "backoff", rebuild, (LogLine("warning", line),))
+
+
+def test_a_wait_never_read_times_out_as_not_terminal():
+    message = f"{SUBJECT} is still not terminal at the deadline. The job keeps running; a retry of the task re-attaches to it."
+    fail = poller(deadline=5.0).start(5.0, spread=False)
+    assert fail == Fail("timeout", message, None, logs=(LogLine("warning", message),))
+    assert fail.error is None
+
+
+def test_a_timeout_exception_carries_the_message():
+    assert (
+        str(failure_exception(Fail("timeout", "still RUNNING at the deadline")))
+        == "still RUNNING at the deadline"
+    )
+
+
+def test_the_trigger_loop_spreads_its_first_poll_by_default(sleeps, exact_jitter):
+    async def read() -> Any:
+        return pytypes.SimpleNamespace(state="JOB_STATE_SUCCEEDED")
+
+    done = asyncio.run(
+        drive_async(
+            Poller(subject=SUBJECT, poll_interval=7.0),
+            read,
+            rebuild=lambda: None,
+            log=pytypes.SimpleNamespace(info=lambda m: None),
+        )
+    )
+    assert isinstance(done, Done)
+    assert sleeps == [7.0]
+
+
+def test_retry_read_tolerates_eight_transient_errors_by_default(sleeps, exact_jitter):
+    errors = [Coded(503)] * 9
+    calls: list[int] = []
+
+    def read() -> str:
+        calls.append(1)
+        if errors:
+            raise errors.pop()
+        return "value"
+
+    log = pytypes.SimpleNamespace(warning=lambda m: None, error=lambda m: None)
+    with pytest.raises(GeminiBatchPollingError, match="gave up after 9 consecutive transient errors"):
+        retry_read(log, "Reading", read)
+    assert len(calls) == 9
