@@ -162,3 +162,23 @@ def test_retry_read_tolerates_eight_transient_errors_by_default(sleeps, exact_ji
     with pytest.raises(GeminiBatchPollingError, match="gave up after 9 consecutive transient errors"):
         retry_read(log, "Reading", read)
     assert len(calls) == 9
+
+
+def test_retry_read_gives_up_without_the_wait_hint_and_rebuilds_only_after_a_401(sleeps, exact_jitter):
+    errors = [Coded(503), Coded(503)]
+    rebuilt: list[int] = []
+
+    def read() -> str:
+        if errors:
+            raise errors.pop()
+        return "value"
+
+    log = pytypes.SimpleNamespace(warning=lambda m: None, error=lambda m: None)
+    with pytest.raises(GeminiBatchPollingError) as caught:
+        retry_read(log, "Reading", read, budget=1, rebuild=lambda: rebuilt.append(1))
+    assert str(caught.value) == (
+        "Reading: gave up after 2 consecutive transient errors (error_budget=1); last: Coded: 503 boom."
+    )
+    errors.append(Coded(503))
+    assert retry_read(log, "Reading", read, budget=1, rebuild=lambda: rebuilt.append(1)) == "value"
+    assert rebuilt == []
