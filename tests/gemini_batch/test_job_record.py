@@ -136,3 +136,7 @@ def test_without_a_store_nothing_is_read_or_written():
     assert not records.available
     assert records.read() == Absent()
     records.write(JobRecord("submitting", None, "w", "vertex", "f", 1, "t"))
+
+
+def test_a_record_without_version_says_so_exactly():
+    assert read_record(without(V1_SUBMITTED, "v")) == Unreadable("the stored record has no version field 'v'")
