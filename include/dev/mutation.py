@@ -24,8 +24,8 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = ROOT / ".mutation"
 
-#: The modules mutated: identity, states, the retry decision, the polling core, validation and
-#: the SQL rendering (paths relative to plugins/).
+#: The modules mutated: identity, states, the retry decision, the pre-flight checks, the polling
+#: core, validation and the SQL rendering (paths relative to plugins/).
 MODULES = (
     "gemini_batch/identity.py",
     "gemini_batch/states.py",
@@ -33,6 +33,7 @@ MODULES = (
     "gemini_batch/job_record.py",
     "gemini_batch/resume.py",
     "gemini_batch/create_plan.py",
+    "gemini_batch/preflight.py",
     "gemini_batch/polling.py",
     "gemini_batch/pipeline/request_shape.py",
     "gemini_batch/pipeline/jsonl_scan.py",

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import types as pytypes
+
 import pytest
 from google.genai import types
 
-from gemini_batch.api_errors import is_permanent_error, job_error_code, job_failure_kind
+from gemini_batch.api_errors import (
+    exception_names,
+    http_status,
+    is_permanent_error,
+    job_error_code,
+    job_failure_kind,
+)
 from tests.gemini_batch.fakes import api_error
 
 
@@ -83,3 +91,42 @@ def test_job_error_code_of_a_raw_error(error, code):
     raw = Job()
     raw.error = error  # type: ignore[attr-defined]
     assert job_error_code(raw) == code
+
+
+class _Failure(Exception):
+    """An exception carrying whatever ``code`` / ``response`` a client library put on it."""
+
+    def __init__(self, code=None, response=None):
+        super().__init__("failure")
+        self.code = code
+        self.response = response
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (_Failure(code=100), 100),
+        (_Failure(code=599), 599),
+        (_Failure(code=600), None),
+        (_Failure(code=99), None),
+        (_Failure(code="503"), None),
+        (_Failure(response=pytypes.SimpleNamespace(status_code=503)), 503),  # httpx / requests
+        (_Failure(response=pytypes.SimpleNamespace(status=502)), 502),  # aiohttp
+        (_Failure(response=pytypes.SimpleNamespace(status_code="x")), None),
+        (_Failure(code=600, response=pytypes.SimpleNamespace(status_code=404)), 404),
+        (ValueError("no status"), None),
+    ],
+)
+def test_http_status_reads_code_then_the_response(exc, status):
+    assert http_status(exc) == status
+
+
+def test_exception_names_give_top_and_full_module_names():
+    boom = type("Boom", (Exception,), {"__module__": "pkg.sub.mod"})
+    names = exception_names(boom())
+    assert {"pkg.Boom", "pkg.sub.mod.Boom", "builtins.Exception"} <= names
+    assert None not in names
+
+
+def test_a_job_without_error_attribute_has_no_code():
+    assert job_error_code(object()) is None

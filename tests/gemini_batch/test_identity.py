@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import types as pytypes
 
 import pytest
 from google.genai import types
@@ -133,3 +134,92 @@ def test_request_labels_follow_the_same_rule_as_job_labels():
         assert [f"request.labels: {str(error.value)[0].lower()}{str(error.value)[1:-1]}"] == check_request(
             request
         )
+
+
+# --- Edges that pin each comparison and message (mutation testing) ---
+
+
+def test_a_ti_without_map_index_is_unmapped():
+    ti = pytypes.SimpleNamespace(dag_id="dag", task_id="task", run_id="run")
+    assert WorkIdentity.from_context({"ti": ti}) == WorkIdentity("dag", "task", "run", -1)
+
+
+def test_owns_a_job_without_display_name_attribute_is_false():
+    assert not WorkIdentity("dag", "task", "run").owns(object())
+
+
+@pytest.mark.parametrize(
+    ("map_index", "display", "described"),
+    [
+        (-1, "dag.task awid-", "dag_id=dag, task_id=task, run_id=run"),
+        (0, "dag.task[0] awid-", "dag_id=dag, task_id=task, run_id=run, map_index=0"),
+        (1, "dag.task[1] awid-", "dag_id=dag, task_id=task, run_id=run, map_index=1"),
+    ],
+)
+def test_map_index_zero_is_a_mapped_task(map_index, display, described):
+    identity = WorkIdentity("dag", "task", "run", map_index)
+    assert identity.display_name() == display + identity.work_id
+    assert identity.describe() == described
+
+
+def test_labels_name_dag_and_task_readably_unless_the_user_did():
+    identity = WorkIdentity("My DAG!", "Task.With.Dots", "run")
+    assert identity.labels() == {
+        "airflow-dag": "my-dag",
+        "airflow-task": "task-with-dots",
+        WORK_ID_LABEL: identity.work_id,
+    }
+    mine = identity.labels({"airflow-dag": "mine", "airflow-task": "t", WORK_ID_LABEL: "forged"})
+    assert mine == {"airflow-dag": "mine", "airflow-task": "t", WORK_ID_LABEL: identity.work_id}
+
+
+def test_a_none_label_value_is_the_empty_value():
+    assert validate_labels({"team": None, "n": 5}) == {"team": "", "n": "5"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (["team"], "labels must be a dict of str to str, got list."),
+        (
+            {f"k{i}": "v" for i in range(64)},
+            "64 labels given; Vertex AI allows 64 per job and the operator adds "
+            "airflow-dag, airflow-task, airflow-work-id: keep at most 61 of yours.",
+        ),
+        (
+            {**{f"k{i}": "v" for i in range(62)}, "airflow-dag": "d", "airflow-task": "t"},
+            "64 labels given; Vertex AI allows 64 per job and the operator adds "
+            "airflow-dag, airflow-task, airflow-work-id: keep at most 63 of yours.",
+        ),
+    ],
+)
+def test_bad_label_sets_get_the_whole_message(labels, message):
+    with pytest.raises(GeminiBatchConfigError) as error:
+        validate_labels(labels)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        # 63 characters: not too long, so the rule is named and a fix suggested.
+        (
+            "A" * 63,
+            "label k='"
+            + "A" * 63
+            + "' is invalid: Vertex AI label values hold at most 63 lowercase letters, "
+            "digits, '_' or '-'. Try '" + "a" * 63 + "'",
+        ),
+        (
+            "a" * 64,
+            "label k='" + "a" * 64 + "' is invalid: it is 64 characters long; at most 63 are allowed",
+        ),
+        (
+            "-A b-",
+            "label k='-A b-' is invalid: Vertex AI label values hold at most 63 lowercase letters, "
+            "digits, '_' or '-'. Try 'a-b'",
+        ),
+    ],
+)
+def test_value_problems_are_whole_sentences(value, problem):
+    assert label_value_problem("k", value) == problem

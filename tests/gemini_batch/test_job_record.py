@@ -76,7 +76,7 @@ def test_nothing_stored_is_absent():
     [
         (["gemini_batch_job"], "is a list, not a record"),
         ("projects/p/locations/l/batchPredictionJobs/1", "is a str, not a record"),
-        (without(V1_SUBMITTED, "v"), "no version field 'v'"),
+        (without(V1_SUBMITTED, "v"), "the stored record has no version field 'v'"),
         ({**V1_SUBMITTED, "v": 3}, "unknown record version 3"),
         ({**V1_SUBMITTED, "v": "1"}, "unknown record version '1'"),
         ({**V1_SUBMITTED, "v": True}, "unknown record version True"),
@@ -99,12 +99,23 @@ def test_nothing_stored_is_absent():
         ({**V1_SUBMITTED, "submissions": True}, "submissions True is not a count"),
         ({**V2, "previous_jobs": "batches/old"}, "previous_jobs 'batches/old' is not a list"),
         ({**V2, "previous_jobs": [None]}, "previous_jobs [None] is not a list"),
+        ({**V2, "previous_jobs": [""]}, "previous_jobs [''] is not a list of job names"),
+        (
+            without(without(V2, "previous_jobs"), "fingerprint"),
+            "version 2 record lacks fingerprint, previous_jobs",
+        ),
     ],
 )
 def test_an_unreadable_record_says_why(raw, reason):
     result = read_record(raw)
     assert isinstance(result, Unreadable)
     assert reason in result.reason
+
+
+def test_now_iso_is_utc():
+    from gemini_batch.job_record import now_iso
+
+    assert now_iso().endswith("+00:00")
 
 
 def test_the_record_store_reads_and_writes_its_key():
@@ -125,3 +136,7 @@ def test_without_a_store_nothing_is_read_or_written():
     assert not records.available
     assert records.read() == Absent()
     records.write(JobRecord("submitting", None, "w", "vertex", "f", 1, "t"))
+
+
+def test_a_record_without_version_says_so_exactly():
+    assert read_record(without(V1_SUBMITTED, "v")) == Unreadable("the stored record has no version field 'v'")

@@ -278,3 +278,154 @@ def test_models_answers_are_cached_per_endpoint():
     cloud(genai).model("gemini-2.5-flash")
     CloudReads(genai_client=lambda: genai, cache_key=("gemini_api", None)).model("gemini-2.5-flash")
     assert genai.model_calls == ["gemini-2.5-flash", "gemini-2.5-flash"]
+
+
+# --- whole messages and log lines (each names what to change) --------------------------------------
+
+
+class Log:
+    """Records the operator log's calls as ``(level, message, *args)``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def info(self, *args: Any) -> None:
+        self.calls.append(("info", *args))
+
+    def warning(self, *args: Any) -> None:
+        self.calls.append(("warning", *args))
+
+
+MESSAGES = [
+    (
+        "source table missing",
+        "bq://p.d.t",
+        None,
+        FakeReads(missing_tables={"p.d.t"}),
+        "The source table bq://p.d.t does not exist. Create it, or fix the project, dataset or table name in src.",
+    ),
+    (
+        "dest table exists",
+        "bq://p.d.t",
+        "bq://p.d.out",
+        FakeReads(existing_tables={"p.d.out"}),
+        "The dest table bq://p.d.out already exists; Vertex AI writes only to a new table. Name a table that "
+        "does not exist, drop it, or pass dest='bq://p.d' and let Vertex AI name one.",
+    ),
+    (
+        "dest in another project",
+        "bq://p.d.t",
+        "bq://q.d.out",
+        FakeReads(missing_tables={"q.d.out"}),
+        "The dest bq://q.d.out is in project 'q', not in the job's project 'p'. Use a table of 'p', run the "
+        "job in 'q' (project_id=), or pass allow_cross_project=True if the job's service account may read "
+        "and write there.",
+    ),
+    (
+        "unknown model",
+        "bq://p.d.t",
+        None,
+        FakeReads(models={"gemini-2.5-flsh": "not_found"}),
+        "The model 'gemini-2.5-flsh' does not exist on vertex. Fix the model name (e.g. 'gemini-2.5-flash'); "
+        "the models list of the service shows which exist.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("src", "dest", "reads", "message"), [c[1:] for c in MESSAGES], ids=[c[0] for c in MESSAGES]
+)
+def test_each_problem_is_one_whole_sentence(src, dest, reads, message):
+    model = "gemini-2.5-flsh" if any("flsh" in m for m in reads.models) else "gemini-2.5-flash"
+    assert problems(plan(src, model), dest, reads, project="p", allow_cross_project=False) == [message]
+
+
+def test_the_error_lists_problems_one_per_line():
+    reads = FakeReads(missing_tables={"p.d.t"}, models={"gemini-2.5-flsh": "not_found"})
+    with pytest.raises(GeminiBatchPreflightError) as caught:
+        check(plan("bq://p.d.t", "gemini-2.5-flsh"), None, reads, project="p", allow_cross_project=False)
+    assert str(caught.value) == (
+        "Not submitting the batch job: 2 problem(s) found before creating it (no job exists, and a retry "
+        "would find the same):\n- The source table bq://p.d.t does not exist. Create it, or fix the project, "
+        "dataset or table name in src.\n- The model 'gemini-2.5-flsh' does not exist on vertex. Fix the "
+        "model name (e.g. 'gemini-2.5-flash'); the models list of the service shows which exist."
+    )
+
+
+@pytest.mark.parametrize(
+    ("models", "logged"),
+    [
+        ({}, []),
+        ({"gemini-2.5-flash": "unknown"}, [("info", "Model %r not checked: the models endpoint gave no usable answer", "gemini-2.5-flash")]),
+        ({"gemini-2.5-flash": "not_found", "gemini-2.0-flash-001": "found"}, []),
+    ],
+)  # fmt: skip
+def test_an_unchecked_model_is_logged_through_check(models, logged):
+    log = Log()
+    try:
+        check(
+            plan("bq://p.d.t"),
+            None,
+            FakeReads(models=models),
+            project="p",
+            allow_cross_project=False,
+            log=log,
+        )
+    except GeminiBatchPreflightError:
+        pass
+    assert log.calls == logged
+
+
+@pytest.mark.parametrize(
+    ("error", "logged"),
+    [
+        (api_error(404), []),
+        (api_error(503), [("warning", "Could not look model %r up (%s): not checked", "m", 503)]),
+    ],
+)
+def test_a_failed_models_lookup_is_logged_unless_not_found(error, logged):
+    log = Log()
+    cloud(Genai({"m": error}, {}), log=log).model("m")
+    assert log.calls == logged
+
+
+def test_a_models_lookup_error_without_status_is_logged_itself():
+    log = Log()
+    boom = RuntimeError("boom")
+    cloud(Genai({"m": boom}, {}), log=log).model("m")
+    assert log.calls == [("warning", "Could not look model %r up (%s): not checked", "m", boom)]
+
+
+class BucketStorage(Storage):
+    """A storage fake that also records which bucket each read names."""
+
+    def __init__(self, names: list[str]):
+        super().__init__(names)
+        self.buckets: list[str] = []
+
+    def bucket(self, bucket: str) -> Any:
+        self.buckets.append(bucket)
+        return super().bucket(bucket)
+
+    def list_blobs(self, bucket: str, prefix: str) -> list[Any]:
+        self.buckets.append(bucket)
+        return super().list_blobs(bucket, prefix)
+
+
+def test_gcs_reads_name_the_bucket_and_the_first_literal_prefix():
+    storage = BucketStorage(["in/a1b2.jsonl"])
+    reads = cloud(storage_client=lambda: storage)
+    assert reads.gcs_matches("gs://bkt/in/a1b2.jsonl")
+    assert reads.gcs_matches("gs://bkt/in/a*b*.jsonl")
+    assert storage.buckets == ["bkt", "bkt"]
+    assert storage.prefixes == ["in/a"]
+
+
+def test_a_missing_file_problem_is_one_whole_sentence():
+    reads = cloud(Genai({}, {"files/gone": api_error(404), "files/plain": SimpleNamespace()}))
+    assert reads.file_problem("files/gone") == (
+        "The Gemini API file files/gone does not exist or belongs to another API key (files expire 48 hours "
+        "after upload). Upload the JSONL again with client.files.upload(...) with this connection's key and "
+        "pass its new name as src."
+    )
+    assert reads.file_problem("files/plain") is None

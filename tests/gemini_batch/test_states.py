@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types as pytypes
+
 import pytest
 from google.genai import types
 
@@ -112,3 +114,27 @@ def test_counts_round_trip_through_a_dict():
 
 def test_short_state():
     assert short_state(types.JobState.JOB_STATE_CANCELLING) == "CANCELLING"
+
+
+@pytest.mark.parametrize(
+    ("stats", "expected"),
+    [
+        (
+            {"successful_count": 2, "incomplete_count": 3},
+            Counts(succeeded=2, failed=0, incomplete=3, total=5),
+        ),
+        (pytypes.SimpleNamespace(failed_count=1), Counts(succeeded=0, failed=1, incomplete=0, total=1)),
+        (pytypes.SimpleNamespace(), None),
+        ({}, None),
+    ],
+)
+def test_counts_from_a_dict_or_an_object_with_some_fields(stats, expected):
+    assert Counts.from_completion_stats(stats) == expected
+
+
+def test_counts_of_a_job_without_completion_stats():
+    assert counts_of(object()) is None
+
+
+def test_progress_line_of_a_one_row_job():
+    assert progress_line("RUNNING", Counts(succeeded=1, total=1)) == "RUNNING 1/1 rows (100%)"

@@ -73,7 +73,7 @@ def render_file(path: str | Path, **identifiers: str) -> str:
 
 def ident(name: str) -> str:
     """A column name, checked and quoted for SQL text."""
-    if not _IDENT.match(name):
+    if not _IDENT.fullmatch(name):  # fullmatch: `$` alone would let a trailing newline through
         raise ValueError(f"invalid column name {name!r}: use letters, digits and underscores")
     return f"`{name}`"
 
