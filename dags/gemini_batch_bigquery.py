@@ -19,10 +19,8 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from gemini_batch import GeminiBatchCreateJobOperator
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.dag_config import (
-    COSTS_ASSET,
     DEFAULT_ARGS,
     INCLUDE_DIR,
-    MAX_COST_PARAM,
     RESULTS_ASSET,
     job_task_kwargs,
     run_tag,
@@ -39,10 +37,7 @@ with DAG(
     catchup=False,
     max_active_runs=3,
     default_args=DEFAULT_ARGS,
-    params={
-        "model": Param(None, type=["null", "string"], description=MODEL_PARAM),
-        "max_estimated_cost": MAX_COST_PARAM,
-    },
+    params={"model": Param(None, type=["null", "string"], description=MODEL_PARAM)},
     tags=["gemini-batch", "bigquery"],
     doc_md=__doc__,
 ) as dag:
@@ -83,7 +78,7 @@ with DAG(
         project = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID).project
         return shard_requests_table(built["table"], gcp_conn_id=DEFAULT_GCP_CONN_ID, project=project)
 
-    @task(multiple_outputs=True, outlets=[RESULTS_ASSET, COSTS_ASSET])
+    @task(multiple_outputs=True, outlets=[RESULTS_ASSET])
     def load_results(manifests: list, built: dict, outlet_events: Any = None) -> dict:
         from gemini_batch.pipeline.loader import InputKeys
         from gemini_batch.pipeline.settings import PipelineSettings

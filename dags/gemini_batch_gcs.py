@@ -19,9 +19,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from gemini_batch import GeminiBatchCreateJobOperator
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.dag_config import (
-    COSTS_ASSET,
     DEFAULT_ARGS,
-    MAX_COST_PARAM,
     RESULTS_ASSET,
     job_task_kwargs,
     run_tag,
@@ -39,7 +37,6 @@ with DAG(
     default_args=DEFAULT_ARGS,
     params={
         "model": Param(None, type=["null", "string"], description=MODEL_PARAM),
-        "max_estimated_cost": MAX_COST_PARAM,
         "input_path": Param(
             "inputs/{day}/requests.jsonl",
             type="string",
@@ -77,7 +74,7 @@ with DAG(
         )
         return shard_gcs_input(checked["scan"], prefix, gcp_conn_id=DEFAULT_GCP_CONN_ID)
 
-    @task(multiple_outputs=True, outlets=[RESULTS_ASSET, COSTS_ASSET])
+    @task(multiple_outputs=True, outlets=[RESULTS_ASSET])
     def load_results(manifests: list, checked: dict, outlet_events: Any = None) -> dict:
         from gemini_batch.pipeline.loader import InputKeys
         from gemini_batch.pipeline.settings import PipelineSettings

@@ -14,17 +14,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, Param
+from airflow.sdk import Asset
 
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
 
 __all__ = [
-    "COSTS_ASSET",
     "DEFAULT_ARGS",
     "INCLUDE_DIR",
     "JOB_RETRIES",
-    "MAX_COST_PARAM",
     "MAX_FAILED_RATIO",
     "RESULTS_ASSET",
     "job_limits",
@@ -37,9 +35,6 @@ __all__ = [
 #: table's name is a runtime setting). A URI without a scheme: one with a scheme makes Airflow load
 #: every provider's URI handlers at parse time (the Google one imports google-cloud-storage).
 RESULTS_ASSET = Asset(name="gemini_batch_results", uri="gemini_batch_results")
-#: The costs table (one row per job: tokens by kind, estimated cost), written by every load_results.
-#: Each load attaches ``{"table", "logical_date", "tokens", "estimated_cost_usd"}`` to its event.
-COSTS_ASSET = Asset(name="gemini_batch_costs", uri="gemini_batch_costs")
 
 #: include/ of the project (SQL, templates): beside plugins/ in every Airflow project layout.
 INCLUDE_DIR = Path(
@@ -58,24 +53,10 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
-#: The DAG run's budget per batch job (every pipeline DAG has it as the Param ``max_estimated_cost``):
-#: before a new job is submitted its cost is estimated, and above this the job task fails before
-#: any job (the create operator's max_estimated_cost). Per job: a sharded run checks each shard.
-MAX_COST_PARAM = Param(
-    None,
-    type=["null", "number"],
-    minimum=0,
-    title="Budget per job (USD)",
-    description="Refuse to submit a batch job whose estimated cost (batch prices) is above this; "
-    "empty: no budget.",
-)
-
-
 def job_task_kwargs() -> dict[str, Any]:
     """Arguments of every job task: deferrable, retried, polled every ``GEMINI_BATCH_POLL_INTERVAL`` s.
 
-    The poll interval comes from the environment (default 30 s) so that local runs can poll fast;
-    the budget is the DAG run's Param ``max_estimated_cost`` (:data:`MAX_COST_PARAM`).
+    The poll interval comes from the environment (default 30 s) so that local runs can poll fast.
     """
     return {
         "deferrable": True,
@@ -84,7 +65,6 @@ def job_task_kwargs() -> dict[str, Any]:
         "retry_exponential_backoff": 2.0,
         "poll_interval": float(os.environ.get("GEMINI_BATCH_POLL_INTERVAL", "30")),
         "max_failed_ratio": MAX_FAILED_RATIO,
-        "max_estimated_cost": "{{ params.max_estimated_cost }}",
         "gcp_conn_id": DEFAULT_GCP_CONN_ID,
         "gemini_api_conn_id": DEFAULT_GEMINI_API_CONN_ID,
     }

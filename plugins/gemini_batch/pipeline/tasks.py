@@ -336,21 +336,14 @@ def load_results(
     gcp_conn_id: str,
     gemini_api_conn_id: str | None = None,
     outlet_events: Any = None,
-    dag_id: str | None = None,
-    task_id: str | None = None,
 ) -> dict[str, Any]:
-    """Load every job's output of a run into the results and errors tables, reconcile, and write
-    one row per job into the costs table (pipeline/costs.py).
+    """Load every job's output of a run into the results and errors tables, and reconcile.
 
     :param manifests: Required. The job task's return values (one per shard).
     :param input_keys: Required. :meth:`InputKeys.to_dict` of what was submitted.
     :param outlet_events: Optional. The task's ``outlet_events``: the results Asset's event gets
-        ``{"table", "errors_table", "logical_date", "counts"}`` as its extra, the costs Asset's
-        ``{"table", "logical_date", "tokens", "estimated_cost_usd"}``.
-    :param dag_id: Optional. For the costs table (default: the running task's).
-    :param task_id: Optional. For the costs table (default: the running task's).
-    :return: :meth:`LoadCounts.to_dict` with ``tokens`` (prompt, output, thinking, total) and
-        ``estimated_cost_usd`` (None when a model has no price).
+        ``{"table", "errors_table", "logical_date", "counts"}`` as its extra.
+    :return: :meth:`LoadCounts.to_dict`.
     :raises ReconciliationError: An input key is missing from both tables (count and sample).
     """
     from gemini_batch.pipeline.loader import InputKeys, JobOutput, ResultsLoader
@@ -370,77 +363,16 @@ def load_results(
         results_table=settings.results.uri,
         errors_table=settings.errors.uri,
     )
-    load_cost = _record_costs(
-        loader.bq,
-        manifests,
-        settings=settings,
-        logical_date=counts.logical_date,
-        dag_id=dag_id,
-        task_id=task_id,
-    )
-    result = {**counts.to_dict(), **load_cost.as_counts()}
     if outlet_events is not None:
-        from gemini_batch.pipeline.dag_config import COSTS_ASSET, RESULTS_ASSET
+        from gemini_batch.pipeline.dag_config import RESULTS_ASSET
 
         outlet_events[RESULTS_ASSET].extra = {
             "table": settings.results.uri,
             "errors_table": settings.errors.uri,
             "logical_date": counts.logical_date,
-            "counts": result,
+            "counts": counts.to_dict(),
         }
-        outlet_events[COSTS_ASSET].extra = {
-            "table": settings.table(COSTS_TABLE).uri,
-            "logical_date": counts.logical_date,
-            **load_cost.as_counts(),
-        }
-    return result
-
-
-#: The costs table, next to the results table.
-COSTS_TABLE = "costs"
-
-
-def _record_costs(
-    client: bigquery.Client,
-    manifests: Sequence[Mapping[str, Any]],
-    *,
-    settings: PipelineSettings,
-    logical_date: str,
-    dag_id: str | None,
-    task_id: str | None,
-) -> Any:
-    """One costs row per job (MERGE by job), priced by the shipped table under the Variable; logged."""
-    from airflow.sdk import Variable
-
-    from gemini_batch.costs import PRICES_VARIABLE, load_prices
-    from gemini_batch.pipeline.costs import record_costs
-
-    if dag_id is None or task_id is None:
-        try:
-            from airflow.sdk import get_current_context
-
-            ti = get_current_context()["ti"]
-            dag_id, task_id = dag_id or ti.dag_id, task_id or ti.task_id
-        except Exception:  # noqa: BLE001 - outside a task: the row names no DAG or task
-            pass
-    load_cost = record_costs(
-        client,
-        [m for m in manifests if m],
-        results=settings.results,
-        costs=settings.table(COSTS_TABLE),
-        logical_date=logical_date,
-        dag_id=dag_id,
-        task_id=task_id,
-        prices=load_prices(Variable.get(PRICES_VARIABLE, default=None)),
-    )
-    log.info(
-        "costs of %d job(s) written to %s: tokens %s, estimated cost %s USD at batch prices",
-        len(load_cost.jobs),
-        settings.table(COSTS_TABLE).uri,
-        load_cost.tokens.as_dict(),
-        load_cost.usd,
-    )
-    return load_cost
+    return counts.to_dict()
 
 
 # --- downstream ------------------------------------------------------------------------------------
