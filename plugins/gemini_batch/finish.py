@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from google.genai import types
 
     from gemini_batch.backends import Backend
+    from gemini_batch.costs import PriceTable
 
 #: XCom key of the manifest of a job that made the task fail (the return value is lost then).
 FAILED_MANIFEST_XCOM_KEY = "gemini_batch_manifest"
@@ -81,6 +82,7 @@ def finish_job(
     location: str | None,
     max_failed_ratio: float,
     max_inline_results_bytes: int,
+    prices: PriceTable | None = None,
 ) -> dict[str, Any]:
     """Turn a terminal job into the task's result (see the module docstring).
 
@@ -89,6 +91,7 @@ def finish_job(
     :param job: Required. A terminal job.
     :param max_failed_ratio: largest accepted share of failed rows of a partial job.
     :param max_inline_results_bytes: cap on inline results carried in the manifest.
+    :param prices: the price table of the manifest's estimated cost (default: the shipped one).
     :raises GeminiBatchPollingError: the job is not terminal.
     """
     manifest = build_manifest(
@@ -100,7 +103,18 @@ def finish_job(
         project=project,
         location=location,
         max_inline_bytes=max_inline_results_bytes,
+        prices=prices,
     )
+    if manifest.tokens is not None:
+        operator.log.info(
+            "Batch job %s used %s tokens; estimated cost %s USD at batch prices (prices of %s)",
+            manifest.job_name,
+            manifest.tokens,
+            "unknown (no price for the model)"
+            if manifest.estimated_cost_usd is None
+            else f"{manifest.estimated_cost_usd:.6f}",
+            manifest.prices_retrieved or "-",
+        )
     GeminiBatchJobLink.persist(context, manifest.console_url)
     counts = manifest.counts_obj
     outcome = outcome_of(manifest.state, counts)

@@ -5,7 +5,9 @@ the Gemini API's inline responses, kept only under a size cap (:data:`MAX_INLINE
 by default); above it :func:`build_manifest` raises and says to use a file source. Keys follow
 docs/design.md ("The manifest"); every value is a str, int, float, bool, None, list or dict.
 ``outcome`` is a :data:`~gemini_batch.states.Outcome` (the words of trigger events too), None
-while the job is not terminal.
+while the job is not terminal. ``tokens`` (by kind: prompt, candidates, thoughts, total) and
+``estimated_cost_usd`` (costs.py, at batch prices) are known when the responses are (inline);
+otherwise None here and the loader counts them from the output.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gemini_batch.costs import PriceTable, Usage, by_tier, cost_of, load_prices
 from gemini_batch.exceptions import GeminiBatchInlineResultsTooLarge
 from gemini_batch.states import Counts, Outcome, counts_of, normalize_state, outcome_of
 
@@ -82,14 +85,14 @@ def _bigquery_output(job: Any) -> tuple[str | None, str | None]:
     return None, dest_dataset if output_info is not None else None
 
 
-def _inline_results(job: Any) -> tuple[list[dict[str, Any]] | None, Counts | None, dict[str, int] | None]:
+def _inline_results(job: Any) -> tuple[list[dict[str, Any]] | None, Counts | None, list[Usage] | None]:
+    """The inline responses as dicts, their counts, and each answered request's token usage."""
     responses = getattr(getattr(job, "dest", None), "inlined_responses", None)
     if responses is None:
         return None, None, None
     items: list[dict[str, Any]] = []
     failed = 0
-    tokens = {"prompt": 0, "candidates": 0, "total": 0}
-    saw_tokens = False
+    usages: list[Usage] = []
     for item in responses:
         data = item.model_dump(mode="json", exclude_none=True) if hasattr(item, "model_dump") else dict(item)
         items.append(data)
@@ -97,12 +100,32 @@ def _inline_results(job: Any) -> tuple[list[dict[str, Any]] | None, Counts | Non
             failed += 1
         usage = (data.get("response") or {}).get("usage_metadata") or {}
         if usage:
-            saw_tokens = True
-            tokens["prompt"] += int(usage.get("prompt_token_count") or 0)
-            tokens["candidates"] += int(usage.get("candidates_token_count") or 0)
-            tokens["total"] += int(usage.get("total_token_count") or 0)
+            usages.append(Usage.from_usage_metadata(usage))
     counts = Counts(succeeded=len(items) - failed, failed=failed, incomplete=0, total=len(items))
-    return items, counts, tokens if saw_tokens else None
+    return items, counts, usages or None
+
+
+def token_counts(usages: list[Usage] | None) -> dict[str, int] | None:
+    """The manifest's ``tokens``: prompt, candidates (output), thoughts and total, summed."""
+    if usages is None:
+        return None
+    total = sum(usages, Usage())
+    return {
+        "prompt": total.prompt,
+        "candidates": total.output,
+        "thoughts": total.thinking,
+        "total": total.total,
+    }
+
+
+def _estimated_cost(
+    usages: list[Usage] | None, prices: PriceTable, model: str | None, backend: Backend
+) -> float | None:
+    """USD of the answered requests at batch prices, each in its own tier; None: unknown."""
+    model_prices = prices.lookup(model, backend)
+    if usages is None or model_prices is None:
+        return None
+    return cost_of(prices, model, backend, by_tier(model_prices, usages)).as_dict()["usd"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +147,8 @@ class BatchManifest:
     inline_responses: list[dict[str, Any]] | None = None
     counts: dict[str, int] | None = None
     tokens: dict[str, int] | None = None
+    estimated_cost_usd: float | None = None
+    prices_retrieved: str | None = None
     create_time: str | None = None
     start_time: str | None = None
     end_time: str | None = None
@@ -148,6 +173,7 @@ def build_manifest(
     project: str | None = None,
     location: str | None = None,
     max_inline_bytes: int = MAX_INLINE_RESULTS_BYTES,
+    prices: PriceTable | None = None,
 ) -> BatchManifest:
     """The manifest of an SDK ``BatchJob``.
 
@@ -159,11 +185,12 @@ def build_manifest(
     :param project: Optional. For the console link.
     :param location: Optional. For the console link.
     :param max_inline_bytes: Optional. Cap on inline responses carried in the manifest.
+    :param prices: Optional. The price table (default: the shipped one, costs.load_prices()).
     :raises GeminiBatchInlineResultsTooLarge: inline responses above the cap.
     """
     name = getattr(job, "name", None) or ""
     state = normalize_state(getattr(job, "state", None))
-    inline, inline_counts, tokens = _inline_results(job)
+    inline, inline_counts, usages = _inline_results(job)
     counts = counts_of(job) or inline_counts
     if inline is not None:
         size = len(json.dumps(inline, default=str).encode())
@@ -181,10 +208,13 @@ def build_manifest(
     error_text = None
     if error is not None:
         error_text = getattr(error, "message", None) or str(error)
+    job_model = getattr(job, "model", None) or model
+    table_of_prices = prices if prices is not None else load_prices()
+    cost = _estimated_cost(usages, table_of_prices, job_model, backend)
     return BatchManifest(
         job_name=name,
         backend=backend,
-        model=getattr(job, "model", None) or model,
+        model=job_model,
         state=state,
         outcome=outcome_of(state, counts),
         source=source,
@@ -196,7 +226,9 @@ def build_manifest(
         file_name=getattr(dest, "file_name", None),
         inline_responses=inline,
         counts=counts.as_dict() if counts else None,
-        tokens=tokens,
+        tokens=token_counts(usages),
+        estimated_cost_usd=cost,
+        prices_retrieved=table_of_prices.retrieved if cost is not None else None,
         create_time=_iso(getattr(job, "create_time", None)),
         start_time=_iso(getattr(job, "start_time", None)),
         end_time=_iso(getattr(job, "end_time", None)),

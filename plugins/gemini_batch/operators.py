@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import fnmatch
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import conf
@@ -29,6 +30,8 @@ from airflow.sdk import conf
 from gemini_batch.api_errors import is_permanent_error
 from gemini_batch.backends import Backend
 from gemini_batch.base_operator import GeminiBatchBaseOperator
+from gemini_batch.budget import RequestReads, bigquery_estimate_sql, budget_of, check_budget
+from gemini_batch.costs import DEFAULT_OUTPUT_TOKENS, PRICES_VARIABLE, PriceTable, load_prices
 from gemini_batch.create_plan import CreateArguments, CreatePlan, plan_create, validate_static
 from gemini_batch.exceptions import (
     GeminiBatchConfigError,
@@ -47,6 +50,7 @@ from gemini_batch.preflight import CloudReads
 from gemini_batch.preflight import check as preflight_check
 from gemini_batch.resume import is_automatic_retry
 from gemini_batch.resumer import JobResumer, resumable_stats_tags
+from gemini_batch.sources import is_templated
 from gemini_batch.states import is_terminal, normalize_state, short_state
 from gemini_batch.task_state import kill_job_blocking
 from gemini_batch.triggers import GeminiBatchJobTrigger, JobEvent
@@ -124,6 +128,16 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
     :param preflight_checks: Optional. Check before a new submission that the source exists, a dest
         table does not and the model exists (default True). Turn off only when the Airflow
         connection may not read what the job's service account reads.
+    :param max_estimated_cost: Optional. Budget of a new job in the price table's currency (USD), at
+        batch prices. Before a new submission (never before a re-attach) the job's cost is estimated
+        (budget.py, costs.py: input tokens = characters of each request's JSON / 4; output tokens =
+        each request's ``maxOutputTokens``, else ``default_output_tokens``); above the budget, or
+        without a price for the model, the task fails before any job (not retried). Templated;
+        None (default): no estimate, nothing read.
+    :param default_output_tokens: Optional. Output tokens (thinking included) assumed per request
+        that sets no ``maxOutputTokens`` (default 1024).
+    :param prices: Optional. Parts of the price table to override (the shape of prices.json), over
+        the shipped table and the Variable ``gemini_batch_prices``.
     """
 
     template_fields: Sequence[str] = (
@@ -137,6 +151,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         "project_id",
         "location",
         "impersonation_chain",
+        "max_estimated_cost",
     )
     template_fields_renderers = {"src": "json", "labels": "json", "create_config": "json"}
 
@@ -165,6 +180,9 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         error_budget: int = 8,
         allow_cross_project: bool = False,
         preflight_checks: bool = True,
+        max_estimated_cost: float | str | None = None,
+        default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+        prices: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -185,6 +203,11 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         self.error_budget = int(error_budget)
         self.allow_cross_project = bool(allow_cross_project)
         self.preflight_checks = bool(preflight_checks)
+        self.max_estimated_cost = max_estimated_cost
+        self.default_output_tokens = int(default_output_tokens)
+        self.prices = dict(prices) if prices is not None else None
+        if not is_templated(max_estimated_cost):
+            budget_of(max_estimated_cost)
         self._job_name: str | None = None
         self._identity: WorkIdentity | None = None
         self._hook_obj: GeminiBatchHook | None = None
@@ -218,7 +241,10 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
             return self._finish(context, plan, hook, job)
         if not self.wait_for_completion:
             manifest = build_manifest(
-                job, **self._manifest_kwargs(plan, settings), max_inline_bytes=self.max_inline_results_bytes
+                job,
+                **self._manifest_kwargs(plan, settings),
+                max_inline_bytes=self.max_inline_results_bytes,
+                prices=self._price_table(),
             )
             GeminiBatchJobLink.persist(context, manifest.console_url)
             self.log.info(
@@ -286,7 +312,14 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
             **self._manifest_kwargs(plan, hook.settings),
             max_failed_ratio=self.max_failed_ratio,
             max_inline_results_bytes=self.max_inline_results_bytes,
+            prices=self._price_table(),
         )
+
+    def _price_table(self) -> PriceTable:
+        """The shipped price table, under the Variable ``gemini_batch_prices``, under ``prices``."""
+        from airflow.sdk import Variable
+
+        return load_prices(Variable.get(PRICES_VARIABLE, default=None), self.prices)
 
     def _manifest_kwargs(self, plan: CreatePlan, settings: Any) -> dict[str, Any]:
         """What a manifest of this task's job is built from, besides the job itself."""
@@ -313,7 +346,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
             create_attempts=self.CREATE_ATTEMPTS,
             stats_tags=resumable_stats_tags(type(self).__name__, context),
             automatic_retry=self._automatic_retry(context),
-            before_submit=(lambda dest: self._preflight(plan, hook, dest)) if self.preflight_checks else None,
+            before_submit=lambda dest: self._before_submit(plan, hook, dest),
         ).attach_or_submit()
 
     def _automatic_retry(self, context: Context) -> bool:
@@ -323,6 +356,61 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
             return is_automatic_retry(int(ti.try_number), int(ti.max_tries), int(self.retries or 0))
         except (AttributeError, TypeError, ValueError):
             return False
+
+    def _before_submit(self, plan: CreatePlan, hook: GeminiBatchHook, dest: str | None) -> None:
+        """What must hold before a new submission: the pre-flight checks, then the budget."""
+        if self.preflight_checks:
+            self._preflight(plan, hook, dest)
+        budget = budget_of(self.max_estimated_cost)
+        if budget is not None:
+            check_budget(
+                plan.source,
+                model=plan.model,
+                backend=plan.backend,
+                budget=budget,
+                table=self._price_table(),
+                reads=self._request_reads(hook),
+                default_output_tokens=self.default_output_tokens,
+                log=self.log,
+            )
+
+    def _request_reads(self, hook: GeminiBatchHook) -> RequestReads:
+        """How the budget guard reads the requests: this task's BigQuery, GCS and genai clients."""
+        project = hook.settings.project
+
+        def bigquery_query(table: str, params: dict[str, Any]) -> dict[str, Any]:
+            from google.cloud import bigquery
+
+            client = self._bigquery_client(project)
+            columns = {f.name: f.field_type for f in client.get_table(table).schema}
+            sql = bigquery_estimate_sql(table, columns.get("request", "STRING"))
+            config = bigquery.QueryJobConfig(
+                query_parameters=[bigquery.ScalarQueryParameter(k, "INT64", v) for k, v in params.items()]
+            )
+            rows = list(client.query(sql, job_config=config).result())
+            return dict(rows[0].items()) if rows else {}
+
+        def gcs_lines(uri: str) -> Iterator[bytes]:
+            bucket_name, _, name = uri[len("gs://") :].partition("/")
+            client = self._storage_client()
+            if "*" in name:
+                prefix = name.split("*", 1)[0]
+                blobs = [
+                    b
+                    for b in client.list_blobs(bucket_name, prefix=prefix)
+                    if fnmatch.fnmatchcase(b.name, name)
+                ]
+            else:
+                blobs = [client.bucket(bucket_name).blob(name)]
+            for blob in blobs:
+                with blob.open("rb") as stream:
+                    yield from stream
+
+        def file_lines(name: str) -> list[bytes]:
+            # The Files API has no ranged read in google-genai: the file (at most 2 GB) is read whole.
+            return hook.get_conn().files.download(file=name).splitlines()
+
+        return RequestReads(bigquery_query=bigquery_query, gcs_lines=gcs_lines, file_lines=file_lines)
 
     def _preflight(self, plan: CreatePlan, hook: GeminiBatchHook, dest: str | None) -> None:
         """The checks of a new submission (preflight.py); raises GeminiBatchPreflightError."""

@@ -110,3 +110,46 @@ def test_inline_cap():
 )
 def test_console_url(args, expected):
     assert console_url(*args) == expected
+
+
+def _answered(prompt: int, candidates: int, thoughts: int) -> types.InlinedResponse:
+    return types.InlinedResponse(
+        response=types.GenerateContentResponse(
+            usage_metadata=types.GenerateContentResponseUsageMetadata(
+                prompt_token_count=prompt,
+                candidates_token_count=candidates,
+                thoughts_token_count=thoughts,
+                total_token_count=prompt + candidates + thoughts,
+            )
+        )
+    )
+
+
+def test_inline_tokens_by_kind_and_cost_each_request_in_its_own_tier():
+    job = types.BatchJob(
+        name="batches/1",
+        state="JOB_STATE_SUCCEEDED",
+        model="models/gemini-2.5-pro",
+        dest=types.BatchJobDestination(
+            inlined_responses=[_answered(1000, 100, 50), _answered(300_000, 10, 0)]
+        ),
+    )
+    manifest = build_manifest(job, backend="gemini_api").as_dict()
+    assert manifest["tokens"] == {"prompt": 301_000, "candidates": 110, "thoughts": 50, "total": 301_160}
+    # By hand, batch = half of: standard (1000 x 1.25 + 100 x 10 + 50 x 10) + long (300k x 2.50 + 10 x 15), per 1M
+    assert manifest["estimated_cost_usd"] == pytest.approx((1250 + 1000 + 500 + 750_000 + 150) / 2e6)
+    assert manifest["prices_retrieved"]
+
+
+def test_no_tokens_no_cost_and_unknown_models_have_no_cost():
+    vertex = types.BatchJob(name=VERTEX_NAME, state="JOB_STATE_SUCCEEDED", model="gemini-2.5-flash")
+    assert build_manifest(vertex, backend="vertex").as_dict()["estimated_cost_usd"] is None
+    job = types.BatchJob(
+        name="batches/1",
+        state="JOB_STATE_SUCCEEDED",
+        model="models/my-tuned-model",
+        dest=types.BatchJobDestination(inlined_responses=[_answered(10, 1, 0)]),
+    )
+    manifest = build_manifest(job, backend="gemini_api").as_dict()
+    assert manifest["tokens"]["total"] == 11
+    assert manifest["estimated_cost_usd"] is None and manifest["prices_retrieved"] is None

@@ -38,7 +38,7 @@ INLINE = [{"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}]
 DESIGN_MANIFEST_KEYS = {
     "job_name", "backend", "model", "state", "outcome", "source", "display_name", "work_id",
     "gcs_output_directory", "bigquery_output_table", "bigquery_output_dataset", "file_name",
-    "inline_responses", "counts", "tokens", "create_time", "start_time", "end_time", "console_url", "error",
+    "inline_responses", "counts", "tokens", "estimated_cost_usd", "prices_retrieved", "create_time", "start_time", "end_time", "console_url", "error",
 }  # fmt: skip
 
 
@@ -368,7 +368,9 @@ def test_small_inline_results_travel_in_the_manifest(gemini, sleeps):
     manifest = run(op(src=INLINE, max_failed_ratio=0.5), make_context())
     assert len(manifest["inline_responses"]) == 4
     assert manifest["counts"] == {"succeeded": 3, "failed": 1, "incomplete": 0, "total": 4}
-    assert manifest["tokens"] == {"prompt": 9, "candidates": 15, "total": 24}
+    assert manifest["tokens"] == {"prompt": 9, "candidates": 15, "thoughts": 0, "total": 24}
+    # By hand: gemini-2.5-flash list prices 0.30 / 2.50 USD per 1M, batch half: (9 x 0.3 + 15 x 2.5) / 2e6
+    assert manifest["estimated_cost_usd"] == pytest.approx(20.1e-6)
     assert manifest["outcome"] == "partial"
 
 
