@@ -124,6 +124,8 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
     :param preflight_checks: Optional. Check before a new submission that the source exists, a dest
         table does not and the model exists (default True). Turn off only when the Airflow
         connection may not read what the job's service account reads.
+    :param work_scope: Optional. What the work is about across DAG runs (e.g. the data interval):
+        runs with the same scope share this task's jobs (identity.py). Default: the run. Templated.
     """
 
     template_fields: Sequence[str] = (
@@ -137,6 +139,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         "project_id",
         "location",
         "impersonation_chain",
+        "work_scope",
     )
     template_fields_renderers = {"src": "json", "labels": "json", "create_config": "json"}
 
@@ -165,6 +168,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         error_budget: int = 8,
         allow_cross_project: bool = False,
         preflight_checks: bool = True,
+        work_scope: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -185,6 +189,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         self.error_budget = int(error_budget)
         self.allow_cross_project = bool(allow_cross_project)
         self.preflight_checks = bool(preflight_checks)
+        self.work_scope = work_scope
         self._job_name: str | None = None
         self._identity: WorkIdentity | None = None
         self._hook_obj: GeminiBatchHook | None = None
@@ -197,7 +202,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
 
     def _plan(self, context: Context) -> CreatePlan:
         """Validate the rendered arguments (before any network call) and derive the job's identity."""
-        return plan_create(self._arguments(), WorkIdentity.from_context(context))
+        return plan_create(self._arguments(), WorkIdentity.from_context(context, scope=self.work_scope))
 
     # ------------------------------------------------------------------ execute
 
