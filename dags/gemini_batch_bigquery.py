@@ -7,6 +7,16 @@ Backfills and re-runs are safe: each run reads exactly its interval, the job tas
 its job on retry, and the results are MERGEd on (key, logical_date), so a re-run of a day
 replaces its rows. ``airflow backfill create --dag-id gemini_batch_bigquery --from-date
 2026-01-01 --to-date 2026-01-03``.
+
+One job per data interval: the requests table is named by its content's fingerprint, and the job
+task's identity is the data interval and that fingerprint, so every run of a day (scheduled,
+manual, backfill, the run made by unpausing) shares one job per shard while the prompts are
+unchanged; changed prompts get a new job, and the day's rows become exactly the new keys. The
+Param ``fresh_job: true`` makes a run submit its own jobs. A manual run without a logical date
+processes the last whole day before it was triggered.
+
+Partial shards: when a shard's job fails, load_results still loads and reconciles the others,
+then fails; clearing the failed run_job task (or re-running the day) resubmits only that shard.
 """
 
 from __future__ import annotations
@@ -20,10 +30,12 @@ from gemini_batch import GeminiBatchCreateJobOperator
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.dag_config import (
     DEFAULT_ARGS,
+    FRESH_JOB_PARAM,
     INCLUDE_DIR,
     RESULTS_ASSET,
     job_task_kwargs,
     run_tag,
+    work_scope,
 )
 
 MODEL_PARAM = "Gemini model of the jobs; empty: the Variable gemini_batch_model (default gemini-2.5-flash)"
@@ -37,30 +49,41 @@ with DAG(
     catchup=False,
     max_active_runs=3,
     default_args=DEFAULT_ARGS,
-    params={"model": Param(None, type=["null", "string"], description=MODEL_PARAM)},
+    params={
+        "model": Param(None, type=["null", "string"], description=MODEL_PARAM),
+        "fresh_job": Param(False, type="boolean", description=FRESH_JOB_PARAM),
+    },
     tags=["gemini-batch", "bigquery"],
     doc_md=__doc__,
 ) as dag:
 
     @task(multiple_outputs=True)
     def build_requests(
-        params: Any = None, data_interval_start: Any = None, data_interval_end: Any = None, run_id: Any = None
+        params: Any = None,
+        data_interval_start: Any = None,
+        data_interval_end: Any = None,
+        run_id: Any = None,
+        dag_run: Any = None,
     ) -> dict:
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import build_requests_table, check_settings, day_interval
 
         checked = check_settings(DEFAULT_GCP_CONN_ID, model=params["model"], buckets=False)
-        start, end = day_interval(data_interval_start, data_interval_end)
+        start, end = day_interval(data_interval_start, data_interval_end, getattr(dag_run, "run_after", None))
         built = build_requests_table(
             PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
             interval_start=start,
             interval_end=end,
-            table=f"requests_{start:%Y%m%d}_{run_tag(run_id)}",
+            table=f"requests_{start:%Y%m%d}",
+            run_tag=run_tag(run_id),
             source_sql_path=INCLUDE_DIR / "sql" / "prompts_for_interval.sql",
             template_path=INCLUDE_DIR / "templates" / "request.json",
             gcp_conn_id=DEFAULT_GCP_CONN_ID,
         )
-        return {**built, "model": checked["model"], "location": checked["location"]}
+        scope = work_scope(
+            start.isoformat(), end.isoformat(), built["fingerprint"], fresh=params["fresh_job"]
+        )
+        return {**built, "model": checked["model"], "location": checked["location"], "work_scope": scope}
 
     @task(multiple_outputs=True)
     def validate_requests(built: dict) -> dict:
@@ -78,8 +101,11 @@ with DAG(
         project = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID).project
         return shard_requests_table(built["table"], gcp_conn_id=DEFAULT_GCP_CONN_ID, project=project)
 
-    @task(multiple_outputs=True, outlets=[RESULTS_ASSET])
-    def load_results(manifests: list, built: dict, outlet_events: Any = None) -> dict:
+    # Runs when every shard's job task is done and one succeeded: the finished shards are loaded
+    # even if another failed. Its only upstream is run_job, so a failed build skips it; the
+    # day's table and shards come from XCom.
+    @task(multiple_outputs=True, outlets=[RESULTS_ASSET], trigger_rule="all_done_min_one_success")
+    def load_results(manifests: list, ti: Any = None, outlet_events: Any = None) -> dict:
         from gemini_batch.pipeline.loader import InputKeys
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import load_results as load
@@ -87,10 +113,11 @@ with DAG(
         return load(
             list(manifests),
             settings=PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
-            logical_date=built["day"],
-            input_keys=InputKeys.from_table(built["table"]).to_dict(),
+            logical_date=ti.xcom_pull(task_ids="build_requests", key="day"),
+            input_keys=InputKeys.from_table(ti.xcom_pull(task_ids="build_requests", key="table")).to_dict(),
             gcp_conn_id=DEFAULT_GCP_CONN_ID,
             outlet_events=outlet_events,
+            shards=ti.xcom_pull(task_ids="shard_requests"),
         )
 
     built = build_requests()
@@ -100,6 +127,7 @@ with DAG(
         model="{{ ti.xcom_pull(task_ids='build_requests', key='model') }}",
         location="{{ ti.xcom_pull(task_ids='build_requests', key='location') }}",
         display_name="gemini_batch_bigquery",
+        work_scope="{{ ti.xcom_pull(task_ids='build_requests', key='work_scope') }}",
         **job_task_kwargs(),
     ).expand(src=shards)
-    load_results(run_job.output, built)
+    load_results(run_job.output)

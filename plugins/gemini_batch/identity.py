@@ -1,7 +1,11 @@
 """The identity of a piece of work and how a job carries it.
 
 Invariants: the identity is (dag_id, task_id, run_id, map_index) and never includes
-try_number, so every try, clear and re-run of the same task instance names the same work.
+try_number, so every try, clear and re-run of the same task instance names the same work. A
+``scope`` (the pipelines pass the data interval and the input's content fingerprint) takes the
+run id's place in the work id: every run with the same scope, its map index included, names the
+same work, so two runs of one data interval share its jobs. ``run_id`` still names the task
+instance (its state, for ``on_kill``).
 ``work_id`` is a short hash of it; every job carries ``awid-<work_id>`` in its display name
 (both backends) and Vertex AI jobs also carry the label ``airflow-work-id``. A job is "ours"
 only if its display name ends with that tag, so a lookup never adopts somebody else's job.
@@ -107,16 +111,22 @@ class WorkIdentity:
     :param task_id: the task id.
     :param run_id: the DAG run id.
     :param map_index: the map index, -1 for an unmapped task.
+    :param scope: Optional. What the work is about across runs (e.g. a data interval); when set it
+        replaces ``run_id`` in the work id, so runs with the same scope share their jobs.
     """
 
     dag_id: str
     task_id: str
     run_id: str
     map_index: int = -1
+    scope: str | None = None
 
     @classmethod
-    def from_context(cls, context: Mapping[str, Any]) -> WorkIdentity:
-        """The identity of the running task instance (reads ``ti``; never its try_number)."""
+    def from_context(cls, context: Mapping[str, Any], scope: str | None = None) -> WorkIdentity:
+        """The identity of the running task instance (reads ``ti``; never its try_number).
+
+        :param scope: Optional. See :class:`WorkIdentity`; empty means none (the run's own work).
+        """
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
         return cls(
@@ -124,12 +134,17 @@ class WorkIdentity:
             task_id=ti.task_id,
             run_id=ti.run_id,
             map_index=-1 if map_index is None else int(map_index),
+            scope=scope or None,
         )
 
     @property
     def work_id(self) -> str:
-        """16 hex characters of SHA-256 over the four fields: stable, label-safe, collision-safe."""
-        payload = json.dumps([self.dag_id, self.task_id, self.run_id, self.map_index])
+        """16 hex characters of SHA-256 over dag, task, run (or scope) and map index: stable, label-safe."""
+        if self.scope is None:
+            fields: list[Any] = [self.dag_id, self.task_id, self.run_id, self.map_index]
+        else:  # a dict, so that no run id can hash like a scope
+            fields = [self.dag_id, self.task_id, {"scope": self.scope}, self.map_index]
+        payload = json.dumps(fields)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @property
@@ -169,4 +184,5 @@ class WorkIdentity:
 
     def describe(self) -> str:
         mapped = f", map_index={self.map_index}" if self.map_index >= 0 else ""
-        return f"dag_id={self.dag_id}, task_id={self.task_id}, run_id={self.run_id}{mapped}"
+        scope = f", scope={self.scope}" if self.scope else ""
+        return f"dag_id={self.dag_id}, task_id={self.task_id}, run_id={self.run_id}{mapped}{scope}"

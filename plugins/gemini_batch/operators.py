@@ -138,6 +138,8 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         that sets no ``maxOutputTokens`` (default 1024).
     :param prices: Optional. Parts of the price table to override (the shape of prices.json), over
         the shipped table and the Variable ``gemini_batch_prices``.
+    :param work_scope: Optional. What the work is about across DAG runs (e.g. the data interval):
+        runs with the same scope share this task's jobs (identity.py). Default: the run. Templated.
     """
 
     template_fields: Sequence[str] = (
@@ -152,6 +154,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         "location",
         "impersonation_chain",
         "max_estimated_cost",
+        "work_scope",
     )
     template_fields_renderers = {"src": "json", "labels": "json", "create_config": "json"}
 
@@ -183,6 +186,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         max_estimated_cost: float | str | None = None,
         default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
         prices: Mapping[str, Any] | None = None,
+        work_scope: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -208,6 +212,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         self.prices = dict(prices) if prices is not None else None
         if not is_templated(max_estimated_cost):
             budget_of(max_estimated_cost)
+        self.work_scope = work_scope
         self._job_name: str | None = None
         self._identity: WorkIdentity | None = None
         self._hook_obj: GeminiBatchHook | None = None
@@ -220,7 +225,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
 
     def _plan(self, context: Context) -> CreatePlan:
         """Validate the rendered arguments (before any network call) and derive the job's identity."""
-        return plan_create(self._arguments(), WorkIdentity.from_context(context))
+        return plan_create(self._arguments(), WorkIdentity.from_context(context, scope=self.work_scope))
 
     # ------------------------------------------------------------------ execute
 

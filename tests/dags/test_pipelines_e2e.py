@@ -117,9 +117,15 @@ def test_three_day_backfill_and_a_rerun_leave_one_row_per_key_and_date(pipeline:
         (r["key"], r["job_name"], r["response_text"]) for r in before
     ]
 
-    # A re-run as a new run of the day: a new job, whose answers replace the day's rows.
+    # A manual run of a day the backfill already answered: same interval, same prompts, no new job.
     rerun = pipeline.run_dag("gemini_batch_bigquery", days[1])
     assert rerun.state == "success", task_states(rerun)
+    assert len(pipeline.admin.jobs()) == 3
+    assert {r["job_name"] for r in pipeline.rows("results", days[1])} == {r["job_name"] for r in before}
+
+    # Unless the run asks for a fresh job: a new job, whose answers replace the day's rows.
+    fresh = pipeline.run_dag("gemini_batch_bigquery", days[1], fresh_job=True)
+    assert fresh.state == "success", task_states(fresh)
     assert len(pipeline.admin.jobs()) == 4
     rows = pipeline.rows("results")
     assert len(rows) == 36 == len({(row["key"], row["logical_date"]) for row in rows})
@@ -127,6 +133,97 @@ def test_three_day_backfill_and_a_rerun_leave_one_row_per_key_and_date(pipeline:
         check_results(pipeline, day, 12)
     (new_job,) = {row["job_name"] for row in pipeline.rows("results", days[1])}
     assert new_job not in {r["job_name"] for r in before}
+
+
+def test_a_rerun_after_prompts_changed_leaves_exactly_the_new_keys(pipeline: Pipeline) -> None:
+    day = "2026-03-01"
+    seed_days(pipeline, 20, day)
+    first = pipeline.run_dag("gemini_batch_bigquery", day)
+    assert first.state == "success", task_states(first)
+    seeded = sorted(str(row["id"]) for row in prompt_rows(dt.date.fromisoformat(day), 20))
+    assert sorted(r["key"] for r in pipeline.rows("results", day)) == seeded
+
+    # 6 prompts removed (one of them had failed: it is in the errors table), 8 added.
+    prompts = f"`{pipeline.table('prompts')}`"
+    removed = seeded[:6]
+    pipeline.bq.query(
+        f"INSERT INTO `{pipeline.table('errors')}` (key, logical_date, status, error) "
+        f"VALUES ('{removed[0]}', DATE '{day}', 'ERROR', 'a failure of the first run')"
+    ).result()
+    pipeline.bq.query(f"DELETE FROM `{pipeline.table('results')}` WHERE key = '{removed[0]}'").result()
+    pipeline.bq.query(f"DELETE FROM {prompts} WHERE CAST(id AS STRING) IN UNNEST({removed!r})").result()
+    added = [str(int(seeded[-1]) + 1 + i) for i in range(8)]
+    values = ", ".join(f"({key}, 'a new prompt {key}', TIMESTAMP '{day} 12:00:00+00')" for key in added)
+    pipeline.bq.query(f"INSERT INTO {prompts} (id, prompt, created_at) VALUES {values}").result()
+
+    second = pipeline.run_dag("gemini_batch_bigquery", day)
+
+    assert second.state == "success", task_states(second)
+    assert len(pipeline.admin.jobs()) == 2  # changed prompts: a new job, the old one not adopted
+    keys = sorted(seeded[6:] + added)
+    assert sorted(r["key"] for r in pipeline.rows("results", day)) == keys
+    assert pipeline.rows("errors", day) == []
+    counts = second.get_task_instance("load_results").xcom_pull(task_ids="load_results")
+    assert (counts["input"], counts["succeeded"], counts["stale"], counts["missing"]) == (22, 22, 0, 0)
+
+    # And once more without a change: no job.
+    third = pipeline.run_dag("gemini_batch_bigquery", day)
+    assert third.state == "success", task_states(third)
+    assert len(pipeline.admin.jobs()) == 2
+    assert sorted(r["key"] for r in pipeline.rows("results", day)) == keys
+
+
+def test_one_failed_shard_of_three_loads_the_others_and_a_rerun_submits_only_it(
+    pipeline: Pipeline, monkeypatch
+) -> None:
+    from gemini_batch.hooks import GeminiBatchHook
+    from gemini_batch.pipeline import dag_config
+
+    from .conftest import clear_and_rerun
+
+    monkeypatch.setenv("GEMINI_BATCH_MAX_REQUESTS_PER_JOB", "10")
+    monkeypatch.setattr(dag_config, "JOB_RETRIES", 0)
+    day = "2026-03-05"
+    seed_days(pipeline, 25, day, gcs=True)
+    broken = {"shard": "shard-00001-of-00003"}
+    create_job = GeminiBatchHook.create_job
+
+    def create_with_fault(self, *args, **kwargs):  # the emulator's job_failure fault, for one shard's job
+        source = kwargs["source"]
+        failing = bool(broken["shard"]) and broken["shard"] in source.describe()
+        pipeline.admin.set_faults(job_failure="injected: the shard's job fails" if failing else None)
+        return create_job(self, *args, **kwargs)
+
+    monkeypatch.setattr(GeminiBatchHook, "create_job", create_with_fault)
+
+    dag_run = pipeline.run_dag("gemini_batch_gcs", day)
+
+    states = task_states(dag_run)
+    assert dag_run.state == "failed", states
+    assert (states["run_job[0]"], states["run_job[1]"], states["run_job[2]"]) == (
+        "success",
+        "failed",
+        "success",
+    )
+    assert states["load_results"] == "failed"
+    jobs = pipeline.admin.jobs()
+    assert [job["state"] for job in jobs].count("JOB_STATE_FAILED") == 1 and len(jobs) == 3
+    loaded = pipeline.rows("results", day)
+    succeeded_jobs = {job["name"] for job in jobs if job["state"] == "JOB_STATE_SUCCEEDED"}
+    assert {row["job_name"] for row in loaded} == succeeded_jobs
+    assert 10 <= len(loaded) < 25
+    loaded_at = {row["key"]: row["loaded_at"] for row in loaded}
+
+    broken["shard"] = ""
+    rerun = clear_and_rerun("gemini_batch_gcs", dag_run.run_id)
+
+    assert rerun.state == "success", task_states(rerun)
+    jobs = pipeline.admin.jobs()
+    assert len(jobs) == 4  # one new job: the failed shard's
+    check_results(pipeline, day, 25)
+    after = {row["key"]: row for row in pipeline.rows("results", day)}
+    assert all(after[key]["loaded_at"] == at for key, at in loaded_at.items())  # not loaded twice
+    assert {row["job_name"] for row in after.values()} == succeeded_jobs | {jobs[-1]["name"]}
 
 
 def test_failed_rows_go_to_the_errors_table_and_the_counts_add_up(pipeline: Pipeline) -> None:

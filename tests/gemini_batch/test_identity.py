@@ -41,6 +41,36 @@ def test_work_id_differs_per_run_task_dag_and_map_index(other):
     assert WorkIdentity("dag", "task", "manual__2026-01-01", -1).work_id != other.work_id
 
 
+SCOPED = WorkIdentity("dag", "task", "scheduled__2026-01-02", 1, scope="2026-01-01/abc")
+
+
+@pytest.mark.parametrize(
+    ("other", "same"),
+    [
+        (WorkIdentity("dag", "task", "manual__2026-01-02", 1, scope="2026-01-01/abc"), True),
+        (WorkIdentity("dag", "task", "backfill__2026-01-01", 1, scope="2026-01-01/abc"), True),
+        (WorkIdentity("dag", "task", "scheduled__2026-01-02", 1, scope="2026-01-01/abd"), False),
+        (WorkIdentity("dag", "task", "scheduled__2026-01-02", 2, scope="2026-01-01/abc"), False),
+        (WorkIdentity("dag", "other", "scheduled__2026-01-02", 1, scope="2026-01-01/abc"), False),
+        (WorkIdentity("other", "task", "scheduled__2026-01-02", 1, scope="2026-01-01/abc"), False),
+        (WorkIdentity("dag", "task", "scheduled__2026-01-02", 1), False),
+        # a run id spelled like the scope does not name the scope's work
+        (WorkIdentity("dag", "task", "2026-01-01/abc", 1), False),
+    ],
+)
+def test_a_scope_replaces_the_run_in_the_work_id(other, same):
+    assert (other.work_id == SCOPED.work_id) is same
+    assert other.owns(types.BatchJob(display_name=SCOPED.display_name())) is same
+
+
+def test_from_context_takes_the_scope_and_keeps_the_run():
+    ti = FakeTI()
+    scoped = WorkIdentity.from_context({"ti": ti}, scope="2026-01-01/abc")
+    assert (scoped.run_id, scoped.scope) == (ti.run_id, "2026-01-01/abc")
+    assert "scope=2026-01-01/abc" in scoped.describe()
+    assert WorkIdentity.from_context({"ti": ti}, scope="") == WorkIdentity.from_context({"ti": ti})
+
+
 def test_map_index_none_means_unmapped():
     assert WorkIdentity.from_context({"ti": FakeTI(map_index=None)}).map_index == -1
 

@@ -717,3 +717,15 @@ def test_the_api_key_never_reaches_arguments_trigger_kwargs_xcom_templates_or_lo
     for where, text in scanned.items():
         assert SECRET not in text, where
     assert "Gemini API client for connection gemini_api_default" in scanned["logs"]
+
+
+def test_work_scope_names_the_work_across_runs_and_is_templated() -> None:
+    assert "work_scope" in GeminiBatchCreateJobOperator.template_fields
+    scheduled = {"ti": FakeTI(run_id="scheduled__2026-01-02", map_index=1)}
+    manual = {"ti": FakeTI(run_id="manual__2026-01-03", map_index=1)}
+    scoped = op(work_scope="2026-01-01--2026-01-02/abc")
+    assert scoped._plan(scheduled).identity.work_id == scoped._plan(manual).identity.work_id
+    assert scoped._plan(manual).identity.run_id == "manual__2026-01-03"  # the TI, for on_kill
+    unscoped = op()
+    assert unscoped._plan(scheduled).identity.work_id != unscoped._plan(manual).identity.work_id
+    assert op(work_scope="")._plan(manual).identity == unscoped._plan(manual).identity

@@ -234,3 +234,32 @@ def test_jsonl_export_rolls_over_into_shards_under_the_limits(
             template=template,
             limits=limits,
         )
+
+
+def test_keep_by_content_publishes_once_per_content_and_drops_the_built_table() -> None:
+    from google.cloud import bigquery
+
+    from gemini_batch.pipeline.builder import keep_by_content
+
+    from .duck_bigquery import DuckBigQuery
+
+    bq = DuckBigQuery()
+    bq.create_dataset("proj.ds")
+
+    def built(name: str, prompts: list[str]) -> TableRef:
+        ref = TableRef("proj", "ds", name)
+        bq.create_table(bigquery.Table(ref.api_repr, schema=[
+            bigquery.SchemaField("key", "STRING"), bigquery.SchemaField("request", "JSON"),
+        ]))  # fmt: skip
+        bq.insert(ref.uri, [{"key": str(i), "request": {"text": p}} for i, p in enumerate(prompts)])
+        return ref
+
+    first, fingerprint = keep_by_content(bq, built("b1", ["a", "b"]), name="requests_20260101",
+                                         expires=dt.timedelta(days=2))  # fmt: skip
+    assert first == TableRef("proj", "ds", f"requests_20260101_{fingerprint}")
+    assert bq.table_names("proj.ds") == {first.table}  # the built table is dropped
+    same, again = keep_by_content(bq, built("b2", ["a", "b"]), name="requests_20260101")
+    changed, other = keep_by_content(bq, built("b3", ["a", "c"]), name="requests_20260101")
+    assert (same, again) == (first, fingerprint) and other != fingerprint
+    assert bq.table_names("proj.ds") == {first.table, changed.table}
+    assert [row["request"] for row in bq.rows(changed.uri)] == [{"text": "a"}, {"text": "c"}]

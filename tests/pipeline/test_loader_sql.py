@@ -215,3 +215,87 @@ def test_missing_keys_fail_reconciliation_with_count_and_sample(bq: DuckBigQuery
 def test_output_keys_that_are_not_input_keys_are_counted(bq: DuckBigQuery) -> None:
     counts = load(bq, [inline_job("batches/1", answers(3))], ["k0000", "k0001"], date=DATE)
     assert (counts.input, counts.succeeded, counts.unexpected, counts.staged) == (2, 2, 1, 3)
+
+
+# --- the day's whole input: removed keys deleted, loaded jobs not staged again ---------------------
+
+
+def load_day(
+    bq: DuckBigQuery, jobs: Sequence[JobOutput], keys: Sequence[str], day: Sequence[str], **kwargs: Any
+) -> LoadCounts:
+    return ResultsLoader(bigquery_client=bq).load(
+        jobs, logical_date=DATE, input_keys=InputKeys.from_keys(keys), results_table=RESULTS,
+        errors_table=ERRORS, day_keys=InputKeys.from_keys(day), **kwargs,
+    )  # fmt: skip
+
+
+def test_a_load_of_the_whole_day_deletes_the_keys_no_longer_input(bq: DuckBigQuery) -> None:
+    old = answers(6, failed=[1, 4])
+    load(bq, [inline_job("batches/old", old)], [row.key for row in old])
+    load(bq, [inline_job("batches/other-day", answers(2))], ["k0000", "k0001"], date="2026-01-02")
+    new = answers(8, failed=[7])[2:]  # k0000, k0001 removed (k0001 was an error); k0006, k0007 added
+
+    counts = load_day(bq, [inline_job("batches/new", new)], [r.key for r in new], [r.key for r in new])
+
+    assert (counts.input, counts.succeeded, counts.failed, counts.missing, counts.stale) == (6, 5, 1, 0, 0)
+    assert sorted(by_key(bq, RESULTS)) == ["k0002", "k0003", "k0004", "k0005", "k0006"]
+    assert sorted(by_key(bq, ERRORS)) == ["k0007"]
+    assert sorted(by_key(bq, RESULTS, "2026-01-02")) == ["k0000", "k0001"]  # other days untouched
+
+
+def test_without_the_day_keys_a_load_only_adds(bq: DuckBigQuery) -> None:
+    first, second = answers(4)[:2], answers(4)[2:]
+    load(bq, [inline_job("batches/1", first)], [r.key for r in first])
+    counts = load(bq, [inline_job("batches/2", second)], [r.key for r in second])
+    assert counts.stale == 0
+    assert sorted(by_key(bq, RESULTS)) == ["k0000", "k0001", "k0002", "k0003"]
+
+
+def test_a_part_of_the_day_is_reconciled_and_the_rest_of_the_day_kept(bq: DuckBigQuery) -> None:
+    rows = answers(6)
+    load(bq, [inline_job("batches/all", rows)], [r.key for r in rows])
+    part = rows[:3]  # the shards that finished this time; the others keep their rows
+
+    counts = load_day(bq, [inline_job("batches/part", part)], [r.key for r in part], [r.key for r in rows])
+
+    assert (counts.input, counts.succeeded, counts.stale) == (3, 3, 0)
+    results = by_key(bq, RESULTS)
+    assert sorted(results) == [r.key for r in rows]
+    assert {results[k]["job_name"] for k in ("k0000", "k0002")} == {"batches/part"}
+    assert results["k0005"]["job_name"] == "batches/all"
+
+
+def test_a_key_left_behind_is_reported_stale(bq: DuckBigQuery, monkeypatch) -> None:
+    rows = answers(3)
+    load(bq, [inline_job("batches/1", rows)], [r.key for r in rows])
+    real_render = __import__("gemini_batch.pipeline.sql", fromlist=["render"]).render
+
+    def no_delete(name: str, **identifiers: str) -> str:  # a MERGE that forgets to delete
+        if name == "merge_results.sql":
+            identifiers["replace_day"] = "FALSE"
+        return real_render(name, **identifiers)
+
+    monkeypatch.setattr("gemini_batch.pipeline.sql.render", no_delete)
+    with pytest.raises(ReconciliationError, match="1 keys in results or errors") as error:
+        load_day(
+            bq, [inline_job("batches/2", rows[1:])], [r.key for r in rows[1:]], [r.key for r in rows[1:]]
+        )
+    assert error.value.stale_sample == ("k0000",) and error.value.counts.stale == 1
+
+
+def test_skip_loaded_stages_only_the_jobs_without_rows_for_the_day(bq: DuckBigQuery) -> None:
+    first, second = answers(6)[:3], answers(6)[3:]
+    load_day(bq, [inline_job("batches/1", first)], [r.key for r in first], [r.key for r in first + second],
+             reconcile=False)  # fmt: skip
+    before = by_key(bq, RESULTS)
+    bq.statements.clear()
+
+    counts = load_day(
+        bq, [inline_job("batches/1", first), inline_job("batches/2", second)],
+        [r.key for r in first + second], [r.key for r in first + second], skip_loaded=True,
+    )  # fmt: skip
+
+    assert (counts.staged, counts.succeeded, counts.missing) == (3, 6, 0)
+    after = by_key(bq, RESULTS)
+    assert all(after[r.key]["loaded_at"] == before[r.key]["loaded_at"] for r in first)
+    assert {after[r.key]["job_name"] for r in second} == {"batches/2"}

@@ -116,7 +116,32 @@ def load_vertex_table(bq: DuckBigQuery) -> None:
     assert (counts.succeeded, counts.failed, counts.missing) == (2, 1, 0)
 
 
+def publish_requests(bq: DuckBigQuery) -> None:
+    """A built requests table published under its content fingerprint (twice: kept, not replaced)."""
+    from gemini_batch.pipeline.builder import keep_by_content
+
+    first, fingerprint = keep_by_content(bq, requests_table(bq, 3), name="requests_20260101")
+    again, same = keep_by_content(bq, requests_table(bq, 3), name="requests_20260101")
+    assert (first, fingerprint) == (again, same) and first.table == f"requests_20260101_{fingerprint}"
+
+
+def load_day_of_shards(bq: DuckBigQuery) -> None:
+    """Two shard tables' job loaded as a part of the day; the day's keys replace the date's rows."""
+    requests_table(bq, 4)
+    shards = [TableRef("proj", "ds", f"requests_shard_{i}") for i in range(3)]
+    for i, shard in enumerate(shards):
+        bq.query(f"CREATE TABLE {shard.sql} AS SELECT * FROM {REQUESTS.sql} WHERE key = 'k000{i}'").result()
+    rows = answers(2)
+    ResultsLoader(bigquery_client=bq).load(
+        [inline_job("batches/1", rows)], logical_date="2026-01-01",
+        input_keys=InputKeys.from_tables([shards[0].uri, shards[1].uri, shards[0].uri]), day_keys=InputKeys.from_table(REQUESTS.uri),
+        results_table="bq://proj.ds.results", errors_table="bq://proj.ds.errors", skip_loaded=True,
+    )  # fmt: skip
+
+
 SCENARIOS: dict[str, Callable[[DuckBigQuery], None]] = {
+    "publish_requests": publish_requests,
+    "load_day_of_shards": load_day_of_shards,
     "build_requests": build_requests,
     "validate_requests": validate_requests,
     "shard_requests": shard_requests,

@@ -193,3 +193,30 @@ def test_adhoc_needs_prompts_or_a_file_and_validates_before_staging() -> None:
         "uris": [],
         "keys": ["adhoc-t-00000", "adhoc-t-00001"],
     }
+
+
+@pytest.mark.parametrize(
+    ("run_after", "day"),
+    [
+        (
+            dt.datetime(2026, 1, 5, 10, 30, tzinfo=dt.timezone.utc),
+            dt.datetime(2026, 1, 4, tzinfo=dt.timezone.utc),
+        ),
+        (dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc), dt.datetime(2026, 1, 4, tzinfo=dt.timezone.utc)),
+    ],
+)
+def test_a_run_without_a_data_interval_processes_the_day_before_it_ran(run_after, day) -> None:
+    assert day_interval(None, None, run_after) == (day, day + dt.timedelta(days=1))
+    with pytest.raises(ValueError, match="run_after"):
+        day_interval(None, None)
+
+
+def test_the_work_scope_is_the_interval_and_the_content_unless_fresh() -> None:
+    from gemini_batch.pipeline.dag_config import work_scope
+
+    scope = work_scope("2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00", "abc", fresh=False)
+    assert scope == "2026-01-01T00:00:00+00:00--2026-01-02T00:00:00+00:00/abc"
+    assert work_scope("2026-01-01", "2026-01-02", "abd", fresh=False) != work_scope(
+        "2026-01-01", "2026-01-02", "abc", fresh=False
+    )
+    assert work_scope("2026-01-01", "2026-01-02", "abc", fresh=True) == ""

@@ -167,6 +167,32 @@ def build_bigquery_requests(
     return int(sql.query_one(client, f"SELECT COUNT(*) AS n FROM {destination.sql}")["n"])
 
 
+def keep_by_content(
+    client: bigquery.Client, built: TableRef, *, name: str, expires: dt.timedelta | None = None
+) -> tuple[TableRef, str]:
+    """Publish a built requests table as ``<name>_<content fingerprint>`` and drop the built one.
+
+    The published table is created once per content and never replaced (``keep_table.sql``): a
+    job of an earlier run may be reading it, and its name says it holds the same requests. A job
+    source named by content is what makes a changed input new work and an unchanged one not.
+
+    :param built: Required. The table just built (run-scoped; dropped afterwards).
+    :param name: Required. The published table's name before the fingerprint (e.g. ``requests_20260101``).
+    :param expires: Optional. Let BigQuery drop the published table this long from now (renewed by
+        every run that publishes it).
+    :return: The published table and the content fingerprint.
+    """
+    from gemini_batch.pipeline.fingerprints import table_fingerprint
+
+    fingerprint = table_fingerprint(client, built)
+    target = built.sibling(f"{name}_{fingerprint}")
+    sql.run(client, sql.render("keep_table.sql", destination=target.sql, source=built.sql))
+    if expires is not None:
+        set_expiry(client, target, expires)
+    client.delete_table(built.api_repr, not_found_ok=True)
+    return target, fingerprint
+
+
 def set_expiry(client: bigquery.Client, table: TableRef, after: dt.timedelta) -> None:
     """Let BigQuery drop ``table`` ``after`` from now (metadata only)."""
     current = client.get_table(table.api_repr)

@@ -28,7 +28,14 @@ __all__ = [
     "job_limits",
     "job_task_kwargs",
     "run_tag",
+    "work_scope",
 ]
+
+#: The pipelines' ``fresh_job`` Param: by default every run of a data interval shares its jobs.
+FRESH_JOB_PARAM = (
+    "Submit new jobs for this run even if another run of the same data interval and inputs already has "
+    "them (default: reuse them)"
+)
 
 #: The results table, as an Asset: the pipelines produce it, downstream DAGs are scheduled on it.
 #: Each load attaches ``{"table", "errors_table", "logical_date", "counts"}`` to its event (the
@@ -88,3 +95,13 @@ def job_limits() -> JobLimits:
 def run_tag(run_id: str) -> str:
     """A short, name-safe tag of a DAG run (for run-scoped tables and GCS prefixes)."""
     return hashlib.blake2b(run_id.encode(), digest_size=4).hexdigest()
+
+
+def work_scope(interval_start: str, interval_end: str, fingerprint: str, *, fresh: bool) -> str:
+    """The job tasks' work scope (identity.py): the data interval and the input's content.
+
+    Every run of the same interval with the same inputs (scheduled, manual, backfill, the run made
+    by unpausing) names the same work, so they share one job per shard; changed inputs are new
+    work. ``fresh`` (the ``fresh_job`` Param) gives ``""``: the run's own work, new jobs.
+    """
+    return "" if fresh else f"{interval_start}--{interval_end}/{fingerprint}"

@@ -121,8 +121,8 @@ class InputKeys:
 
     Build one with :meth:`from_table`, :meth:`from_gcs` or :meth:`from_keys`.
 
-    :param kind: ``bigquery`` (a requests table), ``gcs_jsonl`` (the submitted JSONL files) or
-        ``keys`` (an explicit, small list: inline jobs).
+    :param kind: ``bigquery`` (a requests table, ``table``, and more of its schema in ``uris``),
+        ``gcs_jsonl`` (the submitted JSONL files) or ``keys`` (an explicit, small list: inline jobs).
     """
 
     kind: Literal["bigquery", "gcs_jsonl", "keys"]
@@ -138,6 +138,18 @@ class InputKeys:
     ) -> InputKeys:
         """The keys of a BigQuery requests table (every shard's table, or the unsharded one)."""
         return cls("bigquery", table=str(table), key_column=key_column, request_column=request_column)
+
+    @classmethod
+    def from_tables(
+        cls, tables: Sequence[str], key_column: str = "key", request_column: str | None = "request"
+    ) -> InputKeys:
+        """The keys of several BigQuery requests tables of one schema, each once (e.g. some shards of a day)."""
+        if not tables:
+            raise ValueError("from_tables needs at least one table")
+        first, *others = dict.fromkeys(str(table) for table in tables)
+        return cls(
+            "bigquery", table=first, key_column=key_column, request_column=request_column, uris=tuple(others)
+        )
 
     @classmethod
     def from_gcs(cls, *uris: str) -> InputKeys:
@@ -226,6 +238,8 @@ class ResultsLoader:
         results_table: str,
         errors_table: str,
         reconcile: bool = True,
+        day_keys: InputKeys | None = None,
+        skip_loaded: bool = False,
     ) -> LoadCounts:
         """Load every output into the tables for ``logical_date`` and reconcile with the input.
 
@@ -235,6 +249,13 @@ class ResultsLoader:
         :param results_table: Required. ``bq://project.dataset.table`` for answers.
         :param errors_table: Required. ``bq://project.dataset.table`` for failed rows.
         :param reconcile: Optional. False skips the check (the counts are still returned).
+        :param day_keys: Optional. The day's whole input (``input_keys`` may be a part of it: the
+            shards whose jobs finished). When given, the day's rows of keys not in it are deleted in
+            the MERGE's transaction and reconcile counts what is left as ``stale`` (it must be 0):
+            the day then holds exactly its current input keys. None: rows are only added or replaced.
+        :param skip_loaded: Optional. Do not stage a job that already has rows for the date (its
+            MERGE was one transaction: all its rows are in): a re-run after a partial failure loads
+            only the jobs that are new.
         :return: The counts; they add up: ``succeeded + failed + missing + duplicated == input``.
         :raises ReconciliationError: Input keys are missing or in both tables.
         """
@@ -252,12 +273,20 @@ class ResultsLoader:
         ).hexdigest()
         scratch = _Scratch(self.bq, self._staging(results), load_id)
         watch = _Stopwatch()
+        loaded = self._loaded_jobs(jobs, date, results, errors) if skip_loaded else frozenset()
         try:
             stage = scratch.table("stage", _STAGE_SCHEMA)
             for index, job in enumerate(jobs):
+                if job.job_name in loaded:
+                    log.info("job %s is already loaded for %s: not staged again", job.job_name, date)
+                    continue
                 log.info("staging %s output %s of job %s", job.kind, job.location, job.job_name)
                 self._stage(job, stage, scratch, index)
             input_sql = self._input_source(input_keys, scratch)
+            if day_keys is None or day_keys == input_keys:
+                day_sql = input_sql
+            else:
+                day_sql = self._input_source(day_keys, scratch, purpose="day")
             watch.lap("stage")
             final = scratch.name("final")
             sql.run(
@@ -281,6 +310,9 @@ class ResultsLoader:
                     errors=errors.sql,
                     final=final.sql,
                     logical_date=sql.date_literal(date),
+                    day_input=day_sql,
+                    # A literal made from a bool (scripts bind no parameters; see merge_results.sql).
+                    replace_day="TRUE" if day_keys is not None else "FALSE",
                 ),
             )
             watch.lap("merge")
@@ -288,7 +320,12 @@ class ResultsLoader:
             row = sql.query_one(
                 self.bq,
                 sql.render(
-                    "reconcile.sql", input=input_sql, results=results.sql, errors=errors.sql, stage=stage.sql
+                    "reconcile.sql",
+                    input=input_sql,
+                    day_input=day_sql,
+                    results=results.sql,
+                    errors=errors.sql,
+                    stage=stage.sql,
                 ),
                 logical_date=date,
                 sample_size=self.sample_size,
@@ -310,6 +347,7 @@ class ResultsLoader:
             unkeyed=row["unkeyed"],
             invalid_output=structured.invalid,
             retryable=self.row_retry.count_retryable((r["status"], r["n"]) for r in failures),
+            stale=row["stale"] if day_keys is not None else 0,
         )
         log.info("loaded %s; seconds per phase: %s", counts, watch.laps)
         if counts.unexpected or counts.unkeyed:
@@ -319,9 +357,29 @@ class ResultsLoader:
                 counts.unexpected,
                 counts.unkeyed,
             )
-        if reconcile and (counts.missing or counts.duplicated):
-            raise ReconciliationError(counts, row["missing_sample"] or [], row["duplicated_sample"] or [])
+        if reconcile and (counts.missing or counts.duplicated or counts.stale):
+            raise ReconciliationError(
+                counts,
+                row["missing_sample"] or [],
+                row["duplicated_sample"] or [],
+                (row["stale_sample"] or []) if counts.stale else [],
+            )
         return counts
+
+    def _loaded_jobs(
+        self, jobs: Sequence[JobOutput], date: dt.date, results: TableRef, errors: TableRef
+    ) -> frozenset[str]:
+        """The jobs among ``jobs`` that already have rows for ``date`` in results or errors."""
+        names = sorted({job.job_name for job in jobs})
+        rows = sql.query_rows(
+            self.bq,
+            f"SELECT DISTINCT job_name FROM {results.sql} WHERE logical_date = @logical_date "
+            f"AND job_name IN UNNEST(@jobs) UNION DISTINCT SELECT DISTINCT job_name FROM {errors.sql} "
+            f"WHERE logical_date = @logical_date AND job_name IN UNNEST(@jobs)",
+            logical_date=date,
+            jobs=names,
+        )
+        return frozenset(row["job_name"] for row in rows)
 
     def _staging(self, results: TableRef) -> tuple[str, str]:
         if not self.staging_dataset:
@@ -464,28 +522,19 @@ class ResultsLoader:
 
     # --- the input side ----------------------------------------------------------------------
 
-    def _input_source(self, keys: InputKeys, scratch: _Scratch) -> str:
-        """A subquery of the input as (key STRING, request JSON)."""
+    def _input_source(self, keys: InputKeys, scratch: _Scratch, purpose: str = "input") -> str:
+        """A subquery of the input as (key STRING, request JSON); ``purpose`` names its scratch table."""
         if keys.kind == "bigquery":
-            table = TableRef.parse(keys.table or "", default_project=self.bq.project)
-            schema = {f.name: f.field_type for f in self.bq.get_table(table.api_repr).schema}
-            if keys.key_column not in schema:
-                raise ValueError(f"{table.uri} has no key column `{keys.key_column}` to reconcile against")
-            column = keys.request_column
-            if column and column in schema:
-                request = (
-                    sql.ident(column) if schema[column] == "JSON" else f"SAFE.PARSE_JSON({sql.ident(column)})"
-                )
-            else:
-                request = "CAST(NULL AS JSON)"
-            return f"(SELECT CAST({sql.ident(keys.key_column)} AS STRING) AS key, {request} AS request FROM {table.sql})"
+            tables = [keys.table or "", *keys.uris]
+            selects = " UNION ALL ".join(self._table_input(keys, table) for table in tables)
+            return f"({selects})" if len(tables) == 1 else f"(SELECT * FROM ({selects}))"
         if keys.kind == "gcs_jsonl":
-            raw = scratch.name("input")
+            raw = scratch.name(purpose)
             self._load_uris(keys.uris, raw, _INPUT_RAW_SCHEMA)
             label = f"JSON_VALUE(request, '$.labels.{self.key_label}')"
             return f"(SELECT COALESCE(key, {label}) AS key, request FROM {raw.sql})"
         if keys.kind == "keys":
-            table = scratch.table("keys", (("key", "STRING"),))
+            table = scratch.table("keys" if purpose == "input" else f"{purpose}_keys", (("key", "STRING"),))
             sql.run(
                 self.bq,
                 f"INSERT INTO {table.sql} (key) SELECT key FROM UNNEST(@keys) AS key",
@@ -493,6 +542,21 @@ class ResultsLoader:
             )
             return f"(SELECT key, CAST(NULL AS JSON) AS request FROM {table.sql})"
         raise ValueError(f"unknown input kind {keys.kind!r}")
+
+    def _table_input(self, keys: InputKeys, name: str) -> str:
+        """``SELECT key, request`` of one requests table (its request column as JSON)."""
+        table = TableRef.parse(name, default_project=self.bq.project)
+        schema = {f.name: f.field_type for f in self.bq.get_table(table.api_repr).schema}
+        if keys.key_column not in schema:
+            raise ValueError(f"{table.uri} has no key column `{keys.key_column}` to reconcile against")
+        column = keys.request_column
+        if column and column in schema:
+            request = (
+                sql.ident(column) if schema[column] == "JSON" else f"SAFE.PARSE_JSON({sql.ident(column)})"
+            )
+        else:
+            request = "CAST(NULL AS JSON)"
+        return f"SELECT CAST({sql.ident(keys.key_column)} AS STRING) AS key, {request} AS request FROM {table.sql}"
 
     @staticmethod
     def _require(value: Any, name: str, what: str) -> Any:

@@ -140,6 +140,8 @@ class LoadCounts:
         they are among ``failed``, with status ``invalid_output``.
     :param retryable: Failed keys a failed-row retry round may resubmit (the loader's
         :class:`~gemini_batch.pipeline.row_retry.RowRetryPolicy` decides).
+    :param stale: Keys of the date in results or errors that are not the day's input keys (only
+        checked when the load is given the day's whole input; the load fails when this is not 0).
     """
 
     logical_date: str
@@ -154,6 +156,7 @@ class LoadCounts:
     unkeyed: int
     invalid_output: int = 0
     retryable: int = 0
+    stale: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,11 +175,16 @@ class ReconciliationError(RuntimeError):
     """
 
     def __init__(
-        self, counts: LoadCounts, missing_sample: Sequence[str], duplicated_sample: Sequence[str] = ()
+        self,
+        counts: LoadCounts,
+        missing_sample: Sequence[str],
+        duplicated_sample: Sequence[str] = (),
+        stale_sample: Sequence[str] = (),
     ) -> None:
         self.counts = counts
         self.missing_sample = tuple(missing_sample)
         self.duplicated_sample = tuple(duplicated_sample)
+        self.stale_sample = tuple(stale_sample)
         problems = []
         if counts.missing:
             problems.append(
@@ -189,5 +197,11 @@ class ReconciliationError(RuntimeError):
                 f"{counts.duplicated:,} input keys are in results or errors more than once for "
                 f"{counts.logical_date} (sample: {', '.join(self.duplicated_sample)}): in both tables, or "
                 f"twice in one; remove the extra rows (the loader writes each key once) and re-run the load"
+            )
+        if counts.stale:
+            problems.append(
+                f"{counts.stale:,} keys in results or errors for {counts.logical_date} are not the day's "
+                f"input keys (sample: {', '.join(self.stale_sample)}); the load deletes them, so another "
+                f"writer added them since: re-run the load"
             )
         super().__init__("; ".join(problems) + f". Counts: {counts.to_dict()}")

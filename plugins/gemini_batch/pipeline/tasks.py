@@ -170,9 +170,21 @@ def _limits() -> JobLimits:
 
 
 def day_interval(
-    data_interval_start: dt.datetime, data_interval_end: dt.datetime
+    data_interval_start: dt.datetime | None,
+    data_interval_end: dt.datetime | None,
+    run_after: dt.datetime | None = None,
 ) -> tuple[dt.datetime, dt.datetime]:
-    """The run's interval; a zero-length one (a run of a trigger timetable) becomes its whole day."""
+    """The run's interval; a zero-length one (a run of a trigger timetable) becomes its whole day.
+
+    A run without a data interval (an Airflow 3 manual run triggered with no logical date)
+    processes the last whole day before ``run_after``: the interval a manual run with a logical
+    date at that moment gets, so it shares its jobs with that day's scheduled run.
+    """
+    if data_interval_start is None or data_interval_end is None:
+        if run_after is None:
+            raise ValueError("a run without a data interval needs its run_after date")
+        end = run_after.replace(hour=0, minute=0, second=0, microsecond=0)
+        return end - dt.timedelta(days=1), end
     if data_interval_end > data_interval_start:
         return data_interval_start, data_interval_end
     start = data_interval_start.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -226,30 +238,45 @@ def build_requests_table(
     interval_start: dt.datetime,
     interval_end: dt.datetime,
     table: str,
+    run_tag: str,
     source_sql_path: str | Path,
     template_path: str | Path,
     gcp_conn_id: str,
 ) -> dict[str, Any]:
-    """Build the requests table of one data interval from the prompts, server-side.
+    """Build the requests table of one data interval from the prompts, server-side, named by content.
 
-    :return: ``{"table": "bq://...", "requests": n, "day": "YYYY-MM-DD"}`` (the day is the date
-        the results are stored under: the interval's start).
+    The table is built as ``<table>_build_<run_tag>`` (run-scoped: concurrent runs never share
+    it), fingerprinted by BigQuery and published once as ``<table>_<fingerprint>``
+    (builder.keep_by_content): every run of the same inputs names the same job source, a run of
+    changed inputs a new one.
+
+    :return: ``{"table": "bq://...", "requests": n, "day": "YYYY-MM-DD", "fingerprint": "..."}``
+        (the day is the date the results are stored under: the interval's start).
     """
     from gemini_batch.pipeline import sql
-    from gemini_batch.pipeline.builder import RequestTemplate, build_bigquery_requests
+    from gemini_batch.pipeline.builder import RequestTemplate, build_bigquery_requests, keep_by_content
 
     client = bigquery_client(gcp_conn_id, settings.project)
-    destination = settings.table(table)
+    built = settings.table(f"{table}_build_{run_tag}")
     count = build_bigquery_requests(
         client,
         source_sql=sql.render_file(source_sql_path, prompts_table=settings.prompts.sql),
         params={"interval_start": interval_start, "interval_end": interval_end},
-        destination=destination,
+        destination=built,
         template=RequestTemplate.from_file(template_path),
         expires=RUN_TABLES_EXPIRE,
     )
-    log.info("built %d requests for [%s, %s) in %s", count, interval_start, interval_end, destination.uri)
-    return {"table": destination.uri, "requests": count, "day": interval_start.date().isoformat()}
+    destination, fingerprint = keep_by_content(client, built, name=table, expires=RUN_TABLES_EXPIRE)
+    log.info(
+        "built %d requests for [%s, %s) in %s (content %s)",
+        count, interval_start, interval_end, destination.uri, fingerprint,
+    )  # fmt: skip
+    return {
+        "table": destination.uri,
+        "requests": count,
+        "day": interval_start.date().isoformat(),
+        "fingerprint": fingerprint,
+    }
 
 
 @fail_fast
@@ -303,6 +330,18 @@ def validate_gcs_input(uri: str, *, gcp_conn_id: str, limits: JobLimits | None =
     return scan.to_dict()
 
 
+def gcs_input_fingerprint(uri: str, *, gcp_conn_id: str) -> str:
+    """The content fingerprint of a GCS input object (its checksums and size; fingerprints.py)."""
+    from gemini_batch.pipeline.fingerprints import gcs_object_fingerprint
+    from gemini_batch.pipeline.refs import GcsUri
+
+    ref = GcsUri.parse(uri)
+    blob = storage_client(gcp_conn_id).bucket(ref.bucket).get_blob(ref.name)
+    if blob is None:
+        raise FileNotFoundError(f"{uri} does not exist")
+    return gcs_object_fingerprint(blob)
+
+
 def shard_gcs_input(
     scan: Mapping[str, Any], destination_prefix: str, *, gcp_conn_id: str
 ) -> list[dict[str, str]]:
@@ -337,13 +376,20 @@ def load_results(
     gemini_api_conn_id: str | None = None,
     outlet_events: Any = None,
     retry_invalid_output: bool = False,
+    shards: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Load every job's output of a run into the results and errors tables, and reconcile.
 
-    :param manifests: Required. The job task's return values (one per shard).
+    With ``shards`` (a pipeline's day), ``input_keys`` is the day's whole input: rows of keys no
+    longer in it are deleted, jobs already loaded are not staged again, and when some shards have
+    no finished job the others are still loaded and reconciled (their keys only), then the task
+    fails naming the missing shards: clearing it (or re-running the day) resubmits only them.
+
+    :param manifests: Required. The job task's return values (one per shard; a failed shard has none).
     :param input_keys: Required. :meth:`InputKeys.to_dict` of what was submitted.
     :param retry_invalid_output: Optional. Count ``invalid_output`` rows (answers that broke their
         response schema) as retryable (``counts["retryable"]``) for the failed-row retry rounds.
+    :param shards: Optional. The ``src`` of every shard of the day (bq:// tables or gs:// files).
     :param outlet_events: Optional. The task's ``outlet_events``: the results Asset's event gets
         ``{"table", "errors_table", "logical_date", "counts"}`` as its extra.
     :return: :meth:`LoadCounts.to_dict`.
@@ -352,7 +398,11 @@ def load_results(
     from gemini_batch.pipeline.loader import InputKeys, JobOutput, ResultsLoader
     from gemini_batch.pipeline.row_retry import RowRetryPolicy
 
-    outputs = [JobOutput.from_manifest(m) for m in manifests if m]
+    finished = [m for m in manifests if m]
+    missing = [src for src in shards or () if src not in {m.get("source") for m in finished}]
+    if not finished:
+        raise ValueError(f"no shard's job finished: nothing to load (shards: {list(shards or ())})")
+    outputs = [JobOutput.from_manifest(m) for m in finished]
     needs_genai = any(o.kind == "gemini_file" for o in outputs)
     loader = ResultsLoader(
         bigquery_client=bigquery_client(gcp_conn_id, settings.project),
@@ -361,13 +411,24 @@ def load_results(
         staging_gcs=settings.gcs("staging"),
         row_retry=RowRetryPolicy(retry_invalid_output=retry_invalid_output),
     )
+    day_keys = InputKeys.from_dict(input_keys)
     counts = loader.load(
         outputs,
         logical_date=logical_date,
-        input_keys=InputKeys.from_dict(input_keys),
+        input_keys=_keys_of_shards(day_keys, [m["source"] for m in finished]) if missing else day_keys,
         results_table=settings.results.uri,
         errors_table=settings.errors.uri,
+        day_keys=day_keys if shards is not None else None,
+        skip_loaded=shards is not None,
     )
+    if missing:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"{len(missing)} of {len(shards or ())} shards have no finished job: {missing}. The other "
+            f"{len(finished)} were loaded and reconciled ({counts.succeeded} answered, {counts.failed} "
+            f"failed). Clear the failed run_job task(s), or re-run the day: only those shards get a new job."
+        )
     if outlet_events is not None:
         from gemini_batch.pipeline.dag_config import RESULTS_ASSET
 
@@ -378,6 +439,15 @@ def load_results(
             "counts": counts.to_dict(),
         }
     return counts.to_dict()
+
+
+def _keys_of_shards(day_keys: Any, sources: Sequence[str]) -> Any:
+    """The input keys of some shards of a day: their bq:// tables or gs:// files."""
+    from gemini_batch.pipeline.loader import InputKeys
+
+    if day_keys.kind == "bigquery":
+        return InputKeys.from_tables(sources, day_keys.key_column, day_keys.request_column)
+    return InputKeys.from_gcs(*sources)
 
 
 # --- downstream ------------------------------------------------------------------------------------

@@ -168,6 +168,14 @@ WHERE logical_date = DATE '2026-01-01' AND key IN (SELECT key FROM `proj.ds._gem
 DELETE FROM `proj.ds.errors`
 WHERE logical_date = DATE '2026-01-01' AND key IN (SELECT key FROM `proj.ds._gemini_batch_final_c00281230fca` WHERE ok);
 
+DELETE FROM `proj.ds.results`
+WHERE FALSE AND logical_date = DATE '2026-01-01'
+  AND key NOT IN (SELECT key FROM (SELECT CAST(`key` AS STRING) AS key, `request` AS request FROM `proj.ds.requests`) AS day_input WHERE key IS NOT NULL);
+
+DELETE FROM `proj.ds.errors`
+WHERE FALSE AND logical_date = DATE '2026-01-01'
+  AND key NOT IN (SELECT key FROM (SELECT CAST(`key` AS STRING) AS key, `request` AS request FROM `proj.ds.requests`) AS day_input WHERE key IS NOT NULL);
+
 COMMIT TRANSACTION;
 
 -- params: {}
@@ -191,6 +199,10 @@ per_key AS (
   LEFT JOIN found ON found.key = input_keys.key
   GROUP BY input_keys.key
 ),
+stale_keys AS (
+  SELECT DISTINCT key FROM found
+  WHERE key NOT IN (SELECT key FROM (SELECT CAST(`key` AS STRING) AS key, `request` AS request FROM `proj.ds.requests`) AS day_input WHERE key IS NOT NULL)
+),
 outputs AS (
   SELECT key FROM `proj.ds._gemini_batch_stage_c00281230fca` WHERE key IS NOT NULL GROUP BY key
 )
@@ -203,5 +215,7 @@ SELECT
   (SELECT COUNTIF(in_results + in_errors > 1) FROM per_key) AS duplicated,
   ARRAY(SELECT key FROM per_key WHERE in_results + in_errors > 1 ORDER BY key LIMIT @sample_size) AS duplicated_sample,
   (SELECT COUNT(*) FROM outputs WHERE key NOT IN (SELECT key FROM input_keys)) AS unexpected,
+  (SELECT COUNT(*) FROM stale_keys) AS stale,
+  ARRAY(SELECT key FROM stale_keys ORDER BY key LIMIT @sample_size) AS stale_sample,
   (SELECT COUNT(*) FROM `proj.ds._gemini_batch_stage_c00281230fca`) AS staged,
   (SELECT COUNTIF(key IS NULL) FROM `proj.ds._gemini_batch_stage_c00281230fca`) AS unkeyed

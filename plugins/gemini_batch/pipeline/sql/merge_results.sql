@@ -4,6 +4,10 @@
 -- {{logical_date}} is a DATE literal made from a date object (sql.date_literal): the BigQuery
 -- emulator binds no query parameters inside multi-statement scripts, and a constant date lets
 -- BigQuery prune the MERGE to one partition.
+-- {{replace_day}} is TRUE when {{day_input}} is the day's whole input (key, request): then the
+-- day's rows of keys that are no longer input keys (prompts removed since an earlier load) are
+-- deleted in the same transaction, so the day holds exactly its current input keys. FALSE (a
+-- load that adds to the day, e.g. ad hoc runs) deletes nothing.
 BEGIN TRANSACTION;
 
 MERGE {{results}} AS target
@@ -57,5 +61,13 @@ WHERE logical_date = {{logical_date}} AND key IN (SELECT key FROM {{final}} WHER
 
 DELETE FROM {{errors}}
 WHERE logical_date = {{logical_date}} AND key IN (SELECT key FROM {{final}} WHERE ok);
+
+DELETE FROM {{results}}
+WHERE {{replace_day}} AND logical_date = {{logical_date}}
+  AND key NOT IN (SELECT key FROM {{day_input}} AS day_input WHERE key IS NOT NULL);
+
+DELETE FROM {{errors}}
+WHERE {{replace_day}} AND logical_date = {{logical_date}}
+  AND key NOT IN (SELECT key FROM {{day_input}} AS day_input WHERE key IS NOT NULL);
 
 COMMIT TRANSACTION;

@@ -1,5 +1,6 @@
 -- Every input key must be in results or errors for the date, exactly once. Returns the counts
--- and samples of the keys that are not. {{input}}: a subquery of the input keys.
+-- and samples of the keys that are not. {{input}}: a subquery of the input keys. {{day_input}}:
+-- the day's whole input; keys of the date in the tables that are not in it are `stale`.
 WITH input_keys AS (
   SELECT DISTINCT key FROM {{input}} AS input WHERE key IS NOT NULL
 ),
@@ -17,6 +18,10 @@ per_key AS (
   LEFT JOIN found ON found.key = input_keys.key
   GROUP BY input_keys.key
 ),
+stale_keys AS (
+  SELECT DISTINCT key FROM found
+  WHERE key NOT IN (SELECT key FROM {{day_input}} AS day_input WHERE key IS NOT NULL)
+),
 outputs AS (
   SELECT key FROM {{stage}} WHERE key IS NOT NULL GROUP BY key
 )
@@ -29,5 +34,7 @@ SELECT
   (SELECT COUNTIF(in_results + in_errors > 1) FROM per_key) AS duplicated,
   ARRAY(SELECT key FROM per_key WHERE in_results + in_errors > 1 ORDER BY key LIMIT @sample_size) AS duplicated_sample,
   (SELECT COUNT(*) FROM outputs WHERE key NOT IN (SELECT key FROM input_keys)) AS unexpected,
+  (SELECT COUNT(*) FROM stale_keys) AS stale,
+  ARRAY(SELECT key FROM stale_keys ORDER BY key LIMIT @sample_size) AS stale_sample,
   (SELECT COUNT(*) FROM {{stage}}) AS staged,
   (SELECT COUNTIF(key IS NULL) FROM {{stage}}) AS unkeyed
