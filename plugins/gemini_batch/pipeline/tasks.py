@@ -346,12 +346,14 @@ def load_results(
     :return: :meth:`LoadCounts.to_dict`.
     :raises ReconciliationError: An input key is missing from both tables (count and sample).
     """
+    from gemini_batch.pipeline.answer_sample import log_answer_sample
     from gemini_batch.pipeline.loader import InputKeys, JobOutput, ResultsLoader
 
     outputs = [JobOutput.from_manifest(m) for m in manifests if m]
     needs_genai = any(o.kind == "gemini_file" for o in outputs)
+    bigquery = bigquery_client(gcp_conn_id, settings.project)
     loader = ResultsLoader(
-        bigquery_client=bigquery_client(gcp_conn_id, settings.project),
+        bigquery_client=bigquery,
         storage_client=storage_client(gcp_conn_id),
         genai_client=genai_client(gemini_api_conn_id) if needs_genai and gemini_api_conn_id else None,
         staging_gcs=settings.gcs("staging"),
@@ -362,6 +364,12 @@ def load_results(
         input_keys=InputKeys.from_dict(input_keys),
         results_table=settings.results.uri,
         errors_table=settings.errors.uri,
+    )
+    log_answer_sample(
+        bigquery,
+        results=settings.results.uri,
+        errors=settings.errors.uri,
+        job_names=[o.job_name for o in outputs],
     )
     if outlet_events is not None:
         from gemini_batch.pipeline.dag_config import RESULTS_ASSET
