@@ -1,7 +1,9 @@
 """gemini_batch_adhoc: a batch on demand, from the trigger form: prompts or a file, either backend.
 
 Trigger it with the form (model, backend, prompts one per line or a gs:// JSONL file,
-temperature). prepare (validate, stage) -> run_job (Gemini API inline or file, or Vertex AI
+temperature). Prompts travel as a staged file (Files API upload, or a JSONL in GCS for Vertex
+AI); only its name goes through XCom, unless the form asks for inline requests. Manual only, so
+the DAG starts unpaused. prepare (validate, stage) -> run_job (Gemini API inline or file, or Vertex AI
 gs://) -> load_results (into the same results table, dated by the run).
 """
 
@@ -31,6 +33,8 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
+    # Manual only (no schedule), so unpaused is safe: the form works right after `make airflow`.
+    is_paused_upon_creation=False,
     default_args=DEFAULT_ARGS,
     params={
         "model": Param(
@@ -66,15 +70,16 @@ with DAG(
             'gemini_batch_key label (Vertex AI) or {"key", "request"} lines (Gemini API).',
         ),
         "gemini_input": Param(
-            "inline",
+            "file",
             type="string",
-            enum=["inline", "file"],
+            enum=["file", "inline"],
             values_display={
-                "inline": "Inline in the request (up to 20 MB)",
-                "file": "Uploaded with the Files API",
+                "file": "A staged file (uploaded with the Files API)",
+                "inline": "Inline in the request (small batches: the prompts pass through XCom)",
             },
             title="Gemini API input",
-            description="How prompts reach the Gemini API (ignored on Vertex AI).",
+            description="How prompts reach the Gemini API (ignored on Vertex AI). A staged file keeps "
+            "them out of Airflow's database; inline suits a handful of prompts.",
         ),
         "temperature": Param(
             0.2,

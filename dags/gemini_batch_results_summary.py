@@ -20,6 +20,8 @@ with DAG(
     schedule=[RESULTS_ASSET],
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
+    # Runs only on the results Asset's events, so unpaused is safe (paused, it silently never ran).
+    is_paused_upon_creation=False,
     default_args=DEFAULT_ARGS,
     tags=["gemini-batch", "downstream"],
     doc_md=__doc__,

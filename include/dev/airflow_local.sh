@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make airflow`: the local stack plus `airflow standalone` serving our DAGs at 127.0.0.1:8080 (or
 # a free port when 8080 is taken). Login: admin / admin (only this machine can reach it). New DAG
-# files are picked up within seconds; DAGs start paused (unpause them in the UI). Every server it
+# files are picked up within seconds; the ad hoc and summary DAGs start unpaused, the scheduled ones
+# paused (unpause them in the UI). Every server it
 # starts binds 127.0.0.1 on a free port (API, worker and triggerer log servers), so a second Airflow
 # on the machine does not break this one's logs. Ctrl-C stops every process this script started
 # (Airflow's process group, then the local stack).
@@ -23,6 +24,11 @@ set -a
 set +a
 # Sample prompts for yesterday and today (idempotent), so every DAG has input from the UI.
 python -m local_stack.seed --rows 100 --date "$(date -u -d yesterday +%F)" --days 2
+# A human pace: each row takes GEMINI_BATCH_LOCAL_ROW_MS (default 300 ms) in the Gemini emulator, so a
+# job of the sample data visibly runs for a while and its progress lines show in the task log (the
+# emulator's own default, used by the tests, is 0). 0 runs jobs at full speed.
+python -c 'import sys; from local_stack.admin import AdminClient; AdminClient().set_faults(row_latency_ms=float(sys.argv[1]))' \
+  "${GEMINI_BATCH_LOCAL_ROW_MS:-300}"
 
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$root/.airflow/standalone}"
 mkdir -p "$AIRFLOW_HOME"
@@ -62,14 +68,20 @@ stop() {
   if [ -n "${airflow_pid:-}" ] && kill -0 "$airflow_pid" 2>/dev/null; then
     echo "Stopping Airflow..."
     kill -INT -- "-$airflow_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$airflow_pid" 2>/dev/null || break; sleep 0.2; done
+    # A grace period of 30 s (Airflow's own shutdown takes a few seconds, more on a loaded machine).
+    for _ in $(seq 1 150); do kill -0 "$airflow_pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$airflow_pid" 2>/dev/null; then
+      echo "Airflow did not stop within 30 s: SIGKILL to its process group."
+    else
+      echo "Airflow stopped."
+    fi
     kill -KILL -- "-$airflow_pid" 2>/dev/null || true
   fi
   if [ "$started_stack" = 1 ]; then python -m local_stack down; fi
 }
 trap stop INT TERM EXIT
 
-echo "Airflow UI: $AIRFLOW__API__BASE_URL  (login admin / admin; DAGs start paused: unpause them in the UI)."
+echo "Airflow UI: $AIRFLOW__API__BASE_URL  (login admin / admin; gemini_batch_adhoc is ready: Trigger it. Scheduled DAGs start paused)."
 echo "Gemini batch view: $AIRFLOW__API__BASE_URL/plugin/gemini-batch  (Browse > Gemini batch). Ctrl-C stops everything."
 set -m
 airflow standalone &

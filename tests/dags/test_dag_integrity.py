@@ -114,6 +114,24 @@ def test_adhoc_form_has_the_documented_fields(dagbag: Any) -> None:
     assert params.get_param("backend").schema["enum"] == ["gemini_api", "vertex"]
 
 
+@pytest.mark.parametrize(
+    ("dag_id", "paused"),
+    [
+        ("gemini_batch_adhoc", False),  # manual only: the form works at once
+        ("gemini_batch_results_summary", False),  # runs only on the results Asset
+        ("gemini_batch_bigquery", True),  # scheduled: the user decides when it starts
+        ("gemini_batch_gcs", True),
+        ("gemini_batch_housekeeping", True),  # deletes jobs: never on by itself
+    ],
+)
+def test_only_dags_that_run_on_demand_start_unpaused(dagbag: Any, dag_id: str, paused: bool) -> None:
+    assert dagbag.dags[dag_id].is_paused_upon_creation in ((None, True) if paused else (False,))
+
+
+def test_adhoc_prompts_travel_as_a_staged_file_by_default(dagbag: Any) -> None:
+    assert dagbag.dags["gemini_batch_adhoc"].params["gemini_input"] == "file"
+
+
 def test_housekeeping_is_a_dry_run_by_default(dagbag: Any) -> None:
     params = dagbag.dags["gemini_batch_housekeeping"].params
     assert params["dry_run"] is True

@@ -395,6 +395,7 @@ def load_results(
     :return: :meth:`LoadCounts.to_dict`.
     :raises ReconciliationError: An input key is missing from both tables (count and sample).
     """
+    from gemini_batch.pipeline.answer_sample import log_answer_sample
     from gemini_batch.pipeline.loader import InputKeys, JobOutput, ResultsLoader
     from gemini_batch.pipeline.row_retry import RowRetryPolicy
 
@@ -404,8 +405,9 @@ def load_results(
         raise ValueError(f"no shard's job finished: nothing to load (shards: {list(shards or ())})")
     outputs = [JobOutput.from_manifest(m) for m in finished]
     needs_genai = any(o.kind == "gemini_file" for o in outputs)
+    bigquery = bigquery_client(gcp_conn_id, settings.project)
     loader = ResultsLoader(
-        bigquery_client=bigquery_client(gcp_conn_id, settings.project),
+        bigquery_client=bigquery,
         storage_client=storage_client(gcp_conn_id),
         genai_client=genai_client(gemini_api_conn_id) if needs_genai and gemini_api_conn_id else None,
         staging_gcs=settings.gcs("staging"),
@@ -420,6 +422,12 @@ def load_results(
         errors_table=settings.errors.uri,
         day_keys=day_keys if shards is not None else None,
         skip_loaded=shards is not None,
+    )
+    log_answer_sample(
+        bigquery,
+        results=settings.results.uri,
+        errors=settings.errors.uri,
+        job_names=[o.job_name for o in outputs],
     )
     if missing:
         from airflow.sdk.exceptions import AirflowFailException

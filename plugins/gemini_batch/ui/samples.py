@@ -2,7 +2,8 @@
 
 Invariants: the tables come from the run's own results Asset event (``extra`` ``table`` and
 ``errors_table``, written by ``load_results``), so the view needs no Variable and reads exactly
-where that run wrote; rows are selected by the job's name; a failure to read (no load yet, no
+where that run wrote; rows are selected by the job's name (the one query of
+:mod:`gemini_batch.pipeline.answer_sample`, shared with ``load_results``'s log); a failure to read (no load yet, no
 BigQuery access from the API server) is a note on the page, never an error page.
 """
 
@@ -12,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
+from gemini_batch.pipeline.answer_sample import SAMPLE_ROWS, read_sample, table_id
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -19,21 +21,6 @@ if TYPE_CHECKING:
     from gemini_batch.ui.jobs import JobRow
 
 log = logging.getLogger(__name__)
-
-SAMPLE_ROWS = 10
-
-SAMPLE_SQL = """
-SELECT key, status, response_text AS text FROM `{results}` WHERE job_name = @job_name
-UNION ALL
-SELECT key, status, error AS text FROM `{errors}` WHERE job_name = @job_name
-ORDER BY status DESC, key
-LIMIT {limit}
-"""
-
-
-def table_id(uri: str) -> str:
-    """``project.dataset.table`` of a ``bq://`` URI (as BigQuery SQL names it)."""
-    return uri.removeprefix("bq://")
 
 
 def run_tables(session: Session, row: JobRow) -> tuple[str, str] | None:
@@ -64,19 +51,13 @@ def results_sample(
         return [], "No rows loaded into the results tables for this run yet."
     results, errors = tables
     try:
-        from google.cloud import bigquery
-
         if client is None:
             from gemini_batch.pipeline.tasks import bigquery_client
 
-            client = bigquery_client(DEFAULT_GCP_CONN_ID, results.removeprefix("bq://").split(".")[0])
-        sql = SAMPLE_SQL.format(results=table_id(results), errors=table_id(errors), limit=SAMPLE_ROWS)
-        config = bigquery.QueryJobConfig(
-            query_parameters=[bigquery.ScalarQueryParameter("job_name", "STRING", row.job_name)]
-        )
+            client = bigquery_client(DEFAULT_GCP_CONN_ID, table_id(results).split(".")[0])
         found = [
-            (str(r["key"]), str(r["status"]), str(r["text"] or ""))
-            for r in client.query(sql, job_config=config).result()
+            (r.key, r.status, r.text)
+            for r in read_sample(client, results=results, errors=errors, job_names=[row.job_name])
         ]
     except Exception as err:  # noqa: BLE001 - the page still shows the manifest
         log.warning("Gemini batch view: cannot read %s: %s", results, err)
