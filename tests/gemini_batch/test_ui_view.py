@@ -74,6 +74,25 @@ def test_row_reads_state_and_tokens_from_the_manifest(data, state, tokens):
     assert (job.state, job.total_tokens) == (state, tokens)
 
 
+@pytest.mark.parametrize(
+    ("data", "cost", "shown"),
+    [
+        (manifest(estimated_cost_usd=0.0012345), 0.0012345, "$0.001234"),
+        (manifest(estimated_cost_usd=12), 12.0, "$12.000000"),
+        (manifest(), None, None),  # tokens not counted yet (a Vertex job before its load)
+        (None, None, None),
+    ],
+)
+def test_row_reads_the_estimated_cost_and_both_pages_show_it(data, cost, shown):
+    job = row(data)
+    assert job.estimated_cost_usd == cost
+    for html in (
+        pages.jobs_page([job], days=[], page=1, has_next=False),
+        pages.job_page(job, sample=[], sample_note=""),
+    ):
+        assert (shown in html) if shown else ("$" not in html)
+
+
 def test_row_console_prefers_the_manifest_console_url():
     assert row(manifest(console_url="https://aistudio")).console == "https://aistudio"
     assert row(None, link="http://view").console == "http://view"
@@ -83,14 +102,14 @@ def test_per_day_sums_rows_failures_and_tokens_by_utc_day_oldest_first():
     day1 = dt.datetime(2026, 1, 1, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))  # Jan 2 UTC
     day2 = dt.datetime(2026, 1, 1, 10, tzinfo=UTC)
     rows = [
-        row(manifest(tokens={"total": 5}), when=day1),
-        row(manifest(total=4, succeeded=4, failed=0), when=day1),
+        row(manifest(tokens={"total": 5}, estimated_cost_usd=0.25), when=day1),
+        row(manifest(total=4, succeeded=4, failed=0, estimated_cost_usd=0.5), when=day1),
         row(None, when=day2),
         row(manifest(), when=None),  # no time: left out
     ]
     assert per_day(rows) == [
         DayTotals(dt.date(2026, 1, 1), jobs=1, rows=0, failed=0, tokens=0),
-        DayTotals(dt.date(2026, 1, 2), jobs=2, rows=14, failed=1, tokens=5),
+        DayTotals(dt.date(2026, 1, 2), jobs=2, rows=14, failed=1, tokens=5, cost_usd=0.75),
     ]
 
 
@@ -126,9 +145,10 @@ def test_job_page_lists_the_table_sample_or_else_the_inline_answers_and_the_mani
 
 def test_chart_scales_bars_to_the_largest_day():
     html = pages.chart(
-        [DayTotals(dt.date(2026, 1, 1), 1, 10, 5, 100), DayTotals(dt.date(2026, 1, 2), 1, 20, 0, 50)]
+        [DayTotals(dt.date(2026, 1, 1), 1, 10, 5, 100, 0.5), DayTotals(dt.date(2026, 1, 2), 1, 20, 0, 50)]
     )
     assert "width:25%" in html and "width:100%" in html and "width:50%" in html
+    assert "$0.500000" in html and "$0.000000" in html
 
 
 def test_job_href_quotes_the_run_id():

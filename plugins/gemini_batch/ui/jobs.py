@@ -87,6 +87,12 @@ class JobRow:
         value = tokens.get("total")
         return int(value) if value is not None else None
 
+    @property
+    def estimated_cost_usd(self) -> float | None:
+        """The job's cost at batch prices (costs.py), when its tokens are known (inline answers)."""
+        value = (self.manifest or {}).get("estimated_cost_usd")
+        return float(value) if value is not None else None
+
 
 def progress(counts: Counts | None) -> tuple[int, int] | None:
     """(done %, failed %) of a job's rows for the progress bar, or None when the total is unknown."""
@@ -99,18 +105,19 @@ def progress(counts: Counts | None) -> tuple[int, int] | None:
 
 @dataclass(frozen=True)
 class DayTotals:
-    """Rows, failed rows and tokens of the jobs that started on one day (UTC)."""
+    """Rows, failed rows, tokens and known estimated cost of the jobs that started on one day (UTC)."""
 
     day: dt.date
     jobs: int
     rows: int
     failed: int
     tokens: int
+    cost_usd: float = 0.0
 
 
 def per_day(rows: Iterable[JobRow]) -> list[DayTotals]:
-    """Totals per UTC day, oldest first; jobs with no time are left out, unknown counts count 0."""
-    totals: dict[dt.date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    """Totals per UTC day, oldest first; jobs with no time are left out, unknown figures count 0."""
+    totals: dict[dt.date, list[Any]] = defaultdict(lambda: [0, 0, 0, 0, 0.0])
     for row in rows:
         if row.when is None:
             continue
@@ -120,6 +127,7 @@ def per_day(rows: Iterable[JobRow]) -> list[DayTotals]:
         day[1] += counts.total if counts else 0
         day[2] += counts.failed if counts else 0
         day[3] += row.total_tokens or 0
+        day[4] += row.estimated_cost_usd or 0.0
     return [DayTotals(day, *values) for day, values in sorted(totals.items())]
 
 

@@ -65,9 +65,14 @@ def _tokens(value: int | None) -> str:
     return f"{value:,}" if value is not None else "<span class='muted'>-</span>"
 
 
+def _cost(value: float | None) -> str:
+    """An estimated cost in USD (batch prices), or a dash when unknown (tokens not yet counted)."""
+    return f"${value:,.6f}" if value is not None else "<span class='muted'>-</span>"
+
+
 def jobs_page(rows: Sequence[JobRow], *, days: Sequence[DayTotals], page: int, has_next: bool) -> str:
     """The list of jobs (newest first) and the per-day chart of the rows shown."""
-    head = "<tr><th>Job</th><th>Backend</th><th>State</th><th>Progress</th><th>Tokens</th><th>DAG run / task</th><th>Console</th></tr>"
+    head = "<tr><th>Job</th><th>Backend</th><th>State</th><th>Progress</th><th>Tokens</th><th>Est. cost</th><th>DAG run / task</th><th>Console</th></tr>"
     lines = []
     for row in rows:
         name = row.job_name or "(running)"
@@ -76,12 +81,12 @@ def jobs_page(rows: Sequence[JobRow], *, days: Sequence[DayTotals], page: int, h
             f"<tr class='job'><td><a href='{escape(job_href(row))}'>{escape(name)}</a></td>"
             f"<td>{escape(row.backend or '-')}</td><td class='state'>{escape(row.state)}</td>"
             f"<td>{progress_cell(row)}</td><td>{_tokens(row.total_tokens)}</td>"
-            f"<td>{escape(row.dag_id)} / {escape(row.run_id)} / {escape(task)}</td>"
+            f"<td>{_cost(row.estimated_cost_usd)}</td><td>{escape(row.dag_id)} / {escape(row.run_id)} / {escape(task)}</td>"
             f"<td>{_link(row.console, 'open')}</td></tr>"
         )
     if not lines:
         lines.append(
-            "<tr><td colspan='7' class='muted'>No batch jobs yet: trigger gemini_batch_adhoc.</td></tr>"
+            "<tr><td colspan='8' class='muted'>No batch jobs yet: trigger gemini_batch_adhoc.</td></tr>"
         )
     nav = []
     if page > 1:
@@ -96,7 +101,8 @@ def jobs_page(rows: Sequence[JobRow], *, days: Sequence[DayTotals], page: int, h
 
 
 def chart(days: Sequence[DayTotals]) -> str:
-    """Rows, failed rows and tokens per day as bars scaled to the largest day of each measure."""
+    """Rows, failed rows and tokens per day as bars scaled to the largest day of each measure,
+    and the day's known estimated cost."""
     if not days:
         return "<p class='muted'>No data.</p>"
     top_rows = max(d.rows for d in days) or 1
@@ -109,7 +115,7 @@ def chart(days: Sequence[DayTotals]) -> str:
             f"</div><div class='ko' style='width:{round(100 * d.failed / top_rows)}%'></div></div></td>"
             f"<td>{d.rows:,} rows, {d.failed:,} failed</td>"
             f"<td><div class='bar'><div class='tok' style='width:{round(100 * d.tokens / top_tokens)}%'>"
-            f"</div></div></td><td>{d.tokens:,} tokens</td></tr>"
+            f"</div></div></td><td>{d.tokens:,} tokens</td><td>{_cost(d.cost_usd)}</td></tr>"
         )
     return f"<table class='chart'>{''.join(lines)}</table>"
 
@@ -150,6 +156,7 @@ def job_page(
         f"<table><tr><th>State</th><td class='state'>{escape(row.state)}</td></tr>"
         f"<tr><th>Progress</th><td>{progress_cell(row)}</td></tr>"
         f"<tr><th>Tokens</th><td>{_tokens(row.total_tokens)}</td></tr>"
+        f"<tr><th>Estimated cost</th><td>{_cost(row.estimated_cost_usd)}</td></tr>"
         f"<tr><th>Backend</th><td>{escape(row.backend or '-')}</td></tr>"
         f"<tr><th>DAG run / task</th><td>{escape(row.dag_id)} / {escape(row.run_id)} / {escape(row.task_id)}</td></tr>"
         f"<tr><th>Console</th><td>{_link(row.console, row.console or '')}</td></tr>"
