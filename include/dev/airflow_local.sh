@@ -32,6 +32,12 @@ python -c 'import sys; from local_stack.admin import AdminClient; AdminClient().
 
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$root/.airflow/standalone}"
 mkdir -p "$AIRFLOW_HOME"
+AIRFLOW_HOME="$(cd "$AIRFLOW_HOME" && pwd)"  # absolute: SQLite needs it
+# SQLite: a writer waits up to 30 s for the lock (sqlite3's default is 5 s). The scheduler, the
+# dag-processor, the triggerer and the API server all write to this one file; on a busy laptop a
+# write can hold the lock past 5 s, and the API then answers 500 "Database error" ("database is
+# locked") to a click in the UI.
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///$AIRFLOW_HOME/airflow.db?timeout=30}"
 export AIRFLOW__CORE__DAGS_FOLDER="$root/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$root/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False

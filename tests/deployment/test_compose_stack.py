@@ -101,8 +101,15 @@ def task_instances(api: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
 
 
 def job_task_identities(api: Any, runs: dict[str, str]) -> list[WorkIdentity]:
+    """Each job task's identity, with the work scope it rendered (the pipelines' data interval)."""
     return [
-        WorkIdentity(dag_id, ti["task_id"], run_id, ti["map_index"])
+        WorkIdentity(
+            dag_id,
+            ti["task_id"],
+            run_id,
+            ti["map_index"],
+            (ti.get("rendered_fields") or {}).get("work_scope") or None,
+        )
         for dag_id, run_id in runs.items()
         for ti in task_instances(api, dag_id, run_id)
         if ti["task_id"] == JOB_TASK

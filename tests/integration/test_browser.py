@@ -153,8 +153,7 @@ def test_a_user_runs_the_adhoc_dag_from_the_browser_and_reads_the_answers_in_the
     status, token = api.call("POST", "/auth/token", {"username": "admin", "password": "admin"})
     assert status in (200, 201), token
     api.token = token["access_token"]
-    wait_for(lambda: api.call("GET", f"/api/v2/dags/{DAG_ID}")[0] == 200, timeout=120, what="the DAG")
-    assert api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})[0] == 200
+    wait_for(lambda: make_airflow_test.dag_is_listed_unpaused(api, DAG_ID), timeout=120, what="the DAG")
     # About 1.5 s a row: four prompts keep the job running long enough to watch it.
     set_faults(stack_dir, row_latency_ms=1500, queue_delay_s=2)
 
