@@ -139,7 +139,26 @@ def load_day_of_shards(bq: DuckBigQuery) -> None:
     )  # fmt: skip
 
 
+def select_round(bq: DuckBigQuery) -> None:
+    """A failed-row retry round picks the previous round's retryable failures (test_rounds.py)."""
+    from gemini_batch.pipeline.rounds import select_round_requests
+
+    requests_table(bq, 3)
+    ResultsLoader(bigquery_client=bq).load(
+        [inline_job("batches/1", answers(3, failed=[1]))], logical_date="2026-01-01",
+        input_keys=InputKeys.from_table(REQUESTS.uri), results_table="bq://proj.ds.results",
+        errors_table="bq://proj.ds.errors",
+    )  # fmt: skip
+    bq.query("UPDATE `proj.ds.errors` SET status = 'RESOURCE_EXHAUSTED' WHERE TRUE").result()
+    bq.statements.clear()
+    select_round_requests(
+        bq, day_table=REQUESTS, errors=TableRef("proj", "ds", "errors"), logical_date=dt.date(2026, 1, 1),
+        round_number=1, max_row_retries=2, run_tag="run1",
+    )  # fmt: skip
+
+
 SCENARIOS: dict[str, Callable[[DuckBigQuery], None]] = {
+    "select_round": select_round,
     "publish_requests": publish_requests,
     "load_day_of_shards": load_day_of_shards,
     "build_requests": build_requests,

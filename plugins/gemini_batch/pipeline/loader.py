@@ -240,6 +240,7 @@ class ResultsLoader:
         reconcile: bool = True,
         day_keys: InputKeys | None = None,
         skip_loaded: bool = False,
+        round: int = 0,
     ) -> LoadCounts:
         """Load every output into the tables for ``logical_date`` and reconcile with the input.
 
@@ -256,10 +257,14 @@ class ResultsLoader:
         :param skip_loaded: Optional. Do not stage a job that already has rows for the date (its
             MERGE was one transaction: all its rows are in): a re-run after a partial failure loads
             only the jobs that are new.
+        :param round: Optional. The failed-row retry round of these jobs (rounds.py; 0: the day's
+            first jobs): failed rows carry it into the errors table's ``round`` column.
         :return: The counts; they add up: ``succeeded + failed + missing + duplicated == input``.
         :raises ReconciliationError: Input keys are missing or in both tables.
         """
         jobs = [o if isinstance(o, JobOutput) else JobOutput.from_manifest(o) for o in outputs]
+        if isinstance(round, bool) or not isinstance(round, int) or round < 0:
+            raise ValueError(f"round must be an int >= 0, got {round!r}")
         if not jobs:
             raise ValueError("no job outputs to load")
         date = dt.date.fromisoformat(logical_date) if isinstance(logical_date, str) else logical_date
@@ -313,10 +318,11 @@ class ResultsLoader:
                     day_input=day_sql,
                     # A literal made from a bool (scripts bind no parameters; see merge_results.sql).
                     replace_day="TRUE" if day_keys is not None else "FALSE",
+                    round=str(round),
                 ),
             )
             watch.lap("merge")
-            failures = sql.query_rows(self.bq, sql.render("failed_statuses.sql", final=final.sql))
+            outcomes = sql.query_rows(self.bq, sql.render("failed_statuses.sql", final=final.sql))
             row = sql.query_one(
                 self.bq,
                 sql.render(
@@ -346,8 +352,10 @@ class ResultsLoader:
             unexpected=row["unexpected"],
             unkeyed=row["unkeyed"],
             invalid_output=structured.invalid,
-            retryable=self.row_retry.count_retryable((r["status"], r["n"]) for r in failures),
+            retryable=self.row_retry.count_retryable((r["status"], r["n"]) for r in outcomes if not r["ok"]),
             stale=row["stale"] if day_keys is not None else 0,
+            round=round,
+            answered=sum(r["n"] for r in outcomes if r["ok"]),
         )
         log.info("loaded %s; seconds per phase: %s", counts, watch.laps)
         if counts.unexpected or counts.unkeyed:
