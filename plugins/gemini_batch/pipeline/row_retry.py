@@ -14,8 +14,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-from google.rpc import code_pb2
+from functools import cache
 
 __all__ = ["INVALID_OUTPUT", "MISSING", "RETRYABLE_STATUSES", "RowRetryPolicy", "canonical_status"]
 
@@ -26,8 +25,18 @@ MISSING = "missing"
 #: Service statuses a later round may succeed on (quota, overload, transient server faults).
 RETRYABLE_STATUSES = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED"})
 
-#: Every canonical status name (google/rpc/code.proto, from googleapis-common-protos).
-_NAMES = frozenset(code_pb2.Code.keys())
+
+@cache
+def _names_by_code() -> dict[int, str]:
+    """Every canonical status (google/rpc/code.proto, from googleapis-common-protos) by number.
+
+    Imported on first use: DAG files import this module, and parsing them stays cheap.
+    """
+    from google.rpc import code_pb2
+
+    return {code_pb2.Code.Value(name): name for name in code_pb2.Code.keys()}
+
+
 #: HTTP status -> canonical name, as code.proto's "HTTP Mapping" lines give it (the generic name
 #: where several share a code). Hand-written: no maintained library maps HTTP codes to all of
 #: them (google-api-core only for the codes whose exception class names a gRPC code).
@@ -44,8 +53,8 @@ def _name_of_code(code: object) -> str | None:
     """A numeric code as a name: 1-16 are google.rpc codes, 400+ HTTP statuses (never both)."""
     if isinstance(code, bool) or not isinstance(code, int):
         return None
-    if code in code_pb2.Code.values() and code != code_pb2.OK:
-        return code_pb2.Code.Name(code)
+    if 0 < code < 100:
+        return _names_by_code().get(code)
     return _NAME_BY_HTTP.get(code)
 
 
@@ -61,7 +70,7 @@ def canonical_status(status: str | None) -> str | None:
     if not status:
         return None
     leading = _LEADING_NAME.match(status)
-    if leading and leading.group(1).upper() in _NAMES:
+    if leading and leading.group(1).upper() in _names_by_code().values():
         return leading.group(1).upper()
     code = _CODE.match(status)
     if code:
@@ -75,7 +84,7 @@ def canonical_status(status: str | None) -> str | None:
         error = body.get("error", body) if isinstance(body, dict) else None
         if isinstance(error, dict):
             name = error.get("status")
-            if isinstance(name, str) and name.upper() in _NAMES:
+            if isinstance(name, str) and name.upper() in _names_by_code().values():
                 return name.upper()
             return _name_of_code(error.get("code"))
     return None

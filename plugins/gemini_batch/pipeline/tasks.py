@@ -377,6 +377,7 @@ def load_results(
     outlet_events: Any = None,
     retry_invalid_output: bool = False,
     shards: Sequence[str] | None = None,
+    round: int = 0,
 ) -> dict[str, Any]:
     """Load every job's output of a run into the results and errors tables, and reconcile.
 
@@ -389,7 +390,9 @@ def load_results(
     :param input_keys: Required. :meth:`InputKeys.to_dict` of what was submitted.
     :param retry_invalid_output: Optional. Count ``invalid_output`` rows (answers that broke their
         response schema) as retryable (``counts["retryable"]``) for the failed-row retry rounds.
-    :param shards: Optional. The ``src`` of every shard of the day (bq:// tables or gs:// files).
+    :param shards: Optional. The ``src`` of every shard of the day (bq:// tables or gs:// files),
+        or of a failed-row retry round (``input_keys`` stays the day's whole input).
+    :param round: Optional. The failed-row retry round of these jobs (rounds.py; 0: the day's first).
     :param outlet_events: Optional. The task's ``outlet_events``: the results Asset's event gets
         ``{"table", "errors_table", "logical_date", "counts"}`` as its extra.
     :return: :meth:`LoadCounts.to_dict`.
@@ -422,6 +425,7 @@ def load_results(
         errors_table=settings.errors.uri,
         day_keys=day_keys if shards is not None else None,
         skip_loaded=shards is not None,
+        round=round,
     )
     log_answer_sample(
         bigquery,
