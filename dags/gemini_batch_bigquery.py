@@ -45,13 +45,9 @@ from gemini_batch.pipeline.dag_config import (
     run_tag,
     work_scope,
 )
-from gemini_batch.pipeline.rounds import MAX_ROW_RETRIES, round_group_id
+from gemini_batch.pipeline.rounds import MAX_ROW_RETRIES, ROUNDS_PARAM, round_group_id
 
 MODEL_PARAM = "Gemini model of the jobs; empty: the Variable gemini_batch_model (default gemini-2.5-flash)"
-ROUNDS_PARAM = (
-    "Failed-row retry rounds after the day's job: rows that failed with a retryable status "
-    f"(quota, overload, transient server errors) go into a follow-up job, up to this many times (0..{MAX_ROW_RETRIES})"
-)
 
 with DAG(
     dag_id="gemini_batch_bigquery",

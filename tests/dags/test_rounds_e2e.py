@@ -113,3 +113,40 @@ def test_two_rounds_answer_every_transient_row_and_a_clear_makes_no_job(
         key: row["job_name"] for key, row in results.items()
     }
     assert {row["key"] for row in pipeline.rows("errors", DAY)} == set(errors)
+
+
+def test_the_gcs_pipeline_retries_the_failed_lines_in_one_round(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dag_config, "MAX_FAILED_RATIO", 0.5)
+    day = "2026-04-02"
+    seed_days(pipeline, ROWS, day, gcs=True)
+    pipeline.admin.set_faults(row_failure_ratio=0.1, row_failure_tries=1, row_permanent_failure_ratio=0.02)
+
+    dag_run = pipeline.run_dag("gemini_batch_gcs", day)
+
+    states = task_states(dag_run)
+    assert dag_run.state == "success", states
+    assert (states["round_1.load_results"], states["round_2.select_rows"]) == ("success", "skipped"), states
+    first, second = pipeline.admin.jobs()  # round 2 had nothing to retry: no job
+    transient = second["counts"]["total"]
+    refused = first["counts"]["failed"] - transient
+    assert 8 <= transient <= 35 and 1 <= refused <= 12, (transient, refused)
+    assert second["counts"]["failed"] == 0
+    counts = [load_counts(dag_run, t) for t in ("load_results", "round_1.load_results")]
+    assert [(c["round"], c["answered"], c["input"]) for c in counts] == [
+        (0, ROWS - refused - transient, ROWS),
+        (1, transient, ROWS),
+    ]
+    assert (counts[1]["succeeded"], counts[1]["failed"], counts[1]["stale"]) == (ROWS - refused, refused, 0)
+    want = expected(day, ROWS)
+    results = {row["key"]: row for row in pipeline.rows("results", day)}
+    errors = {row["key"]: row for row in pipeline.rows("errors", day)}
+    assert set(results) | set(errors) == set(want) and len(results) + len(errors) == ROWS
+    assert all(row["response_text"] == want[key]["response_text"] for key, row in results.items())
+    assert sum(row["job_name"] == second["name"] for row in results.values()) == transient
+    assert all("INVALID_ARGUMENT" in row["status"] and row["round"] == 0 for row in errors.values())
+    round_files = [
+        b.name for b in pipeline.gcs.list_blobs(pipeline.bucket, prefix=f"runs/gemini_batch_gcs/{day}/")
+    ]
+    assert sum(name.endswith("/requests.jsonl") and "/r1/" in name for name in round_files) == 1

@@ -26,7 +26,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from gemini_batch.pipeline import sql
@@ -38,9 +38,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_ROW_RETRIES",
+    "ROUNDS_PARAM",
     "RoundAction",
     "RoundSelection",
     "check_max_row_retries",
+    "pick_round",
     "round_action",
     "round_group_id",
     "round_work_scope",
@@ -51,6 +53,12 @@ __all__ = [
 MAX_ROW_RETRIES = 2
 
 RoundAction = Literal["run", "disabled", "nothing_to_retry"]
+
+#: The pipelines' ``max_row_retries`` Param.
+ROUNDS_PARAM = (
+    "Failed-row retry rounds after the day's job: rows that failed with a retryable status "
+    f"(quota, overload, transient server errors) go into a follow-up job, up to this many times (0..{MAX_ROW_RETRIES})"
+)
 
 
 def check_max_row_retries(value: Any, *, ceiling: int = MAX_ROW_RETRIES) -> int:
@@ -116,6 +124,37 @@ class RoundSelection:
         return data
 
 
+def pick_round(
+    client: bigquery.Client,
+    *,
+    errors: TableRef,
+    logical_date: dt.date,
+    round_number: int,
+    max_row_retries: int,
+    policy: RowRetryPolicy | None = None,
+) -> RoundSelection:
+    """Whether round ``round_number`` runs, from the statuses the previous round left (a few rows).
+
+    A disabled round reads nothing. The selection names no table yet (the input kind builds it).
+    """
+    policy = policy or RowRetryPolicy()
+    if round_action(round_number, max_row_retries, retryable=1) == "disabled":
+        return RoundSelection(round_number, "disabled", candidates=0, retryable=0)
+    rows = sql.query_rows(
+        client,
+        sql.render("round_candidates.sql", errors=errors.sql),
+        logical_date=logical_date,
+        previous_round=round_number - 1,
+    )
+    statuses = policy.retryable_statuses(row["status"] for row in rows)
+    candidates = sum(row["n"] for row in rows)
+    retryable = sum(row["n"] for row in rows if row["status"] in statuses)
+    action = round_action(round_number, max_row_retries, retryable)
+    return RoundSelection(
+        round_number, action, candidates, retryable, tuple(statuses) if action == "run" else ()
+    )
+
+
 def select_round_requests(
     client: bigquery.Client,
     *,
@@ -138,22 +177,13 @@ def select_round_requests(
     """
     from gemini_batch.pipeline.builder import keep_by_content
 
-    policy = policy or RowRetryPolicy()
-    if round_action(round_number, max_row_retries, retryable=1) == "disabled":
-        return RoundSelection(round_number, "disabled", candidates=0, retryable=0)
+    selection = pick_round(
+        client, errors=errors, logical_date=logical_date, round_number=round_number,
+        max_row_retries=max_row_retries, policy=policy,
+    )  # fmt: skip
+    if selection.action != "run":
+        return selection
     previous = round_number - 1
-    rows = sql.query_rows(
-        client,
-        sql.render("round_candidates.sql", errors=errors.sql),
-        logical_date=logical_date,
-        previous_round=previous,
-    )
-    statuses = policy.retryable_statuses(row["status"] for row in rows)
-    candidates = sum(row["n"] for row in rows)
-    retryable = sum(row["n"] for row in rows if row["status"] in statuses)
-    action = round_action(round_number, max_row_retries, retryable)
-    if action != "run":
-        return RoundSelection(round_number, action, candidates, retryable)
     built = day_table.sibling(f"{day_table.table}_r{round_number}_build_{run_tag}")
     sql.run(
         client,
@@ -166,11 +196,9 @@ def select_round_requests(
         ),
         logical_date=logical_date,
         previous_round=previous,
-        statuses=statuses,
+        statuses=list(selection.statuses),
     )
     table, fingerprint = keep_by_content(
         client, built, name=f"{day_table.table}_r{round_number}", expires=expires
     )
-    return RoundSelection(
-        round_number, action, candidates, retryable, tuple(statuses), table=table.uri, fingerprint=fingerprint
-    )
+    return replace(selection, table=table.uri, fingerprint=fingerprint)
