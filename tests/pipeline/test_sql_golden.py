@@ -157,8 +157,21 @@ def select_round(bq: DuckBigQuery) -> None:
     )  # fmt: skip
 
 
+def select_round_file(bq: DuckBigQuery) -> None:
+    """A round of a JSONL day picks the previous round's retryable keys (test_round_files.py)."""
+    from .test_round_files import MemoryStorage, failed_day, lines
+    from .test_round_files import select as select_file
+
+    storage = MemoryStorage()
+    storage.objects["bkt/in/requests.jsonl"] = b"\n".join(lines(3)) + b"\n"
+    failed_day(bq, {"k1": "RESOURCE_EXHAUSTED"})
+    bq.statements.clear()
+    select_file(bq, storage)
+
+
 SCENARIOS: dict[str, Callable[[DuckBigQuery], None]] = {
     "select_round": select_round,
+    "select_round_file": select_round_file,
     "publish_requests": publish_requests,
     "load_day_of_shards": load_day_of_shards,
     "build_requests": build_requests,
