@@ -250,3 +250,81 @@ def test_a_missing_required_column_is_still_refused() -> None:
     bq.create_table(bigquery.Table(ERRORS.api_repr, schema=[bigquery.SchemaField(n, t) for n, t, *_ in old]))
     with pytest.raises(ValueError, match="without column"):
         ensure_results_tables(bq, RESULTS, ERRORS)
+
+
+# --- rows missing from a job's output --------------------------------------------------------------
+
+
+def with_source(output: JobOutput, source: str | None) -> JobOutput:
+    from dataclasses import replace
+
+    return replace(output, source=source)
+
+
+def load_recording_missing(bq: DuckBigQuery, output: JobOutput, round_number: int) -> LoadCounts:
+    day = InputKeys.from_table(DAY_TABLE.uri)
+    return ResultsLoader(bigquery_client=bq).load(
+        [output], logical_date=DAY, input_keys=day, day_keys=day, results_table=RESULTS.uri,
+        errors_table=ERRORS.uri, skip_loaded=True, round=round_number, record_missing=True,
+    )  # fmt: skip
+
+
+def test_keys_missing_from_an_output_land_in_errors_and_the_next_round_retries_them(bq: DuckBigQuery) -> None:
+    first = load_recording_missing(bq, with_source(job("batches/r0", KEYS[:8], {}), DAY_TABLE.uri), 0)
+
+    assert (first.missing, first.succeeded, first.failed, first.retryable, first.answered) == (0, 8, 2, 2, 8)
+    errors = {row["key"]: row for row in bq.rows(ERRORS.api_repr)}
+    assert {key: (row["status"], row["round"], row["job_name"]) for key, row in errors.items()} == {
+        "k0008": ("missing", 0, "batches/r0"), "k0009": ("missing", 0, "batches/r0"),
+    }  # fmt: skip
+    assert errors["k0008"]["error"] == "the output of job batches/r0 has no row for this key"
+    assert errors["k0008"]["request"] == Answer("k0008").request()  # the submitted request
+    one = select(bq, 1)
+    assert keys_of(bq, one.table) == ["k0008", "k0009"]
+
+    # Round 1's job answers one and again lacks the other: only round 1's source counts.
+    second = load_recording_missing(bq, with_source(job("batches/r1", ["k0008"], {}), one.table), 1)
+    assert (second.succeeded, second.failed, second.answered) == (9, 1, 1)
+    assert errors_by_key(bq) == {"k0009": ("missing", 1)}
+
+
+@pytest.mark.parametrize("source", [None, "inline:3 requests", "files/abc", "gs://bkt/in/*.jsonl"])
+def test_a_source_without_a_key_list_records_nothing_and_reconciliation_still_fails(
+    bq: DuckBigQuery, source: str | None
+) -> None:
+    from gemini_batch.pipeline.results import ReconciliationError
+
+    with pytest.raises(ReconciliationError, match="2 of 10 input keys have no row"):
+        load_recording_missing(bq, with_source(job("batches/r0", KEYS[:8], {}), source), 0)
+
+
+def test_without_record_missing_a_missing_key_still_fails_reconciliation(bq: DuckBigQuery) -> None:
+    from gemini_batch.pipeline.results import ReconciliationError
+
+    with pytest.raises(ReconciliationError, match="2 of 10 input keys have no row"):
+        load(bq, with_source(job("batches/r0", KEYS[:8], {}), DAY_TABLE.uri), 0)
+
+
+def test_an_already_loaded_job_is_not_taken_for_missing_rows(bq: DuckBigQuery) -> None:
+    output = with_source(job("batches/r0", KEYS, {}), DAY_TABLE.uri)
+    load_recording_missing(bq, output, 0)
+    bq.query(f"CREATE TABLE `proj.ds.one_key` AS SELECT * FROM {DAY_TABLE.sql} WHERE key = 'k0001'").result()
+    other = with_source(job("batches/other", [], {"k0001": 429}), "bq://proj.ds.one_key")
+    day = InputKeys.from_table(DAY_TABLE.uri)
+
+    counts = ResultsLoader(bigquery_client=bq).load(
+        [output, other], logical_date=DAY, input_keys=day, day_keys=day, results_table=RESULTS.uri,
+        errors_table=ERRORS.uri, skip_loaded=True, record_missing=True,
+    )  # fmt: skip
+
+    assert (counts.succeeded, counts.failed) == (
+        9,
+        1,
+    )  # r0 is skipped: its source is not compared with this stage
+    assert errors_by_key(bq) == {"k0001": ("code 429", 0)}
+
+
+def test_a_manifest_names_the_jobs_source() -> None:
+    manifest = {"job_name": "j", "backend": "vertex", "outcome": "succeeded", "source": "bq://p.d.t",
+                "bigquery_output_table": "bq://p.d.out"}  # fmt: skip
+    assert JobOutput.from_manifest(manifest).source == "bq://p.d.t"

@@ -169,7 +169,21 @@ def select_round_file(bq: DuckBigQuery) -> None:
     select_file(bq, storage)
 
 
+def load_recording_missing(bq: DuckBigQuery) -> None:
+    """A pipeline load (record_missing): a key the job's output lacks lands in errors as missing."""
+    from dataclasses import replace
+
+    requests_table(bq, 3)
+    ResultsLoader(bigquery_client=bq).load(
+        [replace(inline_job("batches/1", answers(2)), source=REQUESTS.uri)], logical_date="2026-01-01",
+        input_keys=InputKeys.from_table(REQUESTS.uri), day_keys=InputKeys.from_table(REQUESTS.uri),
+        results_table="bq://proj.ds.results", errors_table="bq://proj.ds.errors", skip_loaded=True,
+        round=1, record_missing=True,
+    )  # fmt: skip
+
+
 SCENARIOS: dict[str, Callable[[DuckBigQuery], None]] = {
+    "load_recording_missing": load_recording_missing,
     "select_round": select_round,
     "select_round_file": select_round_file,
     "publish_requests": publish_requests,

@@ -74,6 +74,8 @@ class JobOutput:
     :param end_time: The job's end time (RFC 3339), the processing time of rows that carry none.
     :param inline_responses: The inline responses as the manifest carries them (``gemini_inline``);
         None: fetch them from the job.
+    :param source: The job's source as the manifest names it (``bq://`` table, ``gs://`` file...):
+        where the keys it was given are, for ``record_missing``.
     """
 
     kind: OutputKind
@@ -82,6 +84,7 @@ class JobOutput:
     model: str | None = None
     end_time: str | None = None
     inline_responses: tuple[Mapping[str, Any], ...] | None = field(default=None, repr=False, compare=False)
+    source: str | None = None
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> JobOutput:
@@ -95,7 +98,12 @@ class JobOutput:
                 f"job {job_name} ended {manifest.get('state')}: it has no results to load; "
                 f"fix the cause and re-run the job task"
             )
-        common = {"job_name": job_name, "model": manifest.get("model"), "end_time": manifest.get("end_time")}
+        common = {
+            "job_name": job_name,
+            "model": manifest.get("model"),
+            "end_time": manifest.get("end_time"),
+            "source": manifest.get("source"),
+        }
         if manifest.get("gcs_output_directory"):
             return cls("vertex_gcs", location=manifest["gcs_output_directory"], **common)
         if manifest.get("bigquery_output_table"):
@@ -241,6 +249,7 @@ class ResultsLoader:
         day_keys: InputKeys | None = None,
         skip_loaded: bool = False,
         round: int = 0,
+        record_missing: bool = False,
     ) -> LoadCounts:
         """Load every output into the tables for ``logical_date`` and reconcile with the input.
 
@@ -259,6 +268,9 @@ class ResultsLoader:
             only the jobs that are new.
         :param round: Optional. The failed-row retry round of these jobs (rounds.py; 0: the day's
             first jobs): failed rows carry it into the errors table's ``round`` column.
+        :param record_missing: Optional. A key of a staged job's ``bq://`` or ``gs://`` source that
+            its output lacks is written to the errors table with status ``missing`` (retryable by a
+            failed-row retry round) instead of failing reconciliation. Default False.
         :return: The counts; they add up: ``succeeded + failed + missing + duplicated == input``.
         :raises ReconciliationError: Input keys are missing or in both tables.
         """
@@ -299,6 +311,10 @@ class ResultsLoader:
                 sql.render("finalize.sql", final=final.sql, stage=stage.sql, input=input_sql),
                 logical_date=date,
             )
+            if record_missing:
+                for index, job in enumerate(jobs):
+                    if job.job_name not in loaded:
+                        self._record_missing(job, final, scratch, index, date)
             watch.lap("parse")
             structured = check_structured_output(
                 self.bq,
@@ -373,6 +389,34 @@ class ResultsLoader:
                 (row["stale_sample"] or []) if counts.stale else [],
             )
         return counts
+
+    def _record_missing(
+        self, job: JobOutput, final: TableRef, scratch: _Scratch, index: int, date: dt.date
+    ) -> None:
+        """Add the keys of ``job``'s source that its output lacks to ``final`` as ``missing`` rows."""
+        source = job.source or ""
+        if source.startswith("bq://"):
+            keys = InputKeys.from_table(source)
+        elif source.startswith("gs://") and "*" not in source:
+            keys = InputKeys.from_gcs(source)
+        else:  # inline requests, Files API files, wildcards: no key list to compare with
+            log.info(
+                "job %s: source %r lists no keys; rows missing from its output are not recorded",
+                job.job_name,
+                source,
+            )
+            return
+        sql.run(
+            self.bq,
+            sql.render(
+                "missing_rows.sql",
+                final=final.sql,
+                source=self._input_source(keys, scratch, purpose=f"source{index}"),
+            ),
+            logical_date=date,
+            job_name=job.job_name,
+            error=f"the output of job {job.job_name} has no row for this key",
+        )
 
     def _loaded_jobs(
         self, jobs: Sequence[JobOutput], date: dt.date, results: TableRef, errors: TableRef

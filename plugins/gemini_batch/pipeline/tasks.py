@@ -382,7 +382,8 @@ def load_results(
     """Load every job's output of a run into the results and errors tables, and reconcile.
 
     With ``shards`` (a pipeline's day), ``input_keys`` is the day's whole input: rows of keys no
-    longer in it are deleted, jobs already loaded are not staged again, and when some shards have
+    longer in it are deleted, jobs already loaded are not staged again, keys a job's output lacks
+    land in errors as ``missing`` (a retry round resubmits them), and when some shards have
     no finished job the others are still loaded and reconciled (their keys only), then the task
     fails naming the missing shards: clearing it (or re-running the day) resubmits only them.
 
@@ -426,6 +427,7 @@ def load_results(
         day_keys=day_keys if shards is not None else None,
         skip_loaded=shards is not None,
         round=round,
+        record_missing=shards is not None,
     )
     log_answer_sample(
         bigquery,
