@@ -100,13 +100,27 @@ def task_instances(api: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
     return api.ok("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100")["task_instances"]
 
 
-def job_task_identities(api: Any, runs: dict[str, str]) -> list[WorkIdentity]:
-    return [
-        WorkIdentity(dag_id, ti["task_id"], run_id, ti["map_index"])
-        for dag_id, run_id in runs.items()
-        for ti in task_instances(api, dag_id, run_id)
-        if ti["task_id"] == JOB_TASK
-    ]
+def job_task_identities(deployment: Deployment, runs: dict[str, str]) -> list[WorkIdentity]:
+    """The job tasks' identities, with the work scope a pipeline's job task renders (its data
+    interval and input fingerprint, from build_requests' XCom; none for the ad hoc DAG)."""
+
+    identities = []
+    for dag_id, run_id in runs.items():
+        rows = deployment.query(
+            "SELECT value FROM xcom WHERE dag_id = :dag AND run_id = :run AND task_id = 'build_requests' "
+            "AND key = 'work_scope'",
+            dag=dag_id,
+            run=run_id,
+        )
+        scope = rows[0][0] if rows else None
+        if isinstance(scope, str) and scope.startswith('"'):
+            scope = json.loads(scope)
+        identities += [
+            WorkIdentity(dag_id, ti["task_id"], run_id, ti["map_index"], scope=scope or None)
+            for ti in task_instances(deployment.api, dag_id, run_id)
+            if ti["task_id"] == JOB_TASK
+        ]
+    return identities
 
 
 def mark_failed_right_after_deferral(
@@ -282,7 +296,7 @@ def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
         assert set(rounds.values()) <= {"skipped"}, (dag_id, rounds)
 
     # Exactly one batch job per job task: the emulator's job list, by the work id in each name.
-    expected = {identity.work_id for identity in job_task_identities(api, runs)}
+    expected = {identity.work_id for identity in job_task_identities(deployment, runs)}
     assert len(expected) == job_tasks
     marked_work = WorkIdentity(ADHOC_DAG, JOB_TASK, marked_run["dag_run_id"]).work_id
     jobs = stack_admin.jobs()
