@@ -17,6 +17,14 @@ processes the last whole day before it was triggered.
 
 Partial shards: when a shard's job fails, load_results still loads and reconciles the others,
 then fails; clearing the failed run_job task (or re-running the day) resubmits only that shard.
+
+Failed-row retry rounds (rounds.py): after the day's load, ``round_1`` and ``round_2`` each
+select the rows the previous round left in the errors table with a retryable status
+(RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED), build their requests table in
+BigQuery, run one job of exactly those rows (``round_N.run_job``) and load it against the day's
+whole input. A round with nothing to retry is skipped, and so are the later ones. The Param
+``max_row_retries`` (0..2, default 2) lowers the number of rounds. Rows refused for good, or still
+failing after the last round, stay in the errors table with their status and ``round``.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 
 from gemini_batch import GeminiBatchCreateJobOperator
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
@@ -37,6 +45,7 @@ from gemini_batch.pipeline.dag_config import (
     run_tag,
     work_scope,
 )
+from gemini_batch.pipeline.rounds import MAX_ROW_RETRIES, ROUNDS_PARAM, round_group_id
 
 MODEL_PARAM = "Gemini model of the jobs; empty: the Variable gemini_batch_model (default gemini-2.5-flash)"
 
@@ -52,6 +61,9 @@ with DAG(
     params={
         "model": Param(None, type=["null", "string"], description=MODEL_PARAM),
         "fresh_job": Param(False, type="boolean", description=FRESH_JOB_PARAM),
+        "max_row_retries": Param(
+            MAX_ROW_RETRIES, type="integer", minimum=0, maximum=MAX_ROW_RETRIES, description=ROUNDS_PARAM
+        ),
     },
     tags=["gemini-batch", "bigquery"],
     doc_md=__doc__,
@@ -102,14 +114,21 @@ with DAG(
         return shard_requests_table(built["table"], gcp_conn_id=DEFAULT_GCP_CONN_ID, project=project)
 
     # Runs when every shard's job task is done and one succeeded: the finished shards are loaded
-    # even if another failed. Its only upstream is run_job, so a failed build skips it; the
-    # day's table and shards come from XCom.
+    # even if another failed. Its only upstream is its run_job, so a failed build skips it; the
+    # day's table and the shards come from XCom. One load for the day's jobs (round 0) and for
+    # each round's (round_N.load_results): always against the day's whole input.
     @task(multiple_outputs=True, outlets=[RESULTS_ASSET], trigger_rule="all_done_min_one_success")
-    def load_results(manifests: list, ti: Any = None, outlet_events: Any = None) -> dict:
+    def load_results(
+        manifests: list, round_number: int = 0, ti: Any = None, outlet_events: Any = None
+    ) -> dict:
         from gemini_batch.pipeline.loader import InputKeys
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import load_results as load
 
+        if round_number:
+            shards = ti.xcom_pull(task_ids=f"{round_group_id(round_number)}.select_rows")
+        else:
+            shards = ti.xcom_pull(task_ids="shard_requests")
         return load(
             list(manifests),
             settings=PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
@@ -117,17 +136,56 @@ with DAG(
             input_keys=InputKeys.from_table(ti.xcom_pull(task_ids="build_requests", key="table")).to_dict(),
             gcp_conn_id=DEFAULT_GCP_CONN_ID,
             outlet_events=outlet_events,
-            shards=ti.xcom_pull(task_ids="shard_requests"),
+            shards=shards,
+            round=round_number,
+        )
+
+    # Returns the round's shards (what its run_job maps over: a mapped task maps over a return
+    # value only); the work scope and the selection's figures go to XCom under their own keys.
+    @task
+    def select_rows(
+        built: dict, round_number: int, params: Any = None, run_id: Any = None, ti: Any = None
+    ) -> list:
+        from gemini_batch.pipeline.round_tasks import select_round
+        from gemini_batch.pipeline.settings import PipelineSettings
+
+        selection = select_round(
+            PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
+            day=built["day"],
+            day_table=built["table"],
+            day_scope=built["work_scope"],
+            round_number=round_number,
+            max_row_retries=params["max_row_retries"],
+            run_tag=run_tag(run_id),
+            gcp_conn_id=DEFAULT_GCP_CONN_ID,
+        )
+        ti.xcom_push(key="work_scope", value=selection.pop("work_scope"))
+        ti.xcom_push(key="selection", value=selection)
+        return selection["shards"]
+
+    def job_task(task_id: str, scope_from: str, **overrides: Any) -> Any:
+        """The job operator of the day or of a round (same operator, same settings)."""
+        return GeminiBatchCreateJobOperator.partial(
+            task_id=task_id,
+            model="{{ ti.xcom_pull(task_ids='build_requests', key='model') }}",
+            location="{{ ti.xcom_pull(task_ids='build_requests', key='location') }}",
+            display_name="gemini_batch_bigquery",
+            work_scope=f"{{{{ ti.xcom_pull(task_ids='{scope_from}', key='work_scope') }}}}",
+            **{**job_task_kwargs(), **overrides},
         )
 
     built = build_requests()
     shards = shard_requests(built, validate_requests(built))
-    run_job = GeminiBatchCreateJobOperator.partial(
-        task_id="run_job",
-        model="{{ ti.xcom_pull(task_ids='build_requests', key='model') }}",
-        location="{{ ti.xcom_pull(task_ids='build_requests', key='location') }}",
-        display_name="gemini_batch_bigquery",
-        work_scope="{{ ti.xcom_pull(task_ids='build_requests', key='work_scope') }}",
-        **job_task_kwargs(),
-    ).expand(src=shards)
-    load_results(run_job.output)
+    run_job = job_task("run_job", "build_requests").expand(src=shards)
+    loaded = load_results(run_job.output)
+    # The rounds, unrolled: round N's task ids and work scope carry N, so a retry, a clear or a
+    # triggerer restart re-attaches round by round. A round's job may fail every row it retries
+    # (the next round or the errors table takes them): no max_failed_ratio for it.
+    for number in range(1, MAX_ROW_RETRIES + 1):
+        group = round_group_id(number)
+        with TaskGroup(group_id=group):
+            selected = select_rows(built, number)
+            round_job = job_task("run_job", f"{group}.select_rows", max_failed_ratio=1.0)
+            round_loaded = load_results(round_job.expand(src=selected).output, number)
+        loaded >> selected
+        loaded = round_loaded

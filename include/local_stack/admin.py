@@ -158,7 +158,8 @@ class AdminClient:
     def set_faults(self, **changes: Any) -> dict[str, Any]:
         """Change some switches (a partial update); returns all of them. AdminError on a bad value.
 
-        Fields: ``job_failure`` (str|None), ``row_failure_ratio`` (0..1), ``api_error_ratio``
+        Fields: ``job_failure`` (str|None), ``row_failure_ratio`` (0..1), ``row_failure_tries``
+        (int >= 1 | None), ``row_permanent_failure_ratio`` (0..1), ``api_error_ratio``
         (0..1), ``api_error_codes`` (list of HTTP codes), ``row_latency_ms``,
         ``queue_delay_s``, ``pause_s``, ``expire_after_s`` (float|None),
         ``partial_success_state`` (bool).

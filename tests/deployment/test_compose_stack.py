@@ -281,10 +281,12 @@ def test_compose_deployment_runs_both_dags_and_survives_a_killed_triggerer(
 
     wait_for(finished, timeout=300, what="both runs to finish", interval=2)
 
-    # Every task succeeded.
+    # Every task succeeded; no row failed, so the failed-row retry rounds had nothing to do.
     for dag_id, run_id in runs.items():
         states = {(ti["task_id"], ti["map_index"]): ti["state"] for ti in task_instances(api, dag_id, run_id)}
-        assert set(states.values()) == {"success"}, (dag_id, states)
+        rounds = {key: state for key, state in states.items() if key[0].startswith("round_")}
+        assert {state for key, state in states.items() if key not in rounds} == {"success"}, (dag_id, states)
+        assert set(rounds.values()) <= {"skipped"}, (dag_id, rounds)
 
     # Exactly one batch job per job task: the emulator's job list, by the work id in each name.
     expected = {identity.work_id for identity in job_task_identities(api, runs)}

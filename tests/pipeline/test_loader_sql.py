@@ -71,7 +71,7 @@ def test_each_input_key_lands_once_with_typed_values(bq: DuckBigQuery) -> None:
     counts = load(bq, [inline_job("batches/a", rows)], [row.key for row in rows])
 
     assert counts == LoadCounts(DATE, jobs=1, staged=6, input=6, succeeded=5, failed=1, missing=0, duplicated=0,
-                                unexpected=0, unkeyed=0)  # fmt: skip
+                                unexpected=0, unkeyed=0, answered=5)  # fmt: skip
     results, errors = by_key(bq, RESULTS), by_key(bq, ERRORS)
     assert sorted(results) == ["k0000", "k0001", "k0003", "k0004", "k0005"]
     assert sorted(errors) == ["k0002"]

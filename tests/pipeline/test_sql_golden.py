@@ -139,7 +139,53 @@ def load_day_of_shards(bq: DuckBigQuery) -> None:
     )  # fmt: skip
 
 
+def select_round(bq: DuckBigQuery) -> None:
+    """A failed-row retry round picks the previous round's retryable failures (test_rounds.py)."""
+    from gemini_batch.pipeline.rounds import select_round_requests
+
+    requests_table(bq, 3)
+    ResultsLoader(bigquery_client=bq).load(
+        [inline_job("batches/1", answers(3, failed=[1]))], logical_date="2026-01-01",
+        input_keys=InputKeys.from_table(REQUESTS.uri), results_table="bq://proj.ds.results",
+        errors_table="bq://proj.ds.errors",
+    )  # fmt: skip
+    bq.query("UPDATE `proj.ds.errors` SET status = 'RESOURCE_EXHAUSTED' WHERE TRUE").result()
+    bq.statements.clear()
+    select_round_requests(
+        bq, day_table=REQUESTS, errors=TableRef("proj", "ds", "errors"), logical_date=dt.date(2026, 1, 1),
+        round_number=1, max_row_retries=2, run_tag="run1",
+    )  # fmt: skip
+
+
+def select_round_file(bq: DuckBigQuery) -> None:
+    """A round of a JSONL day picks the previous round's retryable keys (test_round_files.py)."""
+    from .test_round_files import MemoryStorage, failed_day, lines
+    from .test_round_files import select as select_file
+
+    storage = MemoryStorage()
+    storage.objects["bkt/in/requests.jsonl"] = b"\n".join(lines(3)) + b"\n"
+    failed_day(bq, {"k1": "RESOURCE_EXHAUSTED"})
+    bq.statements.clear()
+    select_file(bq, storage)
+
+
+def load_recording_missing(bq: DuckBigQuery) -> None:
+    """A pipeline load (record_missing): a key the job's output lacks lands in errors as missing."""
+    from dataclasses import replace
+
+    requests_table(bq, 3)
+    ResultsLoader(bigquery_client=bq).load(
+        [replace(inline_job("batches/1", answers(2)), source=REQUESTS.uri)], logical_date="2026-01-01",
+        input_keys=InputKeys.from_table(REQUESTS.uri), day_keys=InputKeys.from_table(REQUESTS.uri),
+        results_table="bq://proj.ds.results", errors_table="bq://proj.ds.errors", skip_loaded=True,
+        round=1, record_missing=True,
+    )  # fmt: skip
+
+
 SCENARIOS: dict[str, Callable[[DuckBigQuery], None]] = {
+    "load_recording_missing": load_recording_missing,
+    "select_round": select_round,
+    "select_round_file": select_round_file,
     "publish_requests": publish_requests,
     "load_day_of_shards": load_day_of_shards,
     "build_requests": build_requests,

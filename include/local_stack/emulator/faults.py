@@ -3,8 +3,21 @@
 Invariants: a job copies the job-level switches (:data:`JOB_LEVEL`) when it is created and
 never sees later changes; ``api_error_ratio`` applies live to every API call (never to admin
 calls or upload chunks) and is deterministic: with ratio r, call number n fails exactly when
-``floor(n*r) > floor((n-1)*r)``, so 0.5 fails every second call and 1.0 every call. Row
-failures are deterministic by the hash of the row's content.
+``floor(n*r) > floor((n-1)*r)``, so 0.5 fails every second call and 1.0 every call.
+
+Row failures, as the real services give them (canonical codes, :func:`~.errors.row_error`):
+
+* ``row_failure_ratio`` picks the rows that get a transient 429 ``RESOURCE_EXHAUSTED`` by a
+  hash of the row's content. With ``row_failure_tries`` null (the default) a picked row fails in
+  every job: a quota that never recovers. With ``row_failure_tries: N`` a picked row content fails
+  in at most N jobs of this stack (counted per job by :class:`RowFailureLedger`, since the stack
+  started or was reset), then is answered, as a per-row 429 clears on a later try of the real
+  service. Why a count and not a hash salted by the job: a test can then rely on it (with N = 1
+  every row that failed in the first job is answered by the second, whatever the job ids), and
+  the same rows fail whichever backend or input format carries them.
+* ``row_permanent_failure_ratio`` picks, by a hash with its own salt (independent of the two
+  other ratios), the rows the service refuses: a 400 ``INVALID_ARGUMENT`` row error in every job.
+  It wins over a transient failure: a refused row never gets an answer.
 """
 
 from __future__ import annotations
@@ -20,6 +33,8 @@ from .errors import STATUS_BY_CODE, row_error
 JOB_LEVEL: tuple[str, ...] = (
     "job_failure",
     "row_failure_ratio",
+    "row_failure_tries",
+    "row_permanent_failure_ratio",
     "row_latency_ms",
     "queue_delay_s",
     "pause_s",
@@ -60,8 +75,12 @@ class Faults:
 
     :param job_failure: Optional. Jobs created while set fail (FAILED) with this message once
         they leave the queue.
-    :param row_failure_ratio: Optional. 0..1: the share of rows that fail with a 429-style
-        row error, chosen by a hash of the row's request.
+    :param row_failure_ratio: Optional. 0..1: the share of rows that fail with a 429
+        ``RESOURCE_EXHAUSTED`` row error, chosen by a hash of the row's request.
+    :param row_failure_tries: Optional. None (default): those rows fail in every job. N >= 1: a
+        row content fails in at most N jobs of this stack, then is answered (transient).
+    :param row_permanent_failure_ratio: Optional. 0..1: the share of rows the service refuses
+        with a 400 ``INVALID_ARGUMENT`` row error in every job (independent hash).
     :param api_error_ratio: Optional. 0..1: the share of API calls answered with an error.
     :param api_error_codes: Optional. HTTP codes used in turn for injected API errors.
     :param row_latency_ms: Optional. Extra time each row takes.
@@ -77,6 +96,8 @@ class Faults:
 
     job_failure: str | None = None
     row_failure_ratio: float = 0.0
+    row_failure_tries: int | None = None
+    row_permanent_failure_ratio: float = 0.0
     structured_break_ratio: float = 0.0
     api_error_ratio: float = 0.0
     api_error_codes: tuple[int, ...] = (429, 503)
@@ -130,8 +151,17 @@ def _coerce(name: str, value: Any) -> Any:
         if value is not None and not (isinstance(value, str) and value):
             raise FaultError(f"job_failure must be a non-empty string or null, got {value!r}")
         return value
-    if name in ("row_failure_ratio", "api_error_ratio", "structured_break_ratio"):
+    if name in (
+        "row_failure_ratio",
+        "row_permanent_failure_ratio",
+        "api_error_ratio",
+        "structured_break_ratio",
+    ):
         return _ratio(name, value)
+    if name == "row_failure_tries":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise FaultError(f"row_failure_tries must be an integer >= 1 or null, got {value!r}")
+        return value
     if name == "api_error_codes":
         if (
             not isinstance(value, list)
@@ -155,6 +185,8 @@ class JobFaults:
 
     job_failure: str | None = None
     row_failure_ratio: float = 0.0
+    row_failure_tries: int | None = None
+    row_permanent_failure_ratio: float = 0.0
     row_latency_ms: float = 0.0
     queue_delay_s: float = 0.0
     pause_s: float = 0.0
@@ -180,6 +212,25 @@ class JobFaults:
         bucket = int.from_bytes(hashlib.blake2b(row_bytes, digest_size=8).digest(), "big") / 2**64
         return bucket < self.row_failure_ratio
 
+    def row_refused(self, row_bytes: bytes) -> bool:
+        """Whether the row is refused (400) under ``row_permanent_failure_ratio``; its own salt."""
+        if self.row_permanent_failure_ratio <= 0:
+            return False
+        digest = hashlib.blake2b(row_bytes, digest_size=8, person=b"permanent").digest()
+        return int.from_bytes(digest, "big") / 2**64 < self.row_permanent_failure_ratio
+
+    def row_error(self, row_bytes: bytes, job_id: str, ledger: RowFailureLedger) -> dict[str, Any] | None:
+        """The injected error of this row in job ``job_id``, or None: ONE decision for the runner.
+
+        A refused row gets :data:`ROW_REFUSED_ERROR`; a row picked by ``row_failure_ratio`` gets
+        :data:`ROW_FAILURE_ERROR` while ``ledger`` lets it fail (``row_failure_tries``).
+        """
+        if self.row_refused(row_bytes):
+            return ROW_REFUSED_ERROR
+        if self.row_fails(row_bytes) and ledger.fails_in(row_bytes, job_id, self.row_failure_tries):
+            return ROW_FAILURE_ERROR
+        return None
+
     def structured_break(self, row_bytes: bytes) -> str | None:
         """How this row's structured answer breaks under ``structured_break_ratio`` (one of
         :data:`BREAK_KINDS`), or None. Hashed with its own salt: independent of ``row_fails``."""
@@ -195,6 +246,36 @@ class JobFaults:
 ROW_FAILURE_ERROR: dict[str, Any] = row_error(
     429, "Resource exhausted. Please try again later. (injected by the local emulator: row_failure_ratio)"
 )
+ROW_REFUSED_ERROR: dict[str, Any] = row_error(
+    400,
+    "Request contains an invalid argument. (injected by the local emulator: row_permanent_failure_ratio)",
+)
+
+
+@dataclass
+class RowFailureLedger:
+    """Which jobs each transiently failing row content has failed in (``row_failure_tries``).
+
+    Kept in memory by the service, per stack: a reset (``POST /admin/reset``) or a restart
+    forgets it. A job counts once per row content however often it processes it (a job run
+    again after a restart fails the same rows again, not new ones).
+    """
+
+    _jobs: dict[bytes, list[str]] = field(default_factory=dict, repr=False)
+
+    def fails_in(self, row_bytes: bytes, job_id: str, tries: int | None) -> bool:
+        """Whether a picked row fails in this job: always without ``tries``; else in its first
+        ``tries`` jobs (recorded here), and answered in every later one."""
+        if tries is None:
+            return True
+        key = hashlib.blake2b(row_bytes, digest_size=16).digest()
+        jobs = self._jobs.setdefault(key, [])
+        if job_id in jobs:
+            return True
+        if len(jobs) >= tries:
+            return False
+        jobs.append(job_id)
+        return True
 
 
 @dataclass

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import cloud, states
 from .errors import STATUS_BY_CODE, job_error, row_error
-from .faults import ROW_FAILURE_ERROR
 from .jobs import Job, rfc3339
 from .jsonutil import dumps, loads
 from .model import InvalidRequest, generate_content
@@ -268,8 +267,10 @@ class JobRun:
                 request, context = rows.extract(item)
                 if isinstance(request, _BadRow):
                     response, error = None, request.error
-                elif faults.row_failure_ratio and faults.row_fails(rows.raw(item)):
-                    response, error = None, ROW_FAILURE_ERROR
+                elif (faults.row_failure_ratio or faults.row_permanent_failure_ratio) and (
+                    injected := faults.row_error(rows.raw(item), job.id, self.service.row_failures)
+                ):
+                    response, error = None, injected
                 else:
                     broken = (
                         faults.structured_break(rows.raw(item)) if faults.structured_break_ratio else None

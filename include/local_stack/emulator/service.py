@@ -21,7 +21,7 @@ from typing import Any
 from . import states
 from .cloud import CloudClients
 from .errors import failed_precondition
-from .faults import ApiErrorInjector, Faults
+from .faults import ApiErrorInjector, Faults, RowFailureLedger
 from .files import FileStore
 from .jobs import Job
 from .runner import JobRun
@@ -72,6 +72,8 @@ class Service:
         self.jobs: dict[str, Job] = {}
         self.faults = Faults.from_dict(self.store.load_faults() or {})
         self.api_errors = ApiErrorInjector()
+        #: row_failure_tries: the jobs each transiently failing row has failed in (this stack).
+        self.row_failures = RowFailureLedger()
         self.clients = CloudClients(settings.project)
         self.io_pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="emulator-io")
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -119,6 +121,7 @@ class Service:
         self.store.wipe()
         self.faults = Faults()
         self.api_errors = ApiErrorInjector()
+        self.row_failures = RowFailureLedger()
 
     # --- ids ----------------------------------------------------------------------------
 

@@ -74,6 +74,8 @@ class JobOutput:
     :param end_time: The job's end time (RFC 3339), the processing time of rows that carry none.
     :param inline_responses: The inline responses as the manifest carries them (``gemini_inline``);
         None: fetch them from the job.
+    :param source: The job's source as the manifest names it (``bq://`` table, ``gs://`` file...):
+        where the keys it was given are, for ``record_missing``.
     """
 
     kind: OutputKind
@@ -82,6 +84,7 @@ class JobOutput:
     model: str | None = None
     end_time: str | None = None
     inline_responses: tuple[Mapping[str, Any], ...] | None = field(default=None, repr=False, compare=False)
+    source: str | None = None
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> JobOutput:
@@ -95,7 +98,12 @@ class JobOutput:
                 f"job {job_name} ended {manifest.get('state')}: it has no results to load; "
                 f"fix the cause and re-run the job task"
             )
-        common = {"job_name": job_name, "model": manifest.get("model"), "end_time": manifest.get("end_time")}
+        common = {
+            "job_name": job_name,
+            "model": manifest.get("model"),
+            "end_time": manifest.get("end_time"),
+            "source": manifest.get("source"),
+        }
         if manifest.get("gcs_output_directory"):
             return cls("vertex_gcs", location=manifest["gcs_output_directory"], **common)
         if manifest.get("bigquery_output_table"):
@@ -240,6 +248,8 @@ class ResultsLoader:
         reconcile: bool = True,
         day_keys: InputKeys | None = None,
         skip_loaded: bool = False,
+        round: int = 0,
+        record_missing: bool = False,
     ) -> LoadCounts:
         """Load every output into the tables for ``logical_date`` and reconcile with the input.
 
@@ -256,10 +266,17 @@ class ResultsLoader:
         :param skip_loaded: Optional. Do not stage a job that already has rows for the date (its
             MERGE was one transaction: all its rows are in): a re-run after a partial failure loads
             only the jobs that are new.
+        :param round: Optional. The failed-row retry round of these jobs (rounds.py; 0: the day's
+            first jobs): failed rows carry it into the errors table's ``round`` column.
+        :param record_missing: Optional. A key of a staged job's ``bq://`` or ``gs://`` source that
+            its output lacks is written to the errors table with status ``missing`` (retryable by a
+            failed-row retry round) instead of failing reconciliation. Default False.
         :return: The counts; they add up: ``succeeded + failed + missing + duplicated == input``.
         :raises ReconciliationError: Input keys are missing or in both tables.
         """
         jobs = [o if isinstance(o, JobOutput) else JobOutput.from_manifest(o) for o in outputs]
+        if isinstance(round, bool) or not isinstance(round, int) or round < 0:
+            raise ValueError(f"round must be an int >= 0, got {round!r}")
         if not jobs:
             raise ValueError("no job outputs to load")
         date = dt.date.fromisoformat(logical_date) if isinstance(logical_date, str) else logical_date
@@ -294,6 +311,10 @@ class ResultsLoader:
                 sql.render("finalize.sql", final=final.sql, stage=stage.sql, input=input_sql),
                 logical_date=date,
             )
+            if record_missing:
+                for index, job in enumerate(jobs):
+                    if job.job_name not in loaded:
+                        self._record_missing(job, final, scratch, index, date)
             watch.lap("parse")
             structured = check_structured_output(
                 self.bq,
@@ -313,10 +334,11 @@ class ResultsLoader:
                     day_input=day_sql,
                     # A literal made from a bool (scripts bind no parameters; see merge_results.sql).
                     replace_day="TRUE" if day_keys is not None else "FALSE",
+                    round=str(round),
                 ),
             )
             watch.lap("merge")
-            failures = sql.query_rows(self.bq, sql.render("failed_statuses.sql", final=final.sql))
+            outcomes = sql.query_rows(self.bq, sql.render("failed_statuses.sql", final=final.sql))
             row = sql.query_one(
                 self.bq,
                 sql.render(
@@ -346,8 +368,10 @@ class ResultsLoader:
             unexpected=row["unexpected"],
             unkeyed=row["unkeyed"],
             invalid_output=structured.invalid,
-            retryable=self.row_retry.count_retryable((r["status"], r["n"]) for r in failures),
+            retryable=self.row_retry.count_retryable((r["status"], r["n"]) for r in outcomes if not r["ok"]),
             stale=row["stale"] if day_keys is not None else 0,
+            round=round,
+            answered=sum(r["n"] for r in outcomes if r["ok"]),
         )
         log.info("loaded %s; seconds per phase: %s", counts, watch.laps)
         if counts.unexpected or counts.unkeyed:
@@ -365,6 +389,34 @@ class ResultsLoader:
                 (row["stale_sample"] or []) if counts.stale else [],
             )
         return counts
+
+    def _record_missing(
+        self, job: JobOutput, final: TableRef, scratch: _Scratch, index: int, date: dt.date
+    ) -> None:
+        """Add the keys of ``job``'s source that its output lacks to ``final`` as ``missing`` rows."""
+        source = job.source or ""
+        if source.startswith("bq://"):
+            keys = InputKeys.from_table(source)
+        elif source.startswith("gs://") and "*" not in source:
+            keys = InputKeys.from_gcs(source)
+        else:  # inline requests, Files API files, wildcards: no key list to compare with
+            log.info(
+                "job %s: source %r lists no keys; rows missing from its output are not recorded",
+                job.job_name,
+                source,
+            )
+            return
+        sql.run(
+            self.bq,
+            sql.render(
+                "missing_rows.sql",
+                final=final.sql,
+                source=self._input_source(keys, scratch, purpose=f"source{index}"),
+            ),
+            logical_date=date,
+            job_name=job.job_name,
+            error=f"the output of job {job.job_name} has no row for this key",
+        )
 
     def _loaded_jobs(
         self, jobs: Sequence[JobOutput], date: dt.date, results: TableRef, errors: TableRef

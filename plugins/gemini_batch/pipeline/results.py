@@ -88,6 +88,13 @@ ERRORS_SCHEMA: tuple[tuple[str, str, str, str], ...] = (
         "NULLABLE",
         "When the service processed the request (job end if not given).",
     ),
+    (
+        "round",
+        "INT64",
+        "NULLABLE",
+        "The failed-row retry round whose job last failed the row (0: the day's first jobs; NULL: "
+        "written before rounds existed, read as 0).",
+    ),
     ("loaded_at", "TIMESTAMP", "REQUIRED", "When the row was last written by the loader."),
 )
 
@@ -101,7 +108,13 @@ def _schema(spec: Sequence[tuple[str, str, str, str]]) -> list[bigquery.SchemaFi
 def ensure_results_tables(client: bigquery.Client, results: TableRef, errors: TableRef) -> None:
     """Create the results and errors tables (and their dataset) if they do not exist; check their columns if they do.
 
-    :raises ValueError: An existing table lacks a column the loader writes (names table and column).
+    A NULLABLE column an existing table lacks (one added by a later version, e.g. errors.round) is
+    added with ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``: DDL rather than a schema patch
+    because the local BigQuery emulator applies a patched schema to its metadata only, and
+    ``IF NOT EXISTS`` because it does not show an added column in the metadata it returns.
+
+    :raises ValueError: An existing table lacks a REQUIRED column the loader writes (names table
+        and column).
     """
     from google.cloud import bigquery
 
@@ -113,7 +126,11 @@ def ensure_results_tables(client: bigquery.Client, results: TableRef, errors: Ta
         table.clustering_fields = ["key"]
         existing = client.create_table(table, exists_ok=True)
         have = {field.name: field.field_type for field in existing.schema}
-        missing = [name for name, *_ in spec if name not in have]
+        absent = [(name, kind, mode) for name, kind, mode, _ in spec if name not in have]
+        for name, kind, mode in absent:
+            if mode == "NULLABLE":
+                client.query(f"ALTER TABLE {ref.sql} ADD COLUMN IF NOT EXISTS {name} {kind}").result()
+        missing = [name for name, _, mode in absent if mode != "NULLABLE"]
         if missing:
             raise ValueError(
                 f"{ref.uri} exists without column(s) {', '.join(missing)} that the loader writes; "
@@ -142,6 +159,9 @@ class LoadCounts:
         :class:`~gemini_batch.pipeline.row_retry.RowRetryPolicy` decides).
     :param stale: Keys of the date in results or errors that are not the day's input keys (only
         checked when the load is given the day's whole input; the load fails when this is not 0).
+    :param round: The failed-row retry round of the load (0: the day's first jobs; rounds.py).
+    :param answered: Keys this load's jobs answered (merged into results now); over the rounds of
+        a day, their sum plus the day's ``failed`` is its ``input``.
     """
 
     logical_date: str
@@ -157,6 +177,8 @@ class LoadCounts:
     invalid_output: int = 0
     retryable: int = 0
     stale: int = 0
+    round: int = 0
+    answered: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -377,11 +377,13 @@ def load_results(
     outlet_events: Any = None,
     retry_invalid_output: bool = False,
     shards: Sequence[str] | None = None,
+    round: int = 0,
 ) -> dict[str, Any]:
     """Load every job's output of a run into the results and errors tables, and reconcile.
 
     With ``shards`` (a pipeline's day), ``input_keys`` is the day's whole input: rows of keys no
-    longer in it are deleted, jobs already loaded are not staged again, and when some shards have
+    longer in it are deleted, jobs already loaded are not staged again, keys a job's output lacks
+    land in errors as ``missing`` (a retry round resubmits them), and when some shards have
     no finished job the others are still loaded and reconciled (their keys only), then the task
     fails naming the missing shards: clearing it (or re-running the day) resubmits only them.
 
@@ -389,7 +391,9 @@ def load_results(
     :param input_keys: Required. :meth:`InputKeys.to_dict` of what was submitted.
     :param retry_invalid_output: Optional. Count ``invalid_output`` rows (answers that broke their
         response schema) as retryable (``counts["retryable"]``) for the failed-row retry rounds.
-    :param shards: Optional. The ``src`` of every shard of the day (bq:// tables or gs:// files).
+    :param shards: Optional. The ``src`` of every shard of the day (bq:// tables or gs:// files),
+        or of a failed-row retry round (``input_keys`` stays the day's whole input).
+    :param round: Optional. The failed-row retry round of these jobs (rounds.py; 0: the day's first).
     :param outlet_events: Optional. The task's ``outlet_events``: the results Asset's event gets
         ``{"table", "errors_table", "logical_date", "counts"}`` as its extra.
     :return: :meth:`LoadCounts.to_dict`.
@@ -422,6 +426,8 @@ def load_results(
         errors_table=settings.errors.uri,
         day_keys=day_keys if shards is not None else None,
         skip_loaded=shards is not None,
+        round=round,
+        record_missing=shards is not None,
     )
     log_answer_sample(
         bigquery,

@@ -164,14 +164,15 @@ WHEN MATCHED THEN UPDATE SET
   request = source.request,
   job_name = source.job_name,
   processed_time = source.processed_time,
+  round = 0,
   loaded_at = CURRENT_TIMESTAMP()
 WHEN NOT MATCHED THEN INSERT (
   key, logical_date, status, error_code, error, response_text, request, job_name, processed_time,
-  loaded_at
+  round, loaded_at
 ) VALUES (
   source.key, source.logical_date, source.status, source.error_code, source.error, source.response_text,
   source.request,
-  source.job_name, source.processed_time, CURRENT_TIMESTAMP()
+  source.job_name, source.processed_time, 0, CURRENT_TIMESTAMP()
 );
 
 DELETE FROM `proj.ds.results`
@@ -191,7 +192,7 @@ WHERE TRUE AND logical_date = DATE '2026-01-01'
 COMMIT TRANSACTION;
 
 -- params: {}
-SELECT status, COUNT(*) AS n FROM `proj.ds._gemini_batch_final_c1e9c5cf223c` WHERE NOT ok GROUP BY status ORDER BY status
+SELECT ok, IF(ok, NULL, status) AS status, COUNT(*) AS n FROM `proj.ds._gemini_batch_final_c1e9c5cf223c` GROUP BY 1, 2 ORDER BY 1, 2
 
 -- params: {"logical_date": "2026-01-01", "sample_size": 5}
 WITH input_keys AS (

@@ -8,6 +8,8 @@
 -- day's rows of keys that are no longer input keys (prompts removed since an earlier load) are
 -- deleted in the same transaction, so the day holds exactly its current input keys. FALSE (a
 -- load that adds to the day, e.g. ad hoc runs) deletes nothing.
+-- {{round}} is the failed-row retry round of the load (0: the day's first jobs; rounds.py), an
+-- INT64 literal made from an int: failed rows carry it into the errors table's `round` column.
 BEGIN TRANSACTION;
 
 MERGE {{results}} AS target
@@ -46,14 +48,15 @@ WHEN MATCHED THEN UPDATE SET
   request = source.request,
   job_name = source.job_name,
   processed_time = source.processed_time,
+  round = {{round}},
   loaded_at = CURRENT_TIMESTAMP()
 WHEN NOT MATCHED THEN INSERT (
   key, logical_date, status, error_code, error, response_text, request, job_name, processed_time,
-  loaded_at
+  round, loaded_at
 ) VALUES (
   source.key, source.logical_date, source.status, source.error_code, source.error, source.response_text,
   source.request,
-  source.job_name, source.processed_time, CURRENT_TIMESTAMP()
+  source.job_name, source.processed_time, {{round}}, CURRENT_TIMESTAMP()
 );
 
 DELETE FROM {{results}}
