@@ -29,9 +29,11 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from gemini_batch import GeminiBatchCreateJobOperator
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.dag_config import (
+    COSTS_ASSET,
     DEFAULT_ARGS,
     FRESH_JOB_PARAM,
     INCLUDE_DIR,
+    MAX_COST_PARAM,
     RESULTS_ASSET,
     job_task_kwargs,
     run_tag,
@@ -51,6 +53,7 @@ with DAG(
     default_args=DEFAULT_ARGS,
     params={
         "model": Param(None, type=["null", "string"], description=MODEL_PARAM),
+        "max_estimated_cost": MAX_COST_PARAM,
         "fresh_job": Param(False, type="boolean", description=FRESH_JOB_PARAM),
     },
     tags=["gemini-batch", "bigquery"],
@@ -104,7 +107,9 @@ with DAG(
     # Runs when every shard's job task is done and one succeeded: the finished shards are loaded
     # even if another failed. Its only upstream is run_job, so a failed build skips it; the
     # day's table and shards come from XCom.
-    @task(multiple_outputs=True, outlets=[RESULTS_ASSET], trigger_rule="all_done_min_one_success")
+    @task(
+        multiple_outputs=True, outlets=[RESULTS_ASSET, COSTS_ASSET], trigger_rule="all_done_min_one_success"
+    )
     def load_results(manifests: list, ti: Any = None, outlet_events: Any = None) -> dict:
         from gemini_batch.pipeline.loader import InputKeys
         from gemini_batch.pipeline.settings import PipelineSettings

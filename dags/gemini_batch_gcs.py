@@ -26,8 +26,10 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 from gemini_batch import GeminiBatchCreateJobOperator
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.dag_config import (
+    COSTS_ASSET,
     DEFAULT_ARGS,
     FRESH_JOB_PARAM,
+    MAX_COST_PARAM,
     RESULTS_ASSET,
     job_task_kwargs,
     work_scope,
@@ -45,6 +47,7 @@ with DAG(
     default_args=DEFAULT_ARGS,
     params={
         "model": Param(None, type=["null", "string"], description=MODEL_PARAM),
+        "max_estimated_cost": MAX_COST_PARAM,
         "input_path": Param(
             "inputs/{day}/requests.jsonl",
             type="string",
@@ -100,7 +103,9 @@ with DAG(
         return shard_gcs_input(checked["scan"], prefix, gcp_conn_id=DEFAULT_GCP_CONN_ID)
 
     # Runs when every shard's job task is done and one succeeded (see gemini_batch_bigquery).
-    @task(multiple_outputs=True, outlets=[RESULTS_ASSET], trigger_rule="all_done_min_one_success")
+    @task(
+        multiple_outputs=True, outlets=[RESULTS_ASSET, COSTS_ASSET], trigger_rule="all_done_min_one_success"
+    )
     def load_results(manifests: list, ti: Any = None, outlet_events: Any = None) -> dict:
         from gemini_batch.pipeline.loader import InputKeys
         from gemini_batch.pipeline.settings import PipelineSettings
