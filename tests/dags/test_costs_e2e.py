@@ -28,6 +28,11 @@ def by_hand(prompt: int, output: int, thinking: int) -> float:
 def test_manifest_counts_log_and_costs_table_agree_on_tokens_and_cost(
     pipeline: Pipeline, capfd, caplog
 ) -> None:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    from gemini_batch.pipeline.dag_config import COSTS_ASSET
+
     dag_run = pipeline.run_dag(
         "gemini_batch_adhoc", backend="gemini_api", gemini_input="inline", prompts=PROMPTS, model=MODEL
     )
@@ -75,6 +80,15 @@ def test_manifest_counts_log_and_costs_table_agree_on_tokens_and_cost(
     assert row["total_tokens"] == prompt + output
     assert row["estimated_cost_usd"] == pytest.approx(usd, abs=1e-12)
     assert (row["prices_retrieved"], row["tokens_from"]) == (PRICES_RETRIEVED, "manifest")
+
+    with create_session() as session:
+        events = [e.extra for e in session.query(AssetEvent).all() if e.asset.name == COSTS_ASSET.name]
+    assert events[-1] == {
+        "table": f"bq://{pipeline.table('costs')}",
+        "logical_date": day,
+        "tokens": counts["tokens"],
+        "estimated_cost_usd": counts["estimated_cost_usd"],
+    }
 
     logs = capfd.readouterr().out + caplog.text  # the task log: where dag.test's logging sends it
     assert (

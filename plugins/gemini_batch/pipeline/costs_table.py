@@ -174,7 +174,7 @@ def job_cost(manifest: Mapping[str, Any], sums: TokenSums, prices: PriceTable) -
         model=cost.model,
         requests=sums.requests,
         tokens=cost.tokens,
-        usd=None if cost.usd is None else round(cost.usd, 9),
+        usd=cost.usd,
         prices_retrieved=cost.prices_retrieved,
         tokens_from="results",
     )
@@ -223,10 +223,9 @@ def token_sums(rows: Iterable[Mapping[str, Any]]) -> dict[str, TokenSums]:
     for row in rows:
         name = str(row["job_name"])
         tier: Tier = "long" if row["long_tier"] else "standard"
-        requests[name] = requests.get(name, 0) + int(row["requests"] or 0)
-        usage.setdefault(name, {})[tier] = Usage(
-            int(row["prompt"] or 0), int(row["output"] or 0), int(row["thinking"] or 0)
-        )
+        # COUNT and SUMs of COALESCEd columns over a non-empty group: never NULL.
+        requests[name] = requests.get(name, 0) + int(row["requests"])
+        usage.setdefault(name, {})[tier] = Usage(int(row["prompt"]), int(row["output"]), int(row["thinking"]))
     return {name: TokenSums(requests[name], usage[name]) for name in requests}
 
 
@@ -281,7 +280,7 @@ def record_costs(
     run = run if run is not None else RunIdentity.current()
     jobs = [m for m in manifests if m and m.get("job_name")]
     ensure_costs_table(client, costs)
-    sums = read_token_sums(client, jobs, results=results, day=day, prices=prices) if jobs else {}
+    sums = read_token_sums(client, jobs, results=results, day=day, prices=prices)  # no job: no query
     rows = tuple(job_cost(m, sums.get(str(m["job_name"]), TokenSums()), prices) for m in jobs)
     for job in rows:
         sql.run(
