@@ -17,8 +17,10 @@ from airflow.sdk import DAG, Param, task
 from gemini_batch import GeminiBatchCreateJobOperator
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID
 from gemini_batch.pipeline.dag_config import (
+    COSTS_ASSET,
     DEFAULT_ARGS,
     INCLUDE_DIR,
+    MAX_COST_PARAM,
     RESULTS_ASSET,
     job_task_kwargs,
     run_tag,
@@ -89,6 +91,7 @@ with DAG(
             title="Temperature",
             description="0 for the most repeatable answers, up to 2 for the most varied.",
         ),
+        "max_estimated_cost": MAX_COST_PARAM,
     },  # fmt: skip
     tags=["gemini-batch", "adhoc"],
     doc_md=__doc__,
@@ -128,7 +131,7 @@ with DAG(
         day = (logical_date or dag_run.run_after).date().isoformat()
         return {**batch.to_dict(), "day": day, "model": checked["model"], "location": checked["location"]}
 
-    @task(multiple_outputs=True, outlets=[RESULTS_ASSET])
+    @task(multiple_outputs=True, outlets=[RESULTS_ASSET, COSTS_ASSET])
     def load_results(manifest: dict, input_keys: dict, day: str, outlet_events: Any = None) -> dict:
         from gemini_batch.pipeline.settings import PipelineSettings
         from gemini_batch.pipeline.tasks import load_results as load

@@ -37,9 +37,11 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 from gemini_batch import GeminiBatchCreateJobOperator
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.dag_config import (
+    COSTS_ASSET,
     DEFAULT_ARGS,
     FRESH_JOB_PARAM,
     INCLUDE_DIR,
+    MAX_COST_PARAM,
     RESULTS_ASSET,
     job_task_kwargs,
     run_tag,
@@ -60,6 +62,7 @@ with DAG(
     default_args=DEFAULT_ARGS,
     params={
         "model": Param(None, type=["null", "string"], description=MODEL_PARAM),
+        "max_estimated_cost": MAX_COST_PARAM,
         "fresh_job": Param(False, type="boolean", description=FRESH_JOB_PARAM),
         "max_row_retries": Param(
             MAX_ROW_RETRIES, type="integer", minimum=0, maximum=MAX_ROW_RETRIES, description=ROUNDS_PARAM
@@ -117,7 +120,9 @@ with DAG(
     # even if another failed. Its only upstream is its run_job, so a failed build skips it; the
     # day's table and the shards come from XCom. One load for the day's jobs (round 0) and for
     # each round's (round_N.load_results): always against the day's whole input.
-    @task(multiple_outputs=True, outlets=[RESULTS_ASSET], trigger_rule="all_done_min_one_success")
+    @task(
+        multiple_outputs=True, outlets=[RESULTS_ASSET, COSTS_ASSET], trigger_rule="all_done_min_one_success"
+    )
     def load_results(
         manifests: list, round_number: int = 0, ti: Any = None, outlet_events: Any = None
     ) -> dict:

@@ -31,8 +31,10 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 from gemini_batch import GeminiBatchCreateJobOperator
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.dag_config import (
+    COSTS_ASSET,
     DEFAULT_ARGS,
     FRESH_JOB_PARAM,
+    MAX_COST_PARAM,
     RESULTS_ASSET,
     job_task_kwargs,
     work_scope,
@@ -51,6 +53,7 @@ with DAG(
     default_args=DEFAULT_ARGS,
     params={
         "model": Param(None, type=["null", "string"], description=MODEL_PARAM),
+        "max_estimated_cost": MAX_COST_PARAM,
         "input_path": Param(
             "inputs/{day}/requests.jsonl",
             type="string",
@@ -112,7 +115,9 @@ with DAG(
 
     # Runs when every shard's job task is done and one succeeded (see gemini_batch_bigquery); one
     # load for the day's jobs (round 0) and each round's, always against the day's whole input.
-    @task(multiple_outputs=True, outlets=[RESULTS_ASSET], trigger_rule="all_done_min_one_success")
+    @task(
+        multiple_outputs=True, outlets=[RESULTS_ASSET, COSTS_ASSET], trigger_rule="all_done_min_one_success"
+    )
     def load_results(
         manifests: list, round_number: int = 0, ti: Any = None, outlet_events: Any = None
     ) -> dict:

@@ -1,7 +1,8 @@
 """gemini_batch_results_summary: keeps a per-day summary of the results, whenever they change.
 
 Scheduled on the results Asset that every pipeline's load_results produces: it runs after each
-load and MERGEs the loaded days' counts and tokens into ``results_daily_summary``.
+load and MERGEs the loaded days' counts and tokens into ``results_daily_summary``, and the
+loaded days' cost per model (from the ``costs`` table, one row per job) into ``costs_daily_summary``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from gemini_batch.pipeline.dag_config import DEFAULT_ARGS, INCLUDE_DIR, RESULTS_
 
 with DAG(
     dag_id="gemini_batch_results_summary",
-    description="Per-day counts and tokens of the Gemini batch results, refreshed on every load",
+    description="Per-day counts, tokens and cost per model of the Gemini batch results, refreshed on every load",
     schedule=[RESULTS_ASSET],
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
@@ -41,4 +42,22 @@ with DAG(
             gcp_conn_id=DEFAULT_GCP_CONN_ID,
         )
 
+    @task
+    def summarize_costs(triggering_asset_events: Any = None) -> list[str]:
+        from gemini_batch.pipeline.costs_table import COSTS_SUMMARY_TABLE, COSTS_TABLE, summarize_costs
+        from gemini_batch.pipeline.settings import PipelineSettings
+        from gemini_batch.pipeline.tasks import bigquery_client
+
+        events = (triggering_asset_events or {}).get(RESULTS_ASSET, [])
+        days = sorted({e.extra["logical_date"] for e in events if (e.extra or {}).get("logical_date")})
+        settings = PipelineSettings.resolve(DEFAULT_GCP_CONN_ID)
+        return summarize_costs(
+            bigquery_client(DEFAULT_GCP_CONN_ID, settings.project),
+            costs=settings.table(COSTS_TABLE),
+            summary=settings.table(COSTS_SUMMARY_TABLE),
+            days=days or None,
+            sql_path=str(INCLUDE_DIR / "sql" / "costs_daily_summary.sql"),
+        )
+
     summarize()
+    summarize_costs()

@@ -41,6 +41,7 @@ MODULES = (
     "gemini_batch/pipeline/findings.py",
     "gemini_batch/pipeline/sharding.py",
     "gemini_batch/pipeline/builder.py",
+    "gemini_batch/pipeline/costs_table.py",
     "gemini_batch/pipeline/sql/__init__.py",
 )
 #: Unit tests only: mutants run the fast loop.

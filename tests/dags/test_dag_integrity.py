@@ -84,15 +84,29 @@ def test_every_job_task_has_retries(dagbag: Any, dag_id: str) -> None:
 
 
 @pytest.mark.parametrize("dag_id", PIPELINES)
-def test_pipelines_wait_deferrably_and_produce_the_results_asset(dagbag: Any, dag_id: str) -> None:
-    from gemini_batch.pipeline.dag_config import RESULTS_ASSET
+def test_pipelines_wait_deferrably_and_produce_the_results_and_costs_assets(dagbag: Any, dag_id: str) -> None:
+    from gemini_batch.pipeline.dag_config import COSTS_ASSET, RESULTS_ASSET
 
     dag = dagbag.dags[dag_id]
     run_job = dag.get_task("run_job")
     assert getattr(run_job, "operator_class", type(run_job)).__name__ == "GeminiBatchCreateJobOperator"
     partial = getattr(run_job, "partial_kwargs", None) or {"deferrable": run_job.deferrable}
     assert partial["deferrable"] is True
-    assert [outlet.name for outlet in dag.get_task("load_results").outlets] == [RESULTS_ASSET.name]
+    assert [outlet.name for outlet in dag.get_task("load_results").outlets] == [
+        RESULTS_ASSET.name,
+        COSTS_ASSET.name,
+    ]
+
+
+@pytest.mark.parametrize("dag_id", PIPELINES)
+def test_pipelines_pass_their_budget_param_to_the_job_task(dagbag: Any, dag_id: str) -> None:
+    dag = dagbag.dags[dag_id]
+    param = dag.params.get_param("max_estimated_cost")
+    assert param.value is None  # no budget unless the run sets one
+    assert param.schema["type"] == ["null", "number"] and param.schema["minimum"] == 0
+    run_job = dag.get_task("run_job")
+    partial = getattr(run_job, "partial_kwargs", None) or {"max_estimated_cost": run_job.max_estimated_cost}
+    assert partial["max_estimated_cost"] == "{{ params.get('max_estimated_cost') }}"
 
 
 def test_daily_pipelines_use_day_intervals_fit_for_backfills(dagbag: Any) -> None:

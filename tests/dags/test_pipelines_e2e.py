@@ -371,7 +371,7 @@ def test_housekeeping_deletes_old_terminal_jobs_only_when_not_a_dry_run(pipeline
     ]
 
 
-def test_loads_emit_the_results_asset_and_the_summary_dag_follows(pipeline: Pipeline) -> None:
+def test_loads_emit_the_results_asset_and_the_summary_dag_follows_with_the_costs(pipeline: Pipeline) -> None:
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
 
@@ -395,3 +395,25 @@ def test_loads_emit_the_results_asset_and_the_summary_dag_follows(pipeline: Pipe
     ]
     assert row["logical_date"] == dt.date(2026, 1, 1)
     assert row["succeeded"] + row["failed"] == 10 and row["succeeded"] == extra["counts"]["succeeded"]
+
+    # The Vertex job's costs row: summed from its answered rows, priced by hand (prices.json, gemini-2.5-flash
+    # on Vertex AI at batch prices: half of 0.30 USD per 1M input and 2.50 per 1M output tokens).
+    answered = pipeline.rows("results", "2026-01-01")
+    prompt, output = sum(r["prompt_tokens"] for r in answered), sum(r["output_tokens"] for r in answered)
+    usd = (prompt * 0.30 + output * 2.50) / 2 / 1e6
+    (cost,) = [
+        dict(r.items()) for r in pipeline.bq.query(f"SELECT * FROM `{pipeline.table('costs')}`").result()
+    ]
+    assert (cost["backend"], cost["tokens_from"], cost["requests"]) == ("vertex", "results", len(answered))
+    assert (cost["prompt_tokens"], cost["output_tokens"], cost["thinking_tokens"]) == (prompt, output, 0)
+    assert cost["estimated_cost_usd"] == pytest.approx(usd, abs=1e-12)
+    assert extra["counts"]["tokens"]["total"] == prompt + output
+    assert extra["counts"]["estimated_cost_usd"] == pytest.approx(usd, abs=1e-12)
+    (daily,) = [
+        dict(r.items())
+        for r in pipeline.bq.query(f"SELECT * FROM `{pipeline.table('costs_daily_summary')}`").result()
+    ]
+    assert (daily["logical_date"], daily["model"], daily["jobs"], daily["total_tokens"]) == (
+        dt.date(2026, 1, 1), MODEL, 1, prompt + output,
+    )  # fmt: skip
+    assert daily["estimated_cost_usd"] == pytest.approx(usd, abs=1e-12) and daily["unpriced_jobs"] == 0

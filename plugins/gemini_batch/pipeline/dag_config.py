@@ -14,15 +14,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, Param
 
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
 
 __all__ = [
+    "COSTS_ASSET",
     "DEFAULT_ARGS",
     "INCLUDE_DIR",
     "JOB_RETRIES",
+    "MAX_COST_PARAM",
     "MAX_FAILED_RATIO",
     "RESULTS_ASSET",
     "job_limits",
@@ -42,6 +44,10 @@ FRESH_JOB_PARAM = (
 #: table's name is a runtime setting). A URI without a scheme: one with a scheme makes Airflow load
 #: every provider's URI handlers at parse time (the Google one imports google-cloud-storage).
 RESULTS_ASSET = Asset(name="gemini_batch_results", uri="gemini_batch_results")
+#: The costs table (one row per job: tokens by kind, estimated cost; costs_table.py), written by
+#: every load_results. Each load attaches ``{"table", "logical_date", "tokens",
+#: "estimated_cost_usd"}`` to its event.
+COSTS_ASSET = Asset(name="gemini_batch_costs", uri="gemini_batch_costs")
 
 #: include/ of the project (SQL, templates): beside plugins/ in every Airflow project layout.
 INCLUDE_DIR = Path(
@@ -60,10 +66,23 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+#: The pipelines' Param ``max_estimated_cost``: the budget of each new batch job of the run, passed
+#: to the job operator (budget.py). Per job: a sharded run checks each shard's job against it.
+MAX_COST_PARAM = Param(
+    None,
+    type=["null", "number"],
+    minimum=0,
+    title="Budget per job (USD)",
+    description="Refuse to submit a batch job whose estimated cost at batch prices is above this "
+    "many USD (no job is created; the task log names the estimate). Empty: no budget.",
+)
+
+
 def job_task_kwargs() -> dict[str, Any]:
     """Arguments of every job task: deferrable, retried, polled every ``GEMINI_BATCH_POLL_INTERVAL`` s.
 
-    The poll interval comes from the environment (default 30 s) so that local runs can poll fast.
+    The poll interval comes from the environment (default 30 s) so that local runs can poll fast;
+    the budget is the run's Param ``max_estimated_cost`` (:data:`MAX_COST_PARAM`; empty: none).
     """
     return {
         "deferrable": True,
@@ -72,6 +91,7 @@ def job_task_kwargs() -> dict[str, Any]:
         "retry_exponential_backoff": 2.0,
         "poll_interval": float(os.environ.get("GEMINI_BATCH_POLL_INTERVAL", "30")),
         "max_failed_ratio": MAX_FAILED_RATIO,
+        "max_estimated_cost": "{{ params.get('max_estimated_cost') }}",
         "gcp_conn_id": DEFAULT_GCP_CONN_ID,
         "gemini_api_conn_id": DEFAULT_GEMINI_API_CONN_ID,
     }

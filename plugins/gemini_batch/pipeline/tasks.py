@@ -379,7 +379,8 @@ def load_results(
     shards: Sequence[str] | None = None,
     round: int = 0,
 ) -> dict[str, Any]:
-    """Load every job's output of a run into the results and errors tables, and reconcile.
+    """Load every job's output of a run into the results and errors tables, reconcile, and write
+    one row per job into the costs table (costs_table.py).
 
     With ``shards`` (a pipeline's day), ``input_keys`` is the day's whole input: rows of keys no
     longer in it are deleted, jobs already loaded are not staged again, keys a job's output lacks
@@ -395,11 +396,14 @@ def load_results(
         or of a failed-row retry round (``input_keys`` stays the day's whole input).
     :param round: Optional. The failed-row retry round of these jobs (rounds.py; 0: the day's first).
     :param outlet_events: Optional. The task's ``outlet_events``: the results Asset's event gets
-        ``{"table", "errors_table", "logical_date", "counts"}`` as its extra.
-    :return: :meth:`LoadCounts.to_dict`.
+        ``{"table", "errors_table", "logical_date", "counts"}`` as its extra, the costs Asset's
+        ``{"table", "logical_date", "tokens", "estimated_cost_usd"}``.
+    :return: :meth:`LoadCounts.to_dict` with ``tokens`` (prompt, output, thinking, total) and
+        ``estimated_cost_usd`` (at batch prices; None when a model has no price).
     :raises ReconciliationError: An input key is missing from both tables (count and sample).
     """
     from gemini_batch.pipeline.answer_sample import log_answer_sample
+    from gemini_batch.pipeline.costs_table import COSTS_TABLE, record_load_costs
     from gemini_batch.pipeline.loader import InputKeys, JobOutput, ResultsLoader
     from gemini_batch.pipeline.row_retry import RowRetryPolicy
 
@@ -435,6 +439,8 @@ def load_results(
         errors=settings.errors.uri,
         job_names=[o.job_name for o in outputs],
     )
+    load_cost = record_load_costs(bigquery, finished, settings=settings, logical_date=counts.logical_date)
+    loaded = {**counts.to_dict(), **load_cost.as_counts()}
     if missing:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -444,15 +450,20 @@ def load_results(
             f"failed). Clear the failed run_job task(s), or re-run the day: only those shards get a new job."
         )
     if outlet_events is not None:
-        from gemini_batch.pipeline.dag_config import RESULTS_ASSET
+        from gemini_batch.pipeline.dag_config import COSTS_ASSET, RESULTS_ASSET
 
         outlet_events[RESULTS_ASSET].extra = {
             "table": settings.results.uri,
             "errors_table": settings.errors.uri,
             "logical_date": counts.logical_date,
-            "counts": counts.to_dict(),
+            "counts": loaded,
         }
-    return counts.to_dict()
+        outlet_events[COSTS_ASSET].extra = {
+            "table": settings.table(COSTS_TABLE).uri,
+            "logical_date": counts.logical_date,
+            **load_cost.as_counts(),
+        }
+    return loaded
 
 
 def _keys_of_shards(day_keys: Any, sources: Sequence[str]) -> Any:
