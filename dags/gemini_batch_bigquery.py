@@ -168,6 +168,22 @@ with DAG(
         ti.xcom_push(key="selection", value=selection)
         return selection["shards"]
 
+    # After the day's last round (a skipped round counts as done): the day fails if more of its
+    # rows still failed than MAX_FAILED_RATIO allows. The jobs themselves accept any share of
+    # failed rows (max_failed_ratio 1.0): a round may still answer them.
+    @task(multiple_outputs=True, trigger_rule="none_failed")
+    def check_failed_rows(built: dict) -> dict:
+        from gemini_batch.pipeline import dag_config
+        from gemini_batch.pipeline.round_tasks import check_day_failures
+        from gemini_batch.pipeline.settings import PipelineSettings
+
+        return check_day_failures(
+            PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
+            day=built["day"],
+            max_failed_ratio=dag_config.MAX_FAILED_RATIO,
+            gcp_conn_id=DEFAULT_GCP_CONN_ID,
+        )
+
     def job_task(task_id: str, scope_from: str, **overrides: Any) -> Any:
         """The job operator of the day or of a round (same operator, same settings)."""
         return GeminiBatchCreateJobOperator.partial(
@@ -181,11 +197,11 @@ with DAG(
 
     built = build_requests()
     shards = shard_requests(built, validate_requests(built))
-    run_job = job_task("run_job", "build_requests").expand(src=shards)
+    run_job = job_task("run_job", "build_requests", max_failed_ratio=1.0).expand(src=shards)
     loaded = load_results(run_job.output)
     # The rounds, unrolled: round N's task ids and work scope carry N, so a retry, a clear or a
-    # triggerer restart re-attaches round by round. A round's job may fail every row it retries
-    # (the next round or the errors table takes them): no max_failed_ratio for it.
+    # triggerer restart re-attaches round by round. No job checks max_failed_ratio (a later round
+    # may answer its failed rows): check_failed_rows does, for the day, after the last round.
     for number in range(1, MAX_ROW_RETRIES + 1):
         group = round_group_id(number)
         with TaskGroup(group_id=group):
@@ -194,3 +210,4 @@ with DAG(
             round_loaded = load_results(round_job.expand(src=selected).output, number)
         loaded >> selected
         loaded = round_loaded
+    check_failed_rows(built) << loaded

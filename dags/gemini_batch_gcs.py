@@ -161,6 +161,22 @@ with DAG(
         ti.xcom_push(key="selection", value=selection)
         return selection["shards"]
 
+    # After the day's last round (a skipped round counts as done): the day fails if more of its
+    # rows still failed than MAX_FAILED_RATIO allows. The jobs themselves accept any share of
+    # failed rows (max_failed_ratio 1.0): a round may still answer them.
+    @task(multiple_outputs=True, trigger_rule="none_failed")
+    def check_failed_rows(checked: dict) -> dict:
+        from gemini_batch.pipeline import dag_config
+        from gemini_batch.pipeline.round_tasks import check_day_failures
+        from gemini_batch.pipeline.settings import PipelineSettings
+
+        return check_day_failures(
+            PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
+            day=checked["day"],
+            max_failed_ratio=dag_config.MAX_FAILED_RATIO,
+            gcp_conn_id=DEFAULT_GCP_CONN_ID,
+        )
+
     def job_task(task_id: str, scope_from: str, **overrides: Any) -> Any:
         """The job operator of the day or of a round (same operator, same settings)."""
         return GeminiBatchCreateJobOperator.partial(
@@ -173,7 +189,7 @@ with DAG(
         )
 
     checked = validate_input()
-    run_job = job_task("run_job", "validate_input").expand_kwargs(shard_input(checked))
+    run_job = job_task("run_job", "validate_input", max_failed_ratio=1.0).expand_kwargs(shard_input(checked))
     loaded = load_results(run_job.output)
     # The rounds, unrolled (see gemini_batch_bigquery).
     for number in range(1, MAX_ROW_RETRIES + 1):
@@ -184,3 +200,4 @@ with DAG(
             round_loaded = load_results(round_job.expand_kwargs(selected).output, number)
         loaded >> selected
         loaded = round_loaded
+    check_failed_rows(checked) << loaded

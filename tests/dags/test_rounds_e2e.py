@@ -45,7 +45,8 @@ def load_counts(dag_run: Any, task_id: str) -> dict[str, Any]:
 def test_two_rounds_answer_every_transient_row_and_a_clear_makes_no_job(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dag_config, "MAX_FAILED_RATIO", 0.5)  # round 0 fails about 12% of its rows
+    # The default limit (10% failed): round 0 fails about 12% of its rows, the day ends under it.
+    assert dag_config.MAX_FAILED_RATIO == 0.1
     seed_days(pipeline, ROWS, DAY)
     pipeline.admin.set_faults(row_failure_ratio=0.1, row_failure_tries=2, row_permanent_failure_ratio=0.02)
 
@@ -53,7 +54,13 @@ def test_two_rounds_answer_every_transient_row_and_a_clear_makes_no_job(
 
     states = task_states(dag_run)
     assert dag_run.state == "success", states
-    for task_id in ("load_results", "round_1.select_rows", "round_1.load_results", "round_2.load_results"):
+    for task_id in (
+        "load_results",
+        "round_1.select_rows",
+        "round_1.load_results",
+        "round_2.load_results",
+        "check_failed_rows",
+    ):
         assert states[task_id] == "success", states
     jobs = pipeline.admin.jobs()
     assert len(jobs) == 3, jobs  # one job per round that had work
@@ -78,6 +85,8 @@ def test_two_rounds_answer_every_transient_row_and_a_clear_makes_no_job(
         0,
     )
     assert counts[0]["retryable"] == counts[1]["retryable"] == transient
+    checked = load_counts(dag_run, "check_failed_rows")
+    assert checked["answered"] == ROWS - refused and sum(checked["failed"].values()) == refused
 
     # Every transient key answered (by round 2's job), the refused ones in errors with reason and round.
     want = expected(DAY, ROWS)
@@ -118,7 +127,8 @@ def test_two_rounds_answer_every_transient_row_and_a_clear_makes_no_job(
 def test_the_gcs_pipeline_retries_the_failed_lines_in_one_round(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dag_config, "MAX_FAILED_RATIO", 0.5)
+    # A limit below the permanent failures: every round runs, then the day fails, naming them.
+    monkeypatch.setattr(dag_config, "MAX_FAILED_RATIO", 0.001)
     day = "2026-04-02"
     seed_days(pipeline, ROWS, day, gcs=True)
     pipeline.admin.set_faults(row_failure_ratio=0.1, row_failure_tries=1, row_permanent_failure_ratio=0.02)
@@ -126,8 +136,10 @@ def test_the_gcs_pipeline_retries_the_failed_lines_in_one_round(
     dag_run = pipeline.run_dag("gemini_batch_gcs", day)
 
     states = task_states(dag_run)
-    assert dag_run.state == "success", states
+    assert dag_run.state == "failed", states
     assert (states["round_1.load_results"], states["round_2.select_rows"]) == ("success", "skipped"), states
+    assert states["check_failed_rows"] == "failed", states
+    assert {state for task, state in states.items() if task != "check_failed_rows"} <= {"success", "skipped"}
     first, second = pipeline.admin.jobs()  # round 2 had nothing to retry: no job
     transient = second["counts"]["total"]
     refused = first["counts"]["failed"] - transient

@@ -20,6 +20,7 @@ from gemini_batch.pipeline.rounds import (
     MAX_ROW_RETRIES,
     RoundSelection,
     check_max_row_retries,
+    day_failures_message,
     round_action,
     round_group_id,
     round_work_scope,
@@ -328,3 +329,38 @@ def test_a_manifest_names_the_jobs_source() -> None:
     manifest = {"job_name": "j", "backend": "vertex", "outcome": "succeeded", "source": "bq://p.d.t",
                 "bigquery_output_table": "bq://p.d.out"}  # fmt: skip
     assert JobOutput.from_manifest(manifest).source == "bq://p.d.t"
+
+
+@pytest.mark.parametrize(
+    ("answered", "failed", "limit", "fails"),
+    [
+        (90, {"INVALID_ARGUMENT": 10}, 0.1, False),  # exactly the limit: accepted
+        (89, {"INVALID_ARGUMENT": 11}, 0.1, True),
+        (89, {"INVALID_ARGUMENT": 6, "RESOURCE_EXHAUSTED": 5}, 0.1, True),  # every status counts
+        (100, {}, 0.0, False),
+        (99, {"missing": 1}, 0.0, True),
+        (0, {"INTERNAL": 3}, 1.0, False),  # 1.0: any share
+        (0, {}, 0.1, False),  # an empty day
+    ],
+)
+def test_a_day_fails_only_when_its_failed_rows_after_the_rounds_pass_the_limit(
+    answered: int, failed: dict[str, int], limit: float, fails: bool
+) -> None:
+    message = day_failures_message(
+        day="2026-01-01", answered=answered, failed=failed, max_failed_ratio=limit, errors="bq://p.d.errors"
+    )
+    assert (message is not None) is fails
+
+
+def test_the_days_failure_names_the_counts_the_statuses_the_table_and_what_to_do() -> None:
+    message = day_failures_message(
+        day="2026-01-01",
+        answered=80,
+        failed={"INVALID_ARGUMENT": 5, "RESOURCE_EXHAUSTED": 15},
+        max_failed_ratio=0.1,
+        errors="bq://p.d.errors",
+    )
+    assert message is not None
+    assert "20 of 100 rows of 2026-01-01" in message and "(20.0%, above max_failed_ratio=0.1)" in message
+    assert "RESOURCE_EXHAUSTED 15, INVALID_ARGUMENT 5" in message  # most frequent first
+    assert "bq://p.d.errors" in message and "GEMINI_BATCH_MAX_FAILED_RATIO" in message

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gemini_batch.pipeline.settings import PipelineSettings
 
-__all__ = ["select_gcs_round", "select_round"]
+__all__ = ["check_day_failures", "select_gcs_round", "select_round"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,48 @@ def select_gcs_round(
         selection.table, len(shards),
     )  # fmt: skip
     return {**selection.to_dict(), "shards": shards, "work_scope": round_work_scope(day_scope, round_number)}
+
+
+def check_day_failures(
+    settings: PipelineSettings, *, day: str, max_failed_ratio: float, gcp_conn_id: str
+) -> dict[str, Any]:
+    """After a day's last round: fail when more of its rows failed than ``max_failed_ratio`` allows.
+
+    :return: ``{"answered", "failed"}`` (failed per status) of the day.
+    :raises AirflowFailException: Too many failed rows (rounds.day_failures_message says which).
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+    from google.cloud import bigquery
+
+    from gemini_batch.pipeline.rounds import day_failures_message
+    from gemini_batch.pipeline.tasks import bigquery_client
+
+    client = bigquery_client(gcp_conn_id, settings.project)
+    config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("day", "DATE", day)])
+    results, errors = settings.results.sql, settings.errors.sql
+    answered = next(iter(client.query(
+        f"SELECT COUNT(*) AS n FROM {results} WHERE logical_date = @day", job_config=config
+    ).result())).n  # fmt: skip
+    failed = {
+        row.status or "ERROR": row.n
+        for row in client.query(
+            f"SELECT status, COUNT(*) AS n FROM {errors} WHERE logical_date = @day GROUP BY status",
+            job_config=config,
+        ).result()
+    }
+    log.info(
+        "day %s after its rounds: %d answered, %d failed %s", day, answered, sum(failed.values()), failed
+    )
+    message = day_failures_message(
+        day=day,
+        answered=answered,
+        failed=failed,
+        max_failed_ratio=max_failed_ratio,
+        errors=settings.errors.uri,
+    )
+    if message:
+        raise AirflowFailException(message)
+    return {"answered": answered, "failed": failed}
 
 
 def _skip_unless_it_runs(selection: Any, allowed: int) -> None:

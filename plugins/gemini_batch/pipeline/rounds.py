@@ -42,6 +42,7 @@ __all__ = [
     "RoundAction",
     "RoundSelection",
     "check_max_row_retries",
+    "day_failures_message",
     "pick_round",
     "round_action",
     "round_group_id",
@@ -202,3 +203,29 @@ def select_round_requests(
         client, built, name=f"{day_table.table}_r{round_number}", expires=expires
     )
     return replace(selection, table=table.uri, fingerprint=fingerprint)
+
+
+def day_failures_message(
+    *, day: str, answered: int, failed: dict[str, int], max_failed_ratio: float, errors: str
+) -> str | None:
+    """Why a day ends failed after its last round, or None when its failed rows are within the limit.
+
+    The limit (the pipelines' ``max_failed_ratio``) applies to the day once its rounds are done, not
+    to its first jobs: rows a round may still answer are not held against the day.
+
+    :param answered: the day's rows in the results table.
+    :param failed: the day's rows in the errors table, per status.
+    :param errors: the errors table, named in the message.
+    """
+    from gemini_batch.states import Counts
+
+    counts = Counts(succeeded=answered, failed=sum(failed.values()), total=answered + sum(failed.values()))
+    if counts.failed_ratio <= max_failed_ratio:
+        return None
+    statuses = ", ".join(f"{status} {n:,}" for status, n in sorted(failed.items(), key=lambda kv: -kv[1]))
+    return (
+        f"{counts.failed:,} of {counts.total:,} rows of {day} still failed after the retry rounds "
+        f"({counts.failed_ratio:.1%}, above max_failed_ratio={max_failed_ratio}): {statuses}. The answered "
+        f"rows are loaded; the failed ones are in {errors} with their status and round. Fix the input "
+        "for permanent errors and re-run the day, or raise GEMINI_BATCH_MAX_FAILED_RATIO."
+    )
