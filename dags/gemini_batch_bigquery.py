@@ -34,7 +34,6 @@ from typing import Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 
-from gemini_batch import GeminiBatchCreateJobOperator
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.dag_config import (
     COSTS_ASSET,
@@ -43,7 +42,8 @@ from gemini_batch.pipeline.dag_config import (
     INCLUDE_DIR,
     MAX_COST_PARAM,
     RESULTS_ASSET,
-    job_task_kwargs,
+    check_failed_rows,
+    pipeline_job_task,
     run_tag,
     work_scope,
 )
@@ -168,36 +168,15 @@ with DAG(
         ti.xcom_push(key="selection", value=selection)
         return selection["shards"]
 
-    # After the day's last round (a skipped round counts as done): the day fails if more of its
-    # rows still failed than MAX_FAILED_RATIO allows. The jobs themselves accept any share of
-    # failed rows (max_failed_ratio 1.0): a round may still answer them.
-    @task(multiple_outputs=True, trigger_rule="none_failed")
-    def check_failed_rows(built: dict) -> dict:
-        from gemini_batch.pipeline import dag_config
-        from gemini_batch.pipeline.round_tasks import check_day_failures
-        from gemini_batch.pipeline.settings import PipelineSettings
-
-        return check_day_failures(
-            PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
-            day=built["day"],
-            max_failed_ratio=dag_config.MAX_FAILED_RATIO,
-            gcp_conn_id=DEFAULT_GCP_CONN_ID,
-        )
-
-    def job_task(task_id: str, scope_from: str, **overrides: Any) -> Any:
-        """The job operator of the day or of a round (same operator, same settings)."""
-        return GeminiBatchCreateJobOperator.partial(
-            task_id=task_id,
-            model="{{ ti.xcom_pull(task_ids='build_requests', key='model') }}",
-            location="{{ ti.xcom_pull(task_ids='build_requests', key='location') }}",
-            display_name="gemini_batch_bigquery",
-            work_scope=f"{{{{ ti.xcom_pull(task_ids='{scope_from}', key='work_scope') }}}}",
-            **{**job_task_kwargs(), **overrides},
-        )
-
     built = build_requests()
     shards = shard_requests(built, validate_requests(built))
-    run_job = job_task("run_job", "build_requests", max_failed_ratio=1.0).expand(src=shards)
+    run_job = pipeline_job_task(
+        "run_job",
+        display_name="gemini_batch_bigquery",
+        settings_task="build_requests",
+        scope_task="build_requests",
+        max_failed_ratio=1.0,
+    ).expand(src=shards)
     loaded = load_results(run_job.output)
     # The rounds, unrolled: round N's task ids and work scope carry N, so a retry, a clear or a
     # triggerer restart re-attaches round by round. No job checks max_failed_ratio (a later round
@@ -206,8 +185,14 @@ with DAG(
         group = round_group_id(number)
         with TaskGroup(group_id=group):
             selected = select_rows(built, number)
-            round_job = job_task("run_job", f"{group}.select_rows", max_failed_ratio=1.0)
+            round_job = pipeline_job_task(
+                "run_job",
+                display_name="gemini_batch_bigquery",
+                settings_task="build_requests",
+                scope_task=f"{group}.select_rows",
+                max_failed_ratio=1.0,
+            )
             round_loaded = load_results(round_job.expand(src=selected).output, number)
         loaded >> selected
         loaded = round_loaded
-    check_failed_rows(built) << loaded
+    check_failed_rows(built["day"]) << loaded

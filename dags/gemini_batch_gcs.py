@@ -28,7 +28,6 @@ from typing import Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, TaskGroup, task
 
-from gemini_batch import GeminiBatchCreateJobOperator
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.dag_config import (
     COSTS_ASSET,
@@ -36,7 +35,8 @@ from gemini_batch.pipeline.dag_config import (
     FRESH_JOB_PARAM,
     MAX_COST_PARAM,
     RESULTS_ASSET,
-    job_task_kwargs,
+    check_failed_rows,
+    pipeline_job_task,
     work_scope,
 )
 from gemini_batch.pipeline.rounds import MAX_ROW_RETRIES, ROUNDS_PARAM, round_group_id
@@ -161,43 +161,28 @@ with DAG(
         ti.xcom_push(key="selection", value=selection)
         return selection["shards"]
 
-    # After the day's last round (a skipped round counts as done): the day fails if more of its
-    # rows still failed than MAX_FAILED_RATIO allows. The jobs themselves accept any share of
-    # failed rows (max_failed_ratio 1.0): a round may still answer them.
-    @task(multiple_outputs=True, trigger_rule="none_failed")
-    def check_failed_rows(checked: dict) -> dict:
-        from gemini_batch.pipeline import dag_config
-        from gemini_batch.pipeline.round_tasks import check_day_failures
-        from gemini_batch.pipeline.settings import PipelineSettings
-
-        return check_day_failures(
-            PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
-            day=checked["day"],
-            max_failed_ratio=dag_config.MAX_FAILED_RATIO,
-            gcp_conn_id=DEFAULT_GCP_CONN_ID,
-        )
-
-    def job_task(task_id: str, scope_from: str, **overrides: Any) -> Any:
-        """The job operator of the day or of a round (same operator, same settings)."""
-        return GeminiBatchCreateJobOperator.partial(
-            task_id=task_id,
-            model="{{ ti.xcom_pull(task_ids='validate_input', key='model') }}",
-            location="{{ ti.xcom_pull(task_ids='validate_input', key='location') }}",
-            display_name="gemini_batch_gcs",
-            work_scope=f"{{{{ ti.xcom_pull(task_ids='{scope_from}', key='work_scope') }}}}",
-            **{**job_task_kwargs(), **overrides},
-        )
-
     checked = validate_input()
-    run_job = job_task("run_job", "validate_input", max_failed_ratio=1.0).expand_kwargs(shard_input(checked))
+    run_job = pipeline_job_task(
+        "run_job",
+        display_name="gemini_batch_gcs",
+        settings_task="validate_input",
+        scope_task="validate_input",
+        max_failed_ratio=1.0,
+    ).expand_kwargs(shard_input(checked))
     loaded = load_results(run_job.output)
     # The rounds, unrolled (see gemini_batch_bigquery).
     for number in range(1, MAX_ROW_RETRIES + 1):
         group = round_group_id(number)
         with TaskGroup(group_id=group):
             selected = select_rows(checked, number)
-            round_job = job_task("run_job", f"{group}.select_rows", max_failed_ratio=1.0)
+            round_job = pipeline_job_task(
+                "run_job",
+                display_name="gemini_batch_gcs",
+                settings_task="validate_input",
+                scope_task=f"{group}.select_rows",
+                max_failed_ratio=1.0,
+            )
             round_loaded = load_results(round_job.expand_kwargs(selected).output, number)
         loaded >> selected
         loaded = round_loaded
-    check_failed_rows(checked) << loaded
+    check_failed_rows(checked["day"]) << loaded

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, Param
+from airflow.sdk import Asset, Param, task
 
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
@@ -27,8 +27,10 @@ __all__ = [
     "MAX_COST_PARAM",
     "MAX_FAILED_RATIO",
     "RESULTS_ASSET",
+    "check_failed_rows",
     "job_limits",
     "job_task_kwargs",
+    "pipeline_job_task",
     "run_tag",
     "work_scope",
 ]
@@ -95,6 +97,44 @@ def job_task_kwargs() -> dict[str, Any]:
         "gcp_conn_id": DEFAULT_GCP_CONN_ID,
         "gemini_api_conn_id": DEFAULT_GEMINI_API_CONN_ID,
     }
+
+
+def pipeline_job_task(
+    task_id: str, *, display_name: str, settings_task: str, scope_task: str, **overrides: Any
+) -> Any:
+    """The job operator of a pipeline's day or of one of its rounds, to ``expand`` over its shards.
+
+    :param settings_task: the task that pushed ``model`` and ``location`` to XCom.
+    :param scope_task: the task that pushed the jobs' ``work_scope`` (the day's, or the round's).
+    :param overrides: operator arguments over :func:`job_task_kwargs`.
+    """
+    from gemini_batch import GeminiBatchCreateJobOperator
+
+    return GeminiBatchCreateJobOperator.partial(
+        task_id=task_id,
+        model=f"{{{{ ti.xcom_pull(task_ids='{settings_task}', key='model') }}}}",
+        location=f"{{{{ ti.xcom_pull(task_ids='{settings_task}', key='location') }}}}",
+        display_name=display_name,
+        work_scope=f"{{{{ ti.xcom_pull(task_ids='{scope_task}', key='work_scope') }}}}",
+        **{**job_task_kwargs(), **overrides},
+    )
+
+
+# After a day's last round (a skipped round counts as done): the day fails if more of its rows
+# still failed than MAX_FAILED_RATIO allows. The pipelines' jobs themselves accept any share of
+# failed rows (max_failed_ratio 1.0): a round may still answer them.
+@task(multiple_outputs=True, trigger_rule="none_failed")
+def check_failed_rows(day: str) -> dict:
+    """The day's answered and failed rows after its rounds (round_tasks.check_day_failures)."""
+    from gemini_batch.pipeline.round_tasks import check_day_failures
+    from gemini_batch.pipeline.settings import PipelineSettings
+
+    return check_day_failures(
+        PipelineSettings.resolve(DEFAULT_GCP_CONN_ID),
+        day=day,
+        max_failed_ratio=MAX_FAILED_RATIO,
+        gcp_conn_id=DEFAULT_GCP_CONN_ID,
+    )
 
 
 def job_limits() -> JobLimits:

@@ -40,7 +40,7 @@ def select_round(
     """
     from gemini_batch.pipeline.refs import TableRef
     from gemini_batch.pipeline.results import ensure_results_tables
-    from gemini_batch.pipeline.rounds import check_max_row_retries, round_work_scope, select_round_requests
+    from gemini_batch.pipeline.rounds import check_max_row_retries, select_round_requests
     from gemini_batch.pipeline.tasks import RUN_TABLES_EXPIRE, bigquery_client, shard_requests_table
 
     allowed = check_max_row_retries(max_row_retries)
@@ -59,12 +59,7 @@ def select_round(
     _skip_unless_it_runs(selection, allowed)
     assert selection.table is not None  # action "run" always has its table
     shards = shard_requests_table(selection.table, gcp_conn_id=gcp_conn_id, project=settings.project)
-    log.info(
-        "round %d: %d of %d failed row(s) retried (statuses %s) from %s in %d shard(s)",
-        round_number, selection.retryable, selection.candidates, list(selection.statuses),
-        selection.table, len(shards),
-    )  # fmt: skip
-    return {**selection.to_dict(), "shards": shards, "work_scope": round_work_scope(day_scope, round_number)}
+    return _round_runs(selection, shards, day_scope)
 
 
 def select_gcs_round(
@@ -90,7 +85,7 @@ def select_gcs_round(
     from gemini_batch.pipeline.refs import GcsUri
     from gemini_batch.pipeline.results import ensure_results_tables
     from gemini_batch.pipeline.round_files import select_round_file
-    from gemini_batch.pipeline.rounds import check_max_row_retries, round_work_scope
+    from gemini_batch.pipeline.rounds import check_max_row_retries
     from gemini_batch.pipeline.tasks import (
         bigquery_client,
         shard_gcs_input,
@@ -117,12 +112,7 @@ def select_gcs_round(
     scan = validate_gcs_input(selection.table, gcp_conn_id=gcp_conn_id)
     prefix = GcsUri.parse(day_prefix).child(f"r{round_number}/{selection.fingerprint}")
     shards = shard_gcs_input(scan, str(prefix), gcp_conn_id=gcp_conn_id)
-    log.info(
-        "round %d: %d of %d failed row(s) retried (statuses %s) from %s in %d shard(s)",
-        round_number, selection.retryable, selection.candidates, list(selection.statuses),
-        selection.table, len(shards),
-    )  # fmt: skip
-    return {**selection.to_dict(), "shards": shards, "work_scope": round_work_scope(day_scope, round_number)}
+    return _round_runs(selection, shards, day_scope)
 
 
 def check_day_failures(
@@ -165,6 +155,22 @@ def check_day_failures(
     if message:
         raise AirflowFailException(message)
     return {"answered": answered, "failed": failed}
+
+
+def _round_runs(selection: Any, shards: list, day_scope: str) -> dict[str, Any]:
+    """What a round that runs returns (its selection, shards and work scope), logged."""
+    from gemini_batch.pipeline.rounds import round_work_scope
+
+    log.info(
+        "round %d: %d of %d failed row(s) retried (statuses %s) from %s in %d shard(s)",
+        selection.round, selection.retryable, selection.candidates, list(selection.statuses),
+        selection.table, len(shards),
+    )  # fmt: skip
+    return {
+        **selection.to_dict(),
+        "shards": shards,
+        "work_scope": round_work_scope(day_scope, selection.round),
+    }
 
 
 def _skip_unless_it_runs(selection: Any, allowed: int) -> None:
