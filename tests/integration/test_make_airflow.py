@@ -49,18 +49,23 @@ class Api:
         self.token: str | None = None
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """(status, body); (0, why) when the server does not answer in time.
+
+        The time allowed is above the 30 s a SQLite writer of `make airflow` may wait for the lock,
+        as a browser's is: a write queued behind the scheduler's is slow, not an error.
+        """
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method)
         request.add_header("Content-Type", "application/json")
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=90) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode(errors="replace")
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return 0, None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+            return 0, f"no answer from {method} {path}: {err!r}"
 
 
 def server_errors(log: Path) -> str:
