@@ -37,6 +37,7 @@ MODULES = (
     "gemini_batch/polling.py",
     "gemini_batch/pipeline/request_shape.py",
     "gemini_batch/pipeline/jsonl_scan.py",
+    "gemini_batch/pipeline/typed_reading.py",
     "gemini_batch/pipeline/bigquery_checks.py",
     "gemini_batch/pipeline/findings.py",
     "gemini_batch/pipeline/sharding.py",

@@ -34,8 +34,8 @@ OPERATOR_LABELS = ("airflow-dag", "airflow-task", WORK_ID_LABEL)
 
 #: The one home of Vertex AI's label rules (job labels and request labels alike): keys start with
 #: a lowercase letter; keys and values hold at most 63 lowercase ASCII letters, digits, ``_``, ``-``.
-LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,62}$")
-LABEL_VALUE_RE = re.compile(r"^[a-z0-9_\-]{0,63}$")
+LABEL_KEY_RE = re.compile(r"\A[a-z][a-z0-9_\-]{0,62}\Z")
+LABEL_VALUE_RE = re.compile(r"\A[a-z0-9_\-]{0,63}\Z")
 
 
 def label_value(text: str) -> str:

@@ -143,6 +143,8 @@ def test_no_labels():
         ("team", "é", "label values hold"),  # ASCII only, as the service and the local stack check
         ("téam", "x", "label key 'téam' is invalid"),
         ("team", 5, "it must be a string, got int"),
+        ("team", "ml\n", "label values hold"),  # a trailing newline is no end of the value
+        ("team\n", "ml", "label key 'team\\n' is invalid"),
         (5, "x", "label key 5 is invalid: it must be a string, got int"),
     ],
 )

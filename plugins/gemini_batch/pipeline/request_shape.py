@@ -34,8 +34,11 @@ from gemini_batch.pipeline.limits import GEMINI_API_INLINE_LIMITS, JobLimits
 __all__ = [
     "DATA_FIELDS",
     "KEY_LABEL",
+    "NUMBER_RANGES",
+    "POSITIVE_INTS",
     "ROLES",
     "ROW_RULES",
+    "SCHEMA_MIME_TYPES",
     "WIRE_SCHEMA",
     "wire_names",
     "check_inline_request",
@@ -61,8 +64,8 @@ DATA_FIELDS = (
     "executableCode",
     "codeExecutionResult",
 )
-# The response MIME types a responseSchema works with (JSON output, or one enum value as text).
-_SCHEMA_MIME_TYPES = ("application/json", "text/x.enum")
+#: The response MIME types a responseSchema works with (JSON output, or one enum value as text).
+SCHEMA_MIME_TYPES = ("application/json", "text/x.enum")
 
 Shape = Literal["object", "list", "map", "any"]
 
@@ -414,25 +417,26 @@ def _blank(text: str) -> bool:
     return not text or text.isspace()
 
 
-_NUMBER_RANGES: dict[str, tuple[float, float]] = {"temperature": (0.0, 2.0), "topP": (0.0, 1.0)}
-_POSITIVE_INTS = ("maxOutputTokens", "candidateCount", "topK")
+#: generationConfig numbers and their ranges; the counts that must be positive integers.
+NUMBER_RANGES: dict[str, tuple[float, float]] = {"temperature": (0.0, 2.0), "topP": (0.0, 1.0)}
+POSITIVE_INTS = ("maxOutputTokens", "candidateCount", "topK")
 
 
 def _check_generation_config(config: dict[str, Any], path: str, problems: list[str]) -> None:
-    for name, (low, high) in _NUMBER_RANGES.items():
+    for name, (low, high) in NUMBER_RANGES.items():
         value = _get(config, name)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high
         ):
             problems.append(f"{path}.{name} must be a number from {low:g} to {high:g}, got {value!r}")
-    for name in _POSITIVE_INTS:
+    for name in POSITIVE_INTS:
         value = _get(config, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             problems.append(f"{path}.{name} must be a positive integer, got {value!r}")
     schema = _get(config, "responseSchema")
     if schema is not None:
         mime = _get(config, "responseMimeType")
-        if mime not in _SCHEMA_MIME_TYPES:
+        if mime not in SCHEMA_MIME_TYPES:
             problems.append(
                 f"{path}.responseSchema needs responseMimeType 'application/json' (or 'text/x.enum'), "
                 f"got {mime!r}"
