@@ -3,6 +3,7 @@ the REST API, and Ctrl-C stops every process it started (Airflow's and the local
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -64,7 +65,7 @@ class Api:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode(errors="replace")
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as err:
             return 0, f"no answer from {method} {path}: {err!r}"
 
 
