@@ -27,11 +27,9 @@ import hashlib
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from .model import InvalidRequest, _check_fields, _check_parts, _texts, camel_name
-
-Backend = Literal["vertex", "gemini_api"]
+from .model import InvalidRequest, camel_name, check_fields, check_parts, text_parts
 
 
 @dataclass(frozen=True)
@@ -178,11 +176,11 @@ def embed_content(model_id: str, request: Any) -> dict[str, Any]:
     content = fields.get("content")
     if not isinstance(content, dict) or not content.get("parts"):
         raise InvalidRequest("* EmbedContentRequest.content: content is not specified")
-    _check_fields("Content", content, "content")
+    check_fields("Content", content, "content")
     if not isinstance(content["parts"], list):
         raise InvalidRequest("Invalid JSON payload: EmbedContentRequest.content.parts must be a list.")
-    _check_parts(content["parts"], "content")
-    text = " ".join(_texts(content))
+    check_parts(content["parts"], "content")
+    text = " ".join(text_parts(content))
     if not text:
         raise InvalidRequest("* EmbedContentRequest.content: the content has no text part to embed.")
     task_type = _task_type(config.get("taskType", fields.get("taskType")), "task_type")
