@@ -271,3 +271,17 @@ def test_every_embedding_batch_view_fits_the_api_reference() -> None:
         "file": [],
     }
     assert views["inline"]["metadata"]["output"]["inlinedResponses"]["inlinedResponses"][0] == answered
+
+
+def test_a_jobs_task_and_model_parameters_survive_a_restart_and_old_records_generate() -> None:
+    from local_stack.emulator.jobs import Job
+
+    job = _gemini_job(backend="vertex", model_parameters={"outputDimensionality": 8})
+    record = job.to_record()
+    old_record = {key: value for key, value in record.items() if key not in ("task", "model_parameters")}
+
+    restored = Job.from_record(record)
+
+    assert (restored.task, restored.model_parameters) == ("embed", {"outputDimensionality": 8})
+    assert restored.vertex_view()["modelParameters"] == {"outputDimensionality": 8}
+    assert Job.from_record(old_record).task == "generate"
