@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,13 +107,11 @@ def embedding_values(model_id: str, text: str, *, task_type: str = "", title: st
     """
     dimension = EMBEDDING_MODELS[model_id].dimension
     seed = f"{model_id}\n{task_type}\n{title}\n{text}".encode()
-    raw: list[float] = []
-    for block in range(math.ceil(dimension / _VALUES_PER_BLOCK)):
-        digest = hashlib.sha256(seed + block.to_bytes(4, "big")).digest()
-        raw.extend(number / 2**31 - 1.0 for number in struct.unpack(">8I", digest))
-    raw = raw[:dimension]
-    norm = math.sqrt(sum(value * value for value in raw)) or 1.0
-    return [struct.unpack(">f", struct.pack(">f", value / norm))[0] for value in raw]
+    blocks = math.ceil(dimension / _VALUES_PER_BLOCK)
+    stream = b"".join(hashlib.sha256(seed + block.to_bytes(4, "big")).digest() for block in range(blocks))
+    raw = [number / 2**31 - 1.0 for number in struct.unpack(f">{dimension}I", stream[: dimension * 4])]
+    norm = math.sqrt(math.fsum(value * value for value in raw)) or 1.0
+    return array("f", [value / norm for value in raw]).tolist()  # float32, as the API sends
 
 
 def _dimension(value: Any, model: EmbeddingModel, field: str) -> int:
