@@ -3,6 +3,7 @@
 Paths (``v1``, ``v1beta`` and ``v1alpha``)::
 
     POST   /{v}/models/{model}:batchGenerateContent     inline requests or a files/... input
+    POST   /{v}/models/{model}:asyncBatchEmbedContent   the same, of EmbedContentRequests
     GET    /{v}/batches?pageSize&pageToken
     GET    /{v}/batches/{id}
     POST   /{v}/batches/{id}:cancel
@@ -36,6 +37,7 @@ from .api_common import (
     paginate_offset,
     service_of,
 )
+from .embedding import embedding_model
 from .errors import ApiError, invalid_argument, not_found
 from .files import file_view
 from .jobs import Job
@@ -51,12 +53,27 @@ FILES_MAX_PAGE = 100
 CHUNK_GRANULARITY = 8 * 1024 * 1024
 
 
-def _unknown_model(model: str, version: str) -> ApiError:
+#: The batch-creating methods, the task each runs and the names its errors use.
+BATCH_METHODS: dict[str, tuple[str, str]] = {
+    "batchGenerateContent": ("generate", "GenerateContentBatch"),
+    "asyncBatchEmbedContent": ("embed", "EmbedContentBatch"),
+}
+
+
+def _unknown_model(model: str, version: str, method: str) -> ApiError:
     return not_found(
         f"models/{model} is not found for API version {version}, or is not supported for "
-        "batchGenerateContent. Call ListModels to see the list of available models and their "
+        f"{method}. Call ListModels to see the list of available models and their "
         "supported methods."
     )
+
+
+def _serves(model: str, task: str) -> bool:
+    """True when ``model`` exists on the Gemini API for ``task`` (a generative model does not
+    embed, an embedding model does not generate: the real API answers 404 for both)."""
+    if task == "embed":
+        return embedding_model(model, "gemini_api") is not None
+    return is_known_model(model)
 
 
 def _batch_of(request: web.Request) -> tuple[Job, str]:
@@ -76,16 +93,15 @@ def _batch_body(request: web.Request, job: Job) -> bytes:
 
 @endpoint("gemini")
 async def create_batch(request: web.Request) -> web.Response:
-    """``POST /{v}/models/{model}:batchGenerateContent``."""
+    """``POST /{v}/models/{model}:batchGenerateContent`` and ``...:asyncBatchEmbedContent``."""
     service = service_of(request)
     version = request.match_info["version"]
     model, _, method = request.match_info["model"].rpartition(":")
-    if method != "batchGenerateContent":
-        if method == "asyncBatchEmbedContent":
-            raise ApiError(501, "Embedding batches are not supported by the local emulator.", "UNIMPLEMENTED")
+    if method not in BATCH_METHODS:
         raise not_found(f"Method {method!r} is not found for models/{model}.")
-    if not is_known_model(model):
-        raise _unknown_model(model, version)
+    task, resource = BATCH_METHODS[method]
+    if not _serves(model, task):
+        raise _unknown_model(model, version, method)
     raw = await request.read()
     if len(raw) > MAX_INLINE_BYTES:
         raise invalid_argument(
@@ -95,16 +111,16 @@ async def create_batch(request: web.Request) -> web.Response:
     body = await json_body(request)
     batch = body.get("batch") if isinstance(body, dict) else None
     if not isinstance(batch, dict):
-        raise invalid_argument("* BatchGenerateContentRequest.batch: batch is required.")
+        raise invalid_argument(f"* {method[0].upper()}{method[1:]}Request.batch: batch is required.")
     input_config = batch.get("inputConfig", batch.get("input_config"))
     if not isinstance(input_config, dict):
-        raise invalid_argument("* GenerateContentBatch.input_config: input_config is required.")
+        raise invalid_argument(f"* {resource}.input_config: input_config is required.")
     file_name = input_config.get("fileName", input_config.get("file_name"))
     requests_holder = input_config.get("requests")
     inline: list[Any] | None = None
     if (file_name is None) == (requests_holder is None):
         raise invalid_argument(
-            "* GenerateContentBatch.input_config: exactly one of file_name or requests must be set."
+            f"* {resource}.input_config: exactly one of file_name or requests must be set."
         )
     if file_name is not None:
         if not isinstance(file_name, str) or not file_name.startswith("files/"):
@@ -115,14 +131,12 @@ async def create_batch(request: web.Request) -> web.Response:
     else:
         inline = requests_holder.get("requests") if isinstance(requests_holder, dict) else None
         if not isinstance(inline, list) or not inline:
-            raise invalid_argument(
-                "* GenerateContentBatch.input_config.requests: at least one request is required."
-            )
+            raise invalid_argument(f"* {resource}.input_config.requests: at least one request is required.")
         source = {"kind": "inline", "count": len(inline)}
         destination = {"kind": "inline"}
     display_name = batch.get("displayName", batch.get("display_name")) or ""
     if not isinstance(display_name, str):
-        raise invalid_argument("* GenerateContentBatch.display_name must be a string.")
+        raise invalid_argument(f"* {resource}.display_name must be a string.")
     job_id = service.new_gemini_id()
     job = Job(
         id=job_id,
@@ -135,6 +149,7 @@ async def create_batch(request: web.Request) -> web.Response:
         faults=service.faults.for_job(),
         source=source,
         destination=destination,
+        task=task,
     )
     service.add(job, inline_requests=inline)
     return json_response(_batch_body(request, job))

@@ -6,7 +6,8 @@
 - Vertex AI: ``GET /{v}/publishers/google/models/{model}`` (the SDK does not scope base-model gets
   to a project) answers a ``PublisherModel``; an unknown id is a 404 NOT_FOUND.
 
-Which ids exist is the emulator's own catalogue (:func:`model.is_known_model`), never the product's.
+Which ids exist is the emulator's own catalogue (:func:`model.is_known_model` and, for the embedding
+models, :data:`embedding.EMBEDDING_MODELS`), never the product's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from .api_common import endpoint, json_response
+from .embedding import embedding_model
 from .errors import not_found
 from .model import is_known_model
 
@@ -23,10 +25,23 @@ from .model import is_known_model
 INPUT_TOKEN_LIMIT = 1_048_576
 OUTPUT_TOKEN_LIMIT = 65_536
 GENERATION_METHODS = ("generateContent", "countTokens", "createCachedContent", "batchGenerateContent")
+#: What an embedding model supports (gemini-embedding-001's published Model resource).
+EMBEDDING_METHODS = ("embedContent", "countTextTokens", "countTokens", "asyncBatchEmbedContent")
 
 
 def gemini_model(model_id: str) -> dict[str, Any]:
-    """The Gemini API's ``Model`` resource for a known id."""
+    """The Gemini API's ``Model`` resource for a known id (generative or embedding)."""
+    embedder = embedding_model(model_id, "gemini_api")
+    if embedder is not None:
+        return {
+            "name": f"models/{model_id}",
+            "version": "001",
+            "displayName": model_id.replace("-", " ").title(),
+            "description": f"{model_id} (served by the local emulator)",
+            "inputTokenLimit": embedder.input_token_limit,
+            "outputTokenLimit": 1,
+            "supportedGenerationMethods": list(EMBEDDING_METHODS),
+        }
     return {
         "name": f"models/{model_id}",
         "baseModelId": model_id,
@@ -59,7 +74,7 @@ def vertex_publisher_model(model_id: str) -> dict[str, Any]:
 async def get_gemini_model(request: web.Request) -> web.Response:
     """``GET /{v}/models/{model}``."""
     model_id = request.match_info["model"]
-    if not is_known_model(model_id):
+    if not (is_known_model(model_id) or embedding_model(model_id, "gemini_api")):
         version = request.match_info["version"]
         raise not_found(
             f"models/{model_id} is not found for API version {version}, or is not supported for "
@@ -72,7 +87,7 @@ async def get_gemini_model(request: web.Request) -> web.Response:
 async def get_vertex_model(request: web.Request) -> web.Response:
     """``GET /{v}/publishers/google/models/{model}``."""
     model_id = request.match_info["model"]
-    if not is_known_model(model_id):
+    if not (is_known_model(model_id) or embedding_model(model_id, "vertex")):
         raise not_found(f"Publisher Model `publishers/google/models/{model_id}` not found.")
     return json_response(vertex_publisher_model(model_id))
 

@@ -24,10 +24,11 @@ from aiohttp import web
 
 from . import cloud
 from .api_common import endpoint, json_body, json_response, list_body, paginate_jobs, service_of
+from .embedding import embedding_model, vertex_parameters
 from .errors import failed_precondition, invalid_argument, not_found
 from .filters import FilterError, parse_filter
-from .jobs import Job
-from .model import is_known_model
+from .jobs import Job, Task
+from .model import InvalidRequest, camel_name, is_known_model
 
 MAX_DISPLAY_NAME = 128
 MAX_LABELS = 64
@@ -77,13 +78,17 @@ def camel_case_fields(body: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _model_id(model: Any, project: str, location: str) -> str:
-    """The bare model id of a Vertex ``model`` field; 404 like the real API when unknown."""
+def _model_id(model: Any, project: str, location: str) -> tuple[str, Task]:
+    """The bare model id of a Vertex ``model`` field and the task it serves (a Gemini model
+    generates, a text-embedding model embeds); 404 like the real API when unknown."""
     if not isinstance(model, str) or not model:
         raise invalid_argument("Field: batch_prediction_job.model Error: model is required.")
     match = _PUBLISHER_MODEL.match(model)
-    if match and match["publisher"] == "google" and is_known_model(match["model"]):
-        return match["model"]
+    if match and match["publisher"] == "google":
+        if is_known_model(match["model"]):
+            return match["model"], "generate"
+        if embedding_model(match["model"], "vertex") is not None:
+            return match["model"], "embed"
     full = model if model.startswith("projects/") else f"projects/{project}/locations/{location}/{model}"
     if match:
         raise not_found(f"Publisher Model `{full}` not found.")
@@ -91,6 +96,18 @@ def _model_id(model: Any, project: str, location: str) -> str:
         f"Model `{full}` not found. The local emulator serves only Google publisher models "
         "(publishers/google/models/<id>)."
     )
+
+
+def _model_parameters(model_id: str, task: Task, parameters: Any) -> dict[str, Any] | None:
+    """An embedding job's checked ``modelParameters`` (400 when invalid); a Gemini job's are
+    kept as sent (the emulator's generation ignores them)."""
+    if task != "embed" or parameters is None:
+        return parameters
+    try:
+        vertex_parameters(model_id, parameters)
+    except InvalidRequest as exc:
+        raise invalid_argument(str(exc)) from exc
+    return {camel_name(key): value for key, value in parameters.items()}
 
 
 def _validate_labels(labels: Any) -> dict[str, str]:
@@ -267,7 +284,8 @@ async def create_job(request: web.Request) -> web.Response:
         raise invalid_argument(
             f'Invalid JSON payload received. Unknown name "{unknown[0]}": Cannot find field.'
         )
-    model_id = _model_id(body.get("model"), project, location)
+    model_id, task = _model_id(body.get("model"), project, location)
+    model_parameters = _model_parameters(model_id, task, body.get("modelParameters"))
     display_name = body.get("displayName")
     if not isinstance(display_name, str) or not display_name:
         raise invalid_argument("Field: batch_prediction_job.display_name Error: display_name is required.")
@@ -291,6 +309,8 @@ async def create_job(request: web.Request) -> web.Response:
         faults=service.faults.for_job(),
         source=source,
         destination=destination,
+        task=task,
+        model_parameters=model_parameters,
         input_config=input_config,
         output_config=output_config,
         labels=labels,

@@ -180,8 +180,18 @@ def write_gcs_file(clients: CloudClients, local_path: Path, uri: str, content_ty
 # --- BigQuery --------------------------------------------------------------------------------
 
 
-def read_bq_rows(clients: CloudClients, uri: str) -> tuple[list[Any], list[dict[str, Any]]]:
-    """The schema (``SchemaField`` list) and rows (dicts) of the table ``bq://p.d.t``."""
+#: What a job's input table must hold, by task: the column and what it holds.
+INPUT_COLUMNS = {
+    "generate": ("request", "JSON (or a JSON string) holding a GenerateContentRequest"),
+    "embed": ("content", "STRING holding the text to embed"),
+}
+
+
+def read_bq_rows(
+    clients: CloudClients, uri: str, task: str = "generate"
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The schema (``SchemaField`` list) and rows (dicts) of the table ``bq://p.d.t``, which
+    must have the task's input column (:data:`INPUT_COLUMNS`)."""
     from google.api_core.exceptions import NotFound
 
     ref = parse_bq_uri(uri)
@@ -192,21 +202,31 @@ def read_bq_rows(clients: CloudClients, uri: str) -> tuple[list[Any], list[dict[
         table = client.get_table(ref.table_id)
     except NotFound as exc:
         raise StorageProblem("NOT_FOUND", f"BigQuery table {uri} does not exist.") from exc
-    if not any(f.name == "request" for f in table.schema):
+    column, holds = INPUT_COLUMNS[task]
+    if not any(f.name == column for f in table.schema):
         raise StorageProblem(
             "INVALID_ARGUMENT",
-            f"BigQuery table {uri} has no column named request: the input table needs a request "
-            "column of JSON (or a JSON string) holding a GenerateContentRequest.",
+            f"BigQuery table {uri} has no column named {column}: the input table needs a {column} "
+            f"column of {holds}.",
         )
     rows = [dict(row.items()) for row in client.list_rows(table, page_size=20_000)]
     return list(table.schema), rows
 
 
-def output_schema(input_schema: list[Any]) -> list[Any]:
-    """The output table's columns: the input's, then ``response``, ``status``, ``processed_time``."""
+#: The columns a job's output table adds to the input's, by task. Embeddings follow Vertex's
+#: documented example (``content``, ``predictions``, ``status``): ``predictions`` holds the JSON
+#: text of the predictions list.
+OUTPUT_COLUMNS = {
+    "generate": {"response": "JSON", "status": "STRING", "processed_time": "TIMESTAMP"},
+    "embed": {"predictions": "STRING", "status": "STRING"},
+}
+
+
+def output_schema(input_schema: list[Any], task: str = "generate") -> list[Any]:
+    """The output table's columns: the input's, then the task's (:data:`OUTPUT_COLUMNS`)."""
     from google.cloud import bigquery
 
-    added = {"response": "JSON", "status": "STRING", "processed_time": "TIMESTAMP"}
+    added = OUTPUT_COLUMNS[task]
     kept = [f for f in input_schema if f.name not in added]
     return kept + [bigquery.SchemaField(name, kind) for name, kind in added.items()]
 

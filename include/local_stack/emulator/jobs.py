@@ -19,9 +19,19 @@ from .faults import JobFaults
 from .jsonutil import dumps
 
 Backend = Literal["vertex", "gemini_api"]
+#: What a job's rows ask for: content generation or embeddings (each has its own model,
+#: input and output shapes; see :mod:`.runner` and :mod:`.embedding`).
+Task = Literal["generate", "embed"]
 
 GEMINI_BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 GEMINI_OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
+GEMINI_EMBED_BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.EmbedContentBatch"
+GEMINI_EMBED_OUTPUT_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.EmbedContentBatchOutput"
+#: The operation's ``metadata`` and ``response`` ``@type`` of each task.
+GEMINI_TYPES: dict[str, tuple[str, str]] = {
+    "generate": (GEMINI_BATCH_TYPE, GEMINI_OUTPUT_TYPE),
+    "embed": (GEMINI_EMBED_BATCH_TYPE, GEMINI_EMBED_OUTPUT_TYPE),
+}
 
 
 def rfc3339(ts: float | None) -> str | None:
@@ -70,6 +80,8 @@ class Job:
     faults: JobFaults
     source: dict[str, Any]
     destination: dict[str, Any]
+    task: Task = "generate"
+    model_parameters: dict[str, Any] | None = None
     input_config: dict[str, Any] | None = None
     output_config: dict[str, Any] | None = None
     labels: dict[str, str] = field(default_factory=dict)
@@ -159,6 +171,8 @@ class Job:
             "model": self.model,
             "inputConfig": self.input_config,
         }
+        if self.model_parameters is not None:
+            view["modelParameters"] = self.model_parameters
         if self.output_config is not None:
             view["outputConfig"] = self.output_config
         view["state"] = self.state
@@ -197,7 +211,8 @@ class Job:
 
     def gemini_view(self, inlined_responses: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The Gemini API batch as a long-running operation (``metadata`` holds the batch)."""
-        batch: dict[str, Any] = {"@type": GEMINI_BATCH_TYPE, "model": self.model}
+        batch_type, output_type = GEMINI_TYPES[self.task]
+        batch: dict[str, Any] = {"@type": batch_type, "model": self.model}
         if self.display_name:
             batch["displayName"] = self.display_name
         if self.source.get("kind") == "file":
@@ -222,7 +237,7 @@ class Job:
             if self.error is not None:
                 operation["error"] = self.error
             else:
-                response: dict[str, Any] = {"@type": GEMINI_OUTPUT_TYPE}
+                response: dict[str, Any] = {"@type": output_type}
                 if output is not None:
                     response.update(output)
                 operation["response"] = response
@@ -240,6 +255,7 @@ class Job:
             "create_time": rfc3339(self.create_time),
             "deleted": self.deleted,
             "model": self.model,
+            "task": self.task,
             "error": self.error,
             "start_time": rfc3339(self.start_time),
             "end_time": rfc3339(self.end_time),
@@ -255,7 +271,8 @@ class Job:
 
     _RECORD_FIELDS = (
         "id", "backend", "name", "model", "model_id", "display_name", "create_time", "source",
-        "destination", "input_config", "output_config", "labels", "project", "location", "state",
+        "destination", "task", "model_parameters", "input_config", "output_config", "labels", "project",
+        "location", "state",
         "error", "start_time", "end_time", "update_time", "succeeded", "failed", "total",
         "output_info", "responses_file", "has_inline_output", "deleted", "history",
     )  # fmt: skip

@@ -192,7 +192,7 @@ def _snake_name(name: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", lambda m: "_" + m.group(1).lower(), name)
 
 
-def _check_fields(message: str, value: Any, path: str) -> None:
+def check_fields(message: str, value: Any, path: str) -> None:
     """Raise :class:`InvalidRequest` for the first field of ``value`` (a ``message``) that does
     not exist, with the real parser's wording, then look into the known sub-messages."""
     if not isinstance(value, dict):
@@ -212,9 +212,9 @@ def _check_fields(message: str, value: Any, path: str) -> None:
         sub_path = f"{path}.{_snake_name(name)}" if path else _snake_name(name)
         if repeated and isinstance(item, list):
             for index, element in enumerate(item):
-                _check_fields(sub_message, element, f"{sub_path}[{index}]")
+                check_fields(sub_message, element, f"{sub_path}[{index}]")
         elif not repeated:
-            _check_fields(sub_message, item, sub_path)
+            check_fields(sub_message, item, sub_path)
 
 
 def _part_fields(part: dict[str, Any]) -> dict[str, Any]:
@@ -222,7 +222,7 @@ def _part_fields(part: dict[str, Any]) -> dict[str, Any]:
     return {camel_name(key): value for key, value in part.items()}
 
 
-def _check_parts(parts: Any, path: str) -> None:
+def check_parts(parts: Any, path: str) -> None:
     """Each part has one data field of the right JSON type and no empty or blank text."""
     for part_index, part in enumerate(parts):
         fields = _part_fields(part) if isinstance(part, dict) else {}
@@ -260,7 +260,7 @@ def validate_request(request: Any) -> None:
         raise InvalidRequest(
             f"Invalid JSON payload: the request must be a JSON object, got {type(request).__name__}."
         )
-    _check_fields("GenerateContentRequest", request, "")
+    check_fields("GenerateContentRequest", request, "")
     contents = request.get("contents")
     if contents is None or contents == []:
         raise InvalidRequest("* GenerateContentRequest.contents: contents is not specified")
@@ -277,13 +277,14 @@ def validate_request(request: Any) -> None:
             raise InvalidRequest(
                 f"* GenerateContentRequest.contents[{index}].parts: contents.parts must not be empty."
             )
-        _check_parts(parts, f"contents[{index}]")
+        check_parts(parts, f"contents[{index}]")
     system = _get(request, "systemInstruction", "system_instruction")
     if isinstance(system, dict) and isinstance(system.get("parts"), list):
-        _check_parts(system["parts"], "system_instruction")
+        check_parts(system["parts"], "system_instruction")
 
 
-def _texts(content: Any) -> list[str]:
+def text_parts(content: Any) -> list[str]:
+    """The texts of a ``Content``'s text parts, in order (nothing for anything else)."""
     if not isinstance(content, dict):
         return []
     parts = content.get("parts")
@@ -296,7 +297,7 @@ def prompt_text(request: dict[str, Any]) -> str:
     """The last text part of the last ``user`` turn (a turn without a role counts as user)."""
     for content in reversed(request.get("contents") or []):
         if isinstance(content, dict) and content.get("role", "user") == "user":
-            texts = _texts(content)
+            texts = text_parts(content)
             if texts:
                 return texts[-1]
     return ""
@@ -320,9 +321,9 @@ def _generation_config(request: dict[str, Any]) -> dict[str, Any]:
 def _prompt_chars(request: dict[str, Any]) -> int:
     chars = 0
     for content in request.get("contents") or []:
-        chars += sum(len(t) for t in _texts(content))
+        chars += sum(len(t) for t in text_parts(content))
     system = _get(request, "systemInstruction", "system_instruction")
-    chars += sum(len(t) for t in _texts(system))
+    chars += sum(len(t) for t in text_parts(system))
     return chars
 
 

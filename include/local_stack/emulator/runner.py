@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import cloud, states
+from .embedding import VERTEX_INSTANCE_FIELDS, embed_content, vertex_parameters, vertex_prediction
 from .errors import STATUS_BY_CODE, job_error, row_error
 from .jobs import Job, rfc3339
 from .jsonutil import dumps, loads
@@ -86,6 +87,24 @@ class _Rows:
     extract: Callable[[Any], tuple[Any, Any]]
     raw: Callable[[Any], bytes]
     schema: list[Any] | None = None
+
+
+#: One row's answer: ``answer(request, broken) -> response``; raises InvalidRequest.
+Answer = Callable[[Any, "str | None"], dict[str, Any]]
+
+
+def answer_for(job: Job) -> Answer:
+    """The model a job's rows go to: generation, Gemini API embeddings or Vertex embeddings.
+
+    ``broken`` (the ``structured_break_ratio`` fault) only applies to generation.
+    """
+    model_id = job.model_id
+    if job.task == "generate":
+        return lambda request, broken: generate_content(model_id, request, broken)
+    if job.backend == "gemini_api":
+        return lambda request, _broken: embed_content(model_id, request)
+    parameters = vertex_parameters(model_id, job.model_parameters)  # checked at create
+    return lambda instance, _broken: vertex_prediction(model_id, instance, parameters)
 
 
 class JobRun:
@@ -194,6 +213,7 @@ class JobRun:
                 path=service.store.job_work_dir(job.id) / "output.jsonl",
                 schema=rows.schema,
                 rows_from_bigquery=job.source["kind"] == "bigquery",
+                task=job.task,
             )
             await self._process(rows)
         except _Stop as stop:
@@ -209,10 +229,12 @@ class JobRun:
         clients = self.service.clients
         if kind == "gcs":
             lines = await self._io(cloud.read_gcs_lines, clients, job.source["uris"])
-            return _Rows(lines, _vertex_jsonl_row, _identity_bytes)
+            line_row = _vertex_instance_line if job.task == "embed" else _vertex_jsonl_row
+            return _Rows(lines, line_row, _identity_bytes)
         if kind == "bigquery":
-            schema, rows = await self._io(cloud.read_bq_rows, clients, job.source["uri"])
-            return _Rows(rows, _bq_row, dumps, schema=schema)
+            schema, rows = await self._io(cloud.read_bq_rows, clients, job.source["uri"], job.task)
+            table_row = _bq_instance_row if job.task == "embed" else _bq_row
+            return _Rows(rows, table_row, dumps, schema=schema)
         if kind == "file":
             try:
                 path = self.service.files.data_path(job.source["name"])
@@ -249,7 +271,8 @@ class JobRun:
         half = (total + 1) // 2
         debt = 0.0
         index = 0
-        model_id = job.model_id
+        answer = answer_for(job)
+        breaks = job.task == "generate" and bool(faults.structured_break_ratio)
         while index < total:
             self._check()
             if not paused and index >= half:
@@ -272,11 +295,9 @@ class JobRun:
                 ):
                     response, error = None, injected
                 else:
-                    broken = (
-                        faults.structured_break(rows.raw(item)) if faults.structured_break_ratio else None
-                    )
+                    broken = faults.structured_break(rows.raw(item)) if breaks else None
                     try:
-                        response, error = generate_content(model_id, request, broken), None
+                        response, error = answer(request, broken), None
                     except InvalidRequest as exc:
                         response, error = None, exc.to_error()
                 sink.add(index, request, context, response, error, stamp)
@@ -360,7 +381,9 @@ class JobRun:
             cloud.ensure_bq_dataset(clients, ref)
             if ref.table is None:
                 ref = cloud.BigQueryTable(ref.project, ref.dataset, f"predictions_{stamp}")
-        cloud.load_bq_ndjson(clients, ref.table_id, cloud.output_schema(sink.input_schema()), sink.path)
+        cloud.load_bq_ndjson(
+            clients, ref.table_id, cloud.output_schema(sink.input_schema(), job.task), sink.path
+        )
         return {"bigqueryOutputDataset": ref.dataset_uri, "bigqueryOutputTable": ref.table}
 
     async def _finish(self) -> None:
@@ -435,6 +458,22 @@ def _bq_row(row: dict[str, Any]) -> tuple[Any, Any]:
     return request, row
 
 
+def _vertex_instance_line(line: bytes) -> tuple[Any, Any]:
+    """A Vertex embedding input line: the line itself is the instance (``{"content": ...}``)."""
+    try:
+        obj = loads(line)
+    except ValueError:
+        return _bad("Invalid JSON in the input line."), None
+    return obj, obj
+
+
+def _bq_instance_row(row: dict[str, Any]) -> tuple[Any, Any]:
+    """A Vertex embedding input row: the instance is its ``content`` (and ``task_type``,
+    ``title`` when the table has them); every column passes through to the output."""
+    instance = {name: row[name] for name in sorted(VERTEX_INSTANCE_FIELDS) if row.get(name) is not None}
+    return instance, row
+
+
 def _gemini_file_row(line: bytes) -> tuple[Any, Any]:
     try:
         obj = loads(line)
@@ -461,6 +500,7 @@ class _Sink:
     path: Path
     schema: list[Any] | None = None
     rows_from_bigquery: bool = False
+    task: str = "generate"
     count: int = 0
     inline: list[dict[str, Any]] = field(default_factory=list)
     _block: list[tuple[int, bytes]] = field(default_factory=list)
@@ -468,12 +508,35 @@ class _Sink:
     _closed: bool = False
 
     def input_schema(self) -> list[Any]:
-        """The input columns an output table keeps (a JSONL source has just ``request``)."""
+        """The input columns an output table keeps: a table's own; for a JSONL source
+        ``request`` (generation) or the instance fields (embeddings)."""
         if self.rows_from_bigquery and self.schema is not None:
             return self.schema
         from google.cloud import bigquery
 
+        if self.task == "embed":
+            return [bigquery.SchemaField(name, "STRING") for name in sorted(VERTEX_INSTANCE_FIELDS)]
         return [bigquery.SchemaField("request", "JSON")]
+
+    def _embedding_line(self, instance: Any, context: Any, response: Any, error: Any) -> dict[str, Any]:
+        """A Vertex embedding output: GCS ``{"instance", "predictions": [...], "status"}``
+        (no ``predictions`` for a failed row); BigQuery the input columns plus ``predictions``
+        (the list's JSON text, NULL for a failed row) and ``status``."""
+        status = "" if error is None else vertex_status(error)
+        if self.kind == "bigquery":
+            if self.rows_from_bigquery and isinstance(context, dict):
+                line = dict(context)
+            else:
+                source = instance if isinstance(instance, dict) else {}
+                line = {name: source.get(name) for name in sorted(VERTEX_INSTANCE_FIELDS)}
+            line["predictions"] = dumps([response]).decode() if error is None else None
+            line["status"] = status
+            return line
+        line = {"instance": instance}
+        if error is None:
+            line["predictions"] = [response]
+        line["status"] = status
+        return line
 
     def add(
         self,
@@ -494,8 +557,13 @@ class _Sink:
             self.inline.append(entry)
             return
         if isinstance(request, _BadRow):
-            request = context.get("request") if isinstance(context, dict) else None
-        if self.kind == "file":
+            if self.task == "embed" and self.kind in ("gcs", "bigquery"):
+                request = context
+            else:
+                request = context.get("request") if isinstance(context, dict) else None
+        if self.task == "embed" and self.kind in ("gcs", "bigquery"):
+            line = self._embedding_line(request, context, response, error)
+        elif self.kind == "file":
             line: dict[str, Any] = {}
             key = context.get("key") if isinstance(context, dict) else None
             if key is not None:
