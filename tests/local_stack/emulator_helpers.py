@@ -22,6 +22,13 @@ FINAL_STATES = frozenset(
 POLL_S = 0.05
 
 
+def predictions(gcs_client: Any, directory: str) -> list[dict[str, Any]]:
+    """The lines of ``<directory>/predictions.jsonl`` (a Vertex AI job's GCS output)."""
+    bucket, _, prefix = directory[len("gs://") :].partition("/")
+    data = gcs_client.bucket(bucket).blob(f"{prefix}/predictions.jsonl").download_as_bytes()
+    return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+
 def user_request(text: str, **generation_config: Any) -> dict[str, Any]:
     """A GenerateContentRequest with one user text part (REST camelCase)."""
     request: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": text}]}]}

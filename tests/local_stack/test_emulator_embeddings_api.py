@@ -17,7 +17,7 @@ import warnings
 from typing import Any
 
 import pytest
-from emulator_helpers import jsonl, wait_for_job
+from emulator_helpers import jsonl, predictions, wait_for_job
 from google.genai import errors, types
 from test_emulator_embeddings import _operation_problems
 
@@ -173,12 +173,6 @@ def test_the_models_lookup_answers_for_an_embedding_model(gemini_client, vertex_
 # --- Vertex AI ----------------------------------------------------------------------------------
 
 
-def _predictions(gcs_client: Any, directory: str) -> list[dict[str, Any]]:
-    bucket, _, prefix = directory[len("gs://") :].partition("/")
-    data = gcs_client.bucket(bucket).blob(f"{prefix}/predictions.jsonl").download_as_bytes()
-    return [json.loads(line) for line in data.splitlines() if line.strip()]
-
-
 def test_a_vertex_embeddings_job_from_gcs_writes_instance_predictions_and_status(
     vertex_client, stack_admin, upload_jsonl, gcs_client
 ) -> None:
@@ -194,7 +188,7 @@ def test_a_vertex_embeddings_job_from_gcs_writes_instance_predictions_and_status
     assert done.completion_stats.successful_count == 4 and done.completion_stats.failed_count == 1
     lines = {
         json.dumps(line["instance"], sort_keys=True): line
-        for line in _predictions(gcs_client, done.output_info.gcs_output_directory)
+        for line in predictions(gcs_client, done.output_info.gcs_output_directory)
     }
     first = lines[json.dumps({"content": TEXTS[0]})]
     assert set(first) == {"instance", "predictions", "status"} and first["status"] == ""
@@ -264,7 +258,7 @@ def test_vertex_model_parameters_set_the_dimension_and_bad_ones_are_refused_at_c
             config={"http_options": {"extra_body": {"modelParameters": {"outputDimensionality": 1024}}}},
         )
 
-    [line] = _predictions(gcs_client, done.output_info.gcs_output_directory)
+    [line] = predictions(gcs_client, done.output_info.gcs_output_directory)
     assert (
         line["predictions"][0]["embeddings"]["values"]
         == embedding_values("gemini-embedding-001", TEXTS[0])[:64]

@@ -9,19 +9,19 @@ import urllib.request
 from typing import Any
 
 import pytest
-from emulator_helpers import admin_states, user_request, wait_for_job, wait_for_job_async, wait_until
+from emulator_helpers import (
+    admin_states,
+    predictions,
+    user_request,
+    wait_for_job,
+    wait_for_job_async,
+    wait_until,
+)
 from google.genai import errors, types
 
 pytestmark = pytest.mark.integration
 
 S = types.JobState
-
-
-def predictions(gcs_client: Any, directory: str) -> list[dict[str, Any]]:
-    """The lines of ``<directory>/predictions.jsonl``."""
-    bucket, _, prefix = directory[len("gs://") :].partition("/")
-    data = gcs_client.bucket(bucket).blob(f"{prefix}/predictions.jsonl").download_as_bytes()
-    return [json.loads(line) for line in data.splitlines() if line.strip()]
 
 
 def test_a_gcs_job_round_trips_and_writes_predictions_in_the_vertex_layout(
