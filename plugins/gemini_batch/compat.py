@@ -1,7 +1,8 @@
 """What google-genai does not expose publicly, in one place: a Gemini API batch read that keeps
 ``metadata.batchStats`` (the row counts) and the batch operation's ``error`` (why it failed).
 
-google-genai 2.x drops both when it converts a Gemini API batch. We read the raw body through
+google-genai 2.x drops both when it converts a Gemini API batch (and reads an embedding's token
+count from an older field than the API's ``usageMetadata.promptTokenCount``, filled in here too). We read the raw body through
 the client's own transport (same auth, endpoint, timeouts: ``client._api_client.request`` /
 ``async_request``) and convert it with the SDK's own converter (``batches._BatchJob_from_mldev``
 and ``types.BatchJob._from_response``), then add the two fields back. There is no maintained
@@ -90,7 +91,9 @@ def job_from_body(body: dict[str, Any]) -> types.BatchJob:
 
     if not isinstance(body, dict):
         raise ValueError(f"a batch body is a JSON object, got {type(body).__name__}")
+    token_counts = _raw_prompt_token_counts(body)  # before the SDK's converter changes the body
     job = types.BatchJob._from_response(response=sdk_batches._BatchJob_from_mldev(body), kwargs={})
+    _fill_embedding_token_counts(job, token_counts)
     error = body.get("error")
     if isinstance(error, dict) and job.error is None:
         job.error = types.JobError(code=error.get("code"), message=error.get("message"))
@@ -102,6 +105,35 @@ def job_from_body(body: dict[str, Any]) -> types.BatchJob:
             incomplete_count=int(stats.get("pendingRequestCount") or 0),
         )
     return job
+
+
+def _raw_prompt_token_counts(body: dict[str, Any]) -> list[int | None]:
+    """Each inline response's ``usageMetadata.promptTokenCount`` in a raw batch body, in input order.
+
+    Read before the SDK's converter runs: it renames the inline list and drops ``usageMetadata``
+    from the body's own dicts.
+    """
+    output = (body.get("metadata") or {}).get("output") or {}
+    items = (output.get("inlinedResponses") or {}).get("inlinedResponses") or []
+    counts: list[int | None] = []
+    for item in items:
+        response = item.get("response") if isinstance(item, dict) else None
+        usage = (response or {}).get("usageMetadata") or {}
+        count = usage.get("promptTokenCount")
+        counts.append(int(count) if count is not None else None)
+    return counts
+
+
+def _fill_embedding_token_counts(job: types.BatchJob, counts: list[int | None]) -> None:
+    """Give each inline embedding response the token count the API sent.
+
+    The SDK reads an older ``tokenCount``; the API sends ``usageMetadata.promptTokenCount``, so
+    ``response.token_count`` would always be None. Responses and counts are in input order.
+    """
+    embedded = getattr(job.dest, "inlined_embed_content_responses", None) if job.dest else None
+    for item, count in zip(embedded or [], counts, strict=False):
+        if item.response is not None and item.response.token_count is None and count is not None:
+            item.response.token_count = count
 
 
 @functools.cache

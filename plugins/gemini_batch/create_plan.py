@@ -18,6 +18,7 @@ from typing import Any
 from gemini_batch.backends import BACKENDS, Backend
 from gemini_batch.exceptions import GeminiBatchConfigError
 from gemini_batch.identity import WorkIdentity, validate_labels
+from gemini_batch.job_task import JobTask, task_of
 from gemini_batch.sources import (
     BatchSource,
     default_destination,
@@ -44,6 +45,7 @@ class CreateArguments:
     display_name: Any = None
     labels: Any = None
     create_config: Any = None
+    task: Any = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class CreatePlan:
 
     :param fingerprint: 16 hex characters over backend, model, source, dest and create_config.
     :param dest: the user's destination, or None for the run-scoped default (see :meth:`destination`).
+    :param task: ``generate`` or ``embed`` (job_task.task_of: the model's kind or the argument).
     """
 
     source: BatchSource
@@ -63,6 +66,7 @@ class CreatePlan:
     labels: dict[str, str]
     create_config: dict[str, Any]
     fingerprint: str
+    task: JobTask = "generate"
 
     def destination(self, submission: int) -> str | None:
         """Where the ``submission``-th job of this work writes: the user's dest, else a fresh default."""
@@ -116,7 +120,10 @@ def validate_static(args: CreateArguments) -> None:
         _check_model(args.model)
     check_create_config(args)
     backend = None if is_templated(args.backend) else args.backend
-    source = None if is_templated(args.src) else parse_source(args.src, backend=backend)
+    task = None if is_templated(args.model) or is_templated(args.task) else task_of(args.model, args.task)
+    source = (
+        None if is_templated(args.src) else parse_source(args.src, backend=backend, task=task or "generate")
+    )
     if source is not None and not is_templated(args.dest):
         parse_destination(args.dest, source)
     if not is_templated(args.labels):
@@ -129,20 +136,29 @@ def validate_static(args: CreateArguments) -> None:
 
 
 def input_fingerprint(
-    *, backend: str, model: str, source: BatchSource, dest: str | None, config: Mapping[str, Any]
+    *,
+    backend: str,
+    model: str,
+    source: BatchSource,
+    dest: str | None,
+    config: Mapping[str, Any],
+    task: JobTask = "generate",
 ) -> str:
-    """16 hex characters of SHA-256 over what makes a job's results (see the module docstring)."""
-    payload = json.dumps(
-        {
-            "backend": backend,
-            "model": model,
-            "source": source.fingerprint(),
-            "dest": dest,
-            "config": dict(config),
-        },
-        sort_keys=True,
-        default=str,
-    )
+    """16 hex characters of SHA-256 over what makes a job's results (see the module docstring).
+
+    The task is hashed only when it is ``embed``: a generation job keeps the fingerprint it had
+    before embeddings existed, so work in flight across an upgrade is still recognised.
+    """
+    fields = {
+        "backend": backend,
+        "model": model,
+        "source": source.fingerprint(),
+        "dest": dest,
+        "config": dict(config),
+    }
+    if task != "generate":
+        fields["task"] = task
+    payload = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -150,14 +166,15 @@ def plan_create(args: CreateArguments, identity: WorkIdentity) -> CreatePlan:
     """Validate the rendered arguments and derive the job's identity, names and fingerprint."""
     check_backend(args.backend)
     check_create_config(args)
-    source = parse_source(args.src, backend=args.backend)
+    _check_model(args.model)
+    task = task_of(args.model, args.task)
+    source = parse_source(args.src, backend=args.backend, task=task)
     create_config = dict(args.create_config or {})
     config_dest = create_config.pop("dest", None)
     dest = parse_destination(args.dest if args.dest is not None else config_dest, source)
     labels = validate_labels(args.labels)
     if source.backend == "gemini_api" and labels:
         raise GeminiBatchConfigError("labels apply to Vertex AI jobs only; remove labels for the Gemini API.")
-    _check_model(args.model)
     model = args.model.strip()
     config_display_name = create_config.pop("display_name", None)
     base_name = args.display_name if args.display_name is not None else config_display_name
@@ -171,8 +188,9 @@ def plan_create(args: CreateArguments, identity: WorkIdentity) -> CreatePlan:
         labels=identity.labels(labels) if source.backend == "vertex" else {},
         create_config=create_config,
         fingerprint=input_fingerprint(
-            backend=source.backend, model=model, source=source, dest=dest, config=create_config
+            backend=source.backend, model=model, source=source, dest=dest, config=create_config, task=task
         ),
+        task=task,
     )
 
 

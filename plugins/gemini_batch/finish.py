@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from gemini_batch.backends import Backend
     from gemini_batch.costs import PriceTable
+    from gemini_batch.job_task import JobTask
 
 #: XCom key of the manifest of a job that made the task fail (the return value is lost then).
 FAILED_MANIFEST_XCOM_KEY = "gemini_batch_manifest"
@@ -83,6 +84,7 @@ def finish_job(
     max_failed_ratio: float,
     max_inline_results_bytes: int,
     prices: PriceTable | None = None,
+    task: JobTask | None = None,
 ) -> dict[str, Any]:
     """Turn a terminal job into the task's result (see the module docstring).
 
@@ -92,6 +94,7 @@ def finish_job(
     :param max_failed_ratio: largest accepted share of failed rows of a partial job.
     :param max_inline_results_bytes: cap on inline results carried in the manifest.
     :param prices: the price table of the manifest's estimated cost (default: the shipped one).
+    :param task: ``generate`` or ``embed`` (None: what the model says; manifest.build_manifest).
     :raises GeminiBatchPollingError: the job is not terminal.
     """
     manifest = build_manifest(
@@ -104,6 +107,7 @@ def finish_job(
         location=location,
         max_inline_bytes=max_inline_results_bytes,
         prices=prices,
+        task=task,
     )
     if manifest.tokens is not None:
         operator.log.info(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import warnings
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from gemini_batch import compat
 from gemini_batch.api_errors import error_kind, http_status
 from gemini_batch.backends import BACKENDS, DEFAULT_GCP_CONN_ID, DEFAULT_GEMINI_API_CONN_ID, Backend
 from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchJobNotFound
+from gemini_batch.job_task import JobTask
 from gemini_batch.sources import JobRef
 
 if TYPE_CHECKING:
@@ -306,6 +308,10 @@ class GeminiBatchHook(BaseHook):
             config["http_options"] = http_options
         return config
 
+    def _embeds_through_gemini_api(self, task: JobTask) -> bool:
+        """Whether a create goes to ``create_embeddings`` (Gemini API embeddings) rather than ``create``."""
+        return task == "embed" and self.backend == "gemini_api"
+
     def _not_found(self, name: str, exc: BaseException) -> GeminiBatchJobNotFound:
         return GeminiBatchJobNotFound(name, f"{self.backend} answered {http_status(exc)}")
 
@@ -334,6 +340,7 @@ class GeminiBatchHook(BaseHook):
         dest: str | None = None,
         labels: Mapping[str, str] | None = None,
         create_config: Mapping[str, Any] | None = None,
+        task: JobTask = "generate",
     ) -> types.BatchJob:
         """Submit one batch job (exactly one request; never retried here).
 
@@ -343,11 +350,18 @@ class GeminiBatchHook(BaseHook):
         :param dest: Optional (Vertex AI). ``gs://`` prefix or ``bq://`` dataset/table for results.
         :param labels: Optional (Vertex AI). Job labels.
         :param create_config: Optional. Further ``CreateBatchJobConfig`` fields (e.g. webhook_config).
+        :param task: Optional. ``generate`` (default) or ``embed``. On the Gemini API an embedding job
+            is ``client.batches.create_embeddings`` (``asyncBatchEmbedContent``); on Vertex AI the model
+            makes the job an embedding job, so the call is the same ``batches.create``.
         """
         config = self.build_create_config(
             self.backend, display_name=display_name, dest=dest, labels=labels, create_config=create_config
         )
-        return self.get_conn().batches.create(model=model, src=source.sdk_src(), config=config)
+        batches = self.get_conn().batches
+        if self._embeds_through_gemini_api(task):
+            with _experimental_embeddings():
+                return batches.create_embeddings(model=model, src=source.sdk_embeddings_src(), config=config)
+        return batches.create(model=model, src=source.sdk_src(), config=config)
 
     def get_job(self, name: str) -> types.BatchJob:
         """Get a job by name.
@@ -465,13 +479,19 @@ class GeminiBatchHook(BaseHook):
         dest: str | None = None,
         labels: Mapping[str, str] | None = None,
         create_config: Mapping[str, Any] | None = None,
+        task: JobTask = "generate",
     ) -> types.BatchJob:
         """As :meth:`create_job`, on the async client."""
         config = self.build_create_config(
             self.backend, display_name=display_name, dest=dest, labels=labels, create_config=create_config
         )
-        client = await self.aget_conn()
-        return await client.aio.batches.create(model=model, src=source.sdk_src(), config=config)
+        batches = (await self.aget_conn()).aio.batches
+        if self._embeds_through_gemini_api(task):
+            with _experimental_embeddings():
+                return await batches.create_embeddings(
+                    model=model, src=source.sdk_embeddings_src(), config=config
+                )
+        return await batches.create(model=model, src=source.sdk_src(), config=config)
 
     async def aget_job(self, name: str) -> types.BatchJob:
         """As :meth:`get_job`, on the async client."""
@@ -547,6 +567,15 @@ class GeminiApiHook(GeminiBatchHook):
     def __init__(self, gemini_api_conn_id: str = DEFAULT_GEMINI_API_CONN_ID, **kwargs: Any) -> None:
         super().__init__("gemini_api", gemini_api_conn_id, **kwargs)
         self.gemini_api_conn_id = gemini_api_conn_id
+
+
+@contextlib.contextmanager
+def _experimental_embeddings() -> Generator[None, None, None]:
+    """Silence google-genai's "create_embeddings() is experimental" warning (once per call, in every
+    task log); we pin the SDK and test the call against the local stack."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"batches\.create_embeddings\(\) is experimental")
+        yield
 
 
 def _newest_first(jobs: list[Any]) -> list[Any]:

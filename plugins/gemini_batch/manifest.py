@@ -4,7 +4,8 @@ Invariants: a manifest names where results are, it never holds them. The one exc
 the Gemini API's inline responses, kept only under a size cap (:data:`MAX_INLINE_RESULTS_BYTES`
 by default); above it :func:`build_manifest` raises and says to use a file source. Keys follow
 docs/design.md ("The manifest"); every value is a str, int, float, bool, None, list or dict.
-``outcome`` is a :data:`~gemini_batch.states.Outcome` (the words of trigger events too), None
+``task`` is ``generate`` or ``embed`` (an embeddings job: its output holds vectors, the loader
+writes them to the embeddings table). ``outcome`` is a :data:`~gemini_batch.states.Outcome` (the words of trigger events too), None
 while the job is not terminal. ``tokens`` (by kind: prompt, candidates, thoughts, total) and
 ``estimated_cost_usd`` (costs.py, at batch prices) are known when the responses are (inline);
 otherwise None here and the loader counts them from the output.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from gemini_batch.costs import PriceTable, Usage, by_tier, cost_of, load_prices
 from gemini_batch.exceptions import GeminiBatchInlineResultsTooLarge
+from gemini_batch.job_task import JobTask, task_of
 from gemini_batch.states import Counts, Outcome, counts_of, normalize_state, outcome_of
 
 if TYPE_CHECKING:
@@ -85,9 +87,31 @@ def _bigquery_output(job: Any) -> tuple[str | None, str | None]:
     return None, dest_dataset if output_info is not None else None
 
 
+def _inline_response_items(job: Any) -> Any:
+    """The inline responses of a job, generation or embeddings, in input order; None: not inline.
+
+    google-genai files embeddings under ``dest.inlined_embed_content_responses`` when a response
+    holds an ``embedding``; when every row failed nothing tells them apart, and they stay under
+    ``dest.inlined_responses``: both are read.
+    """
+    dest = getattr(job, "dest", None)
+    embedded = getattr(dest, "inlined_embed_content_responses", None)
+    return embedded if embedded is not None else getattr(dest, "inlined_responses", None)
+
+
+def _usage_of(response: dict[str, Any]) -> Usage | None:
+    """A response's tokens: a generation's ``usage_metadata``, an embedding's ``token_count`` (prompt)."""
+    usage = response.get("usage_metadata") or {}
+    if usage:
+        return Usage.from_usage_metadata(usage)
+    if response.get("token_count") is not None:
+        return Usage(prompt=int(response["token_count"]))
+    return None
+
+
 def _inline_results(job: Any) -> tuple[list[dict[str, Any]] | None, Counts | None, list[Usage] | None]:
     """The inline responses as dicts, their counts, and each answered request's token usage."""
-    responses = getattr(getattr(job, "dest", None), "inlined_responses", None)
+    responses = _inline_response_items(job)
     if responses is None:
         return None, None, None
     items: list[dict[str, Any]] = []
@@ -98,9 +122,9 @@ def _inline_results(job: Any) -> tuple[list[dict[str, Any]] | None, Counts | Non
         items.append(data)
         if data.get("error"):
             failed += 1
-        usage = (data.get("response") or {}).get("usage_metadata") or {}
-        if usage:
-            usages.append(Usage.from_usage_metadata(usage))
+        usage = _usage_of(data.get("response") or {})
+        if usage is not None:
+            usages.append(usage)
     counts = Counts(succeeded=len(items) - failed, failed=failed, incomplete=0, total=len(items))
     return items, counts, usages or None
 
@@ -136,6 +160,7 @@ class BatchManifest:
     backend: str
     model: str | None
     state: str
+    task: JobTask
     outcome: Outcome | None
     source: str | None
     display_name: str | None
@@ -174,6 +199,7 @@ def build_manifest(
     location: str | None = None,
     max_inline_bytes: int = MAX_INLINE_RESULTS_BYTES,
     prices: PriceTable | None = None,
+    task: JobTask | None = None,
 ) -> BatchManifest:
     """The manifest of an SDK ``BatchJob``.
 
@@ -186,6 +212,8 @@ def build_manifest(
     :param location: Optional. For the console link.
     :param max_inline_bytes: Optional. Cap on inline responses carried in the manifest.
     :param prices: Optional. The price table (default: the shipped one, costs.load_prices()).
+    :param task: Optional. ``generate`` or ``embed`` as the create operator planned it; None: what
+        the job's model says (job_task.task_of), e.g. for a job read by the get operator.
     :raises GeminiBatchInlineResultsTooLarge: inline responses above the cap.
     """
     name = getattr(job, "name", None) or ""
@@ -216,6 +244,7 @@ def build_manifest(
         backend=backend,
         model=job_model,
         state=state,
+        task=task or task_of(job_model or ""),
         outcome=outcome_of(state, counts),
         source=source,
         display_name=getattr(job, "display_name", None),

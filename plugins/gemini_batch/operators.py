@@ -43,6 +43,7 @@ from gemini_batch.finish import check_ratio, finish_job, require_terminal
 from gemini_batch.hooks import GeminiBatchHook
 from gemini_batch.identity import WorkIdentity
 from gemini_batch.job_record import STATE_KEY, RecordStore
+from gemini_batch.job_task import JobTask
 from gemini_batch.links import GeminiBatchJobLink
 from gemini_batch.manifest import MAX_INLINE_RESULTS_BYTES, build_manifest, console_url
 from gemini_batch.polling import Done, Poller, drive_sync, raise_failure
@@ -87,7 +88,14 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
     :param src: Required. ``bq://PROJECT.DATASET.TABLE``, ``gs://BUCKET/....jsonl`` (or a
         ``*.jsonl`` wildcard, or a list of them), ``files/NAME``, or a list of inline request dicts
         (``{"contents": [...], "config": {...}, "metadata": {...}}``). Templated.
-    :param model: Required. The model, e.g. ``gemini-2.5-flash``. Templated.
+    :param model: Required. The model, e.g. ``gemini-2.5-flash``, or an embedding model
+        (``text-embedding-005``, ``gemini-embedding-001``), which makes the job an embeddings job.
+        Templated.
+    :param task: Optional. ``generate`` or ``embed``; None (default): follows from the model
+        (job_task.py). An embeddings job reads ``{"content"}`` rows on Vertex AI (a BigQuery
+        ``content`` column, or JSONL instances) and ``EmbedContentRequest`` lines (``files/``) or
+        inline requests with one content each and one shared config on the Gemini API; the
+        manifest's ``task`` says ``embed``. Templated.
     :param backend: Optional. ``vertex`` or ``gemini_api``; only needed to double-check, it must
         agree with the source. Templated.
     :param dest: Optional (Vertex AI). ``gs://BUCKET/prefix`` or ``bq://PROJECT.DATASET[.TABLE]``.
@@ -145,6 +153,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
     template_fields: Sequence[str] = (
         "src",
         "model",
+        "task",
         "backend",
         "dest",
         "display_name",
@@ -168,6 +177,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         *,
         src: Any,
         model: str,
+        task: JobTask | None = None,
         backend: Backend | None = None,
         dest: str | None = None,
         display_name: str | None = None,
@@ -192,6 +202,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
         super().__init__(**kwargs)
         self.src = src
         self.model = model
+        self.task = task
         self.backend = backend
         self.dest = dest
         self.display_name = display_name
@@ -333,6 +344,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
             "source": plan.source.describe(),
             "work_id": plan.identity.work_id,
             "model": self.model,
+            "task": plan.task,
             "project": settings.project,
             "location": settings.location,
         }

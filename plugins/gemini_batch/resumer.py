@@ -200,6 +200,7 @@ class JobResumer:
                     dest=dest,
                     labels=self.plan.labels,
                     create_config=self.plan.create_config,
+                    task=self.plan.task,
                 )
             except Exception as exc:
                 if is_permanent_error(exc):

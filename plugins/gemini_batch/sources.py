@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from gemini_batch.backends import BACKENDS, GEMINI_API_INLINE_MAX_BYTES, Backend, inline_request_bytes
 from gemini_batch.exceptions import GeminiBatchConfigError
+from gemini_batch.job_task import JobTask
 
 SourceKind = Literal["bigquery", "gcs", "inline", "file"]
 
@@ -99,6 +100,24 @@ class BatchSource:
         if self.kind == "gcs" and len(self.uris) > 1:
             return {"format": "jsonl", "gcs_uri": list(self.uris)}
         return self.uris[0]
+
+    def sdk_embeddings_src(self) -> Any:
+        """The ``src`` argument of ``client.batches.create_embeddings`` (Gemini API: file or inline).
+
+        The SDK's inline form takes the contents and ONE config, no per-request key: the answers
+        come back in input order, so a request's position is its key (the manifest keeps the order).
+        """
+        if self.kind == "file":
+            return {"file_name": self.uris[0]}
+        if self.kind != "inline":
+            raise GeminiBatchConfigError(
+                f"A {self.kind} source embeds on Vertex AI through client.batches.create, not create_embeddings."
+            )
+        source: dict[str, Any] = {"contents": [request["contents"][0] for request in self.requests]}
+        config = self.requests[0].get("config")
+        if config:
+            source["config"] = dict(config)
+        return {"inlined_requests": source}
 
 
 def _check_backend(kind: SourceKind, natural: Backend, backend: str | None, value: str) -> Backend:
@@ -186,7 +205,7 @@ def _parse_file(src: str, backend: str | None) -> BatchSource:
     return BatchSource(kind="file", backend=_check_backend("file", "gemini_api", backend, src), uris=(src,))
 
 
-def _parse_inline(requests: Sequence[Any], backend: str | None) -> BatchSource:
+def _parse_inline(requests: Sequence[Any], backend: str | None, task: JobTask = "generate") -> BatchSource:
     if not requests:
         raise GeminiBatchConfigError("The list of inline requests is empty: give at least one request.")
     strings = [r for r in requests if isinstance(r, str)]
@@ -217,7 +236,10 @@ def _parse_inline(requests: Sequence[Any], backend: str | None) -> BatchSource:
                     "(and request['generation_config'] as 'config', the key in 'metadata') instead."
                 )
             raise GeminiBatchConfigError(f"Inline request #{index} has no 'contents'.{hint}")
-    _check_inline_shapes(requests)
+    if task == "embed":
+        _check_inline_embeddings(requests)
+    else:
+        _check_inline_shapes(requests)
     size = inline_request_bytes(requests)
     if size > BatchSource.MAX_INLINE_BYTES:
         raise GeminiBatchConfigError(
@@ -253,13 +275,36 @@ def _check_inline_shapes(requests: Sequence[dict[str, Any]]) -> None:
         )
 
 
-def parse_source(src: Any, *, backend: str | None = None) -> BatchSource:
+def _check_inline_embeddings(requests: Sequence[dict[str, Any]]) -> None:
+    """Inline embedding requests: one content each and one shared config (the SDK's inline form).
+
+    ``client.batches.create_embeddings`` sends a list of contents with a single
+    ``EmbedContentConfig``; requests with different configs cannot travel in one inline batch.
+    """
+    for index, request in enumerate(requests):
+        contents = request.get("contents")
+        if not isinstance(contents, list) or len(contents) != 1:
+            raise GeminiBatchConfigError(
+                f"Inline embedding request #{index} must have 'contents' with exactly one Content "
+                "(one vector per request), e.g. {'contents': [{'parts': [{'text': '...'}]}]}."
+            )
+    configs = {json.dumps(request.get("config") or {}, sort_keys=True, default=str) for request in requests}
+    if len(configs) > 1:
+        raise GeminiBatchConfigError(
+            "Inline embedding requests carry different 'config's, but an inline embeddings batch takes one "
+            "config for all. Give every request the same config, or write them to a JSONL file (one "
+            "{'key', 'request'} per line) and pass 'files/NAME'."
+        )
+
+
+def parse_source(src: Any, *, backend: str | None = None, task: JobTask = "generate") -> BatchSource:
     """Validate a source and infer its backend.
 
     :param src: Required. ``bq://PROJECT.DATASET.TABLE``, ``gs://BUCKET/....jsonl`` (or a
         ``*.jsonl`` wildcard, or a list of such URIs), ``files/NAME``, or a list of inline
         request dicts.
     :param backend: Optional. ``vertex`` or ``gemini_api``; must agree with the source.
+    :param task: Optional. ``generate`` (default) or ``embed``: which rules inline requests follow.
     :raises GeminiBatchConfigError: with what to change.
     """
     if isinstance(src, str):
@@ -274,7 +319,7 @@ def parse_source(src: Any, *, backend: str | None = None) -> BatchSource:
         what = f"unknown scheme {scheme!r}" if scheme else "no recognised prefix"
         raise GeminiBatchConfigError(f"Source {value!r} has {what}. Accepted sources: {ACCEPTED_FORMS}.")
     if isinstance(src, (list, tuple)):
-        return _parse_inline(list(src), backend)
+        return _parse_inline(list(src), backend, task)
     if src is None:
         raise GeminiBatchConfigError(f"src is required. Accepted sources: {ACCEPTED_FORMS}.")
     raise GeminiBatchConfigError(f"src has type {type(src).__name__}; accepted sources: {ACCEPTED_FORMS}.")

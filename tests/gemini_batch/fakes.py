@@ -113,6 +113,14 @@ class FakeService:
             raise api_error(503, "response lost after the job was created")
         return fake.job
 
+    def create_embeddings(
+        self, *, model: str, src: Any, config: dict[str, Any] | None = None
+    ) -> types.BatchJob:
+        """As :meth:`create`, recorded as ``create_embeddings`` (the Gemini API's embeddings create)."""
+        job = self.create(model=model, src=src, config=config)
+        self.calls[-1] = ("create_embeddings", self.calls[-1][1])
+        return job
+
     def get(self, *, name: str) -> types.BatchJob:
         self.calls.append(("get", name))
         self._maybe_fail("get")
@@ -175,6 +183,9 @@ class _SyncBatches:
     def create(self, **kw: Any) -> types.BatchJob:
         return self._s.create(**kw)
 
+    def create_embeddings(self, **kw: Any) -> types.BatchJob:
+        return self._s.create_embeddings(**kw)
+
     def get(self, **kw: Any) -> types.BatchJob:
         return self._s.get(**kw)
 
@@ -194,6 +205,9 @@ class _AsyncBatches:
 
     async def create(self, **kw: Any) -> types.BatchJob:
         return self._s.create(**kw)
+
+    async def create_embeddings(self, **kw: Any) -> types.BatchJob:
+        return self._s.create_embeddings(**kw)
 
     async def get(self, **kw: Any) -> types.BatchJob:
         return self._s.get(**kw)

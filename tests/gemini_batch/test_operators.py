@@ -36,7 +36,7 @@ from tests.gemini_batch.fakes import FakeService, FakeTaskStateStore, FakeTI, ap
 
 INLINE = [{"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}]
 DESIGN_MANIFEST_KEYS = {
-    "job_name", "backend", "model", "state", "outcome", "source", "display_name", "work_id",
+    "job_name", "backend", "model", "state", "task", "outcome", "source", "display_name", "work_id",
     "gcs_output_directory", "bigquery_output_table", "bigquery_output_dataset", "file_name",
     "inline_responses", "counts", "tokens", "estimated_cost_usd", "prices_retrieved", "create_time", "start_time", "end_time", "console_url", "error",
 }  # fmt: skip
