@@ -46,13 +46,21 @@ from gemini_batch.identity import label_key_problem
 from gemini_batch.pipeline import sql
 from gemini_batch.pipeline.refs import GcsUri, TableRef
 from gemini_batch.pipeline.request_shape import KEY_LABEL
-from gemini_batch.pipeline.results import LoadCounts, ReconciliationError, ensure_results_tables
+from gemini_batch.pipeline.results import (
+    LoadCounts,
+    ReconciliationError,
+    answer_columns,
+    ensure_results_tables,
+    results_schema,
+)
 from gemini_batch.pipeline.row_retry import RowRetryPolicy
-from gemini_batch.pipeline.structured_load import check_structured_output
+from gemini_batch.pipeline.structured_load import StructuredCheck, check_structured_output
 
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage
     from google.genai import Client as GenaiClient
+
+    from gemini_batch.job_task import JobTask
 
 __all__ = ["InputKeys", "JobOutput", "OutputKind", "ResultsLoader"]
 
@@ -76,6 +84,8 @@ class JobOutput:
         None: fetch them from the job.
     :param source: The job's source as the manifest names it (``bq://`` table, ``gs://`` file...):
         where the keys it was given are, for ``record_missing``.
+    :param task: ``generate`` (answers go to a results table) or ``embed`` (vectors go to an
+        embeddings table); the manifest's ``task``.
     """
 
     kind: OutputKind
@@ -85,6 +95,7 @@ class JobOutput:
     end_time: str | None = None
     inline_responses: tuple[Mapping[str, Any], ...] | None = field(default=None, repr=False, compare=False)
     source: str | None = None
+    task: JobTask = "generate"
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any]) -> JobOutput:
@@ -103,6 +114,7 @@ class JobOutput:
             "model": manifest.get("model"),
             "end_time": manifest.get("end_time"),
             "source": manifest.get("source"),
+            "task": manifest.get("task") or "generate",
         }
         if manifest.get("gcs_output_directory"):
             return cls("vertex_gcs", location=manifest["gcs_output_directory"], **common)
@@ -279,11 +291,12 @@ class ResultsLoader:
             raise ValueError(f"round must be an int >= 0, got {round!r}")
         if not jobs:
             raise ValueError("no job outputs to load")
+        task = _task_of(jobs)
         date = dt.date.fromisoformat(logical_date) if isinstance(logical_date, str) else logical_date
         project = self.bq.project
         results = TableRef.parse(results_table, default_project=project)
         errors = TableRef.parse(errors_table, default_project=project)
-        ensure_results_tables(self.bq, results, errors)
+        ensure_results_tables(self.bq, results, errors, results_schema(task))
         load_id = hashlib.blake2b(
             json.dumps([results.uri, date.isoformat(), sorted(j.job_name for j in jobs)]).encode(),
             digest_size=6,
@@ -308,7 +321,12 @@ class ResultsLoader:
             final = scratch.name("final")
             sql.run(
                 self.bq,
-                sql.render("finalize.sql", final=final.sql, stage=stage.sql, input=input_sql),
+                sql.render(
+                    _FINALIZE[task],
+                    final=final.sql,
+                    ranked=sql.render("rank_stage.sql", stage=stage.sql).rstrip("\n"),
+                    input=input_sql,
+                ),
                 logical_date=date,
             )
             if record_missing:
@@ -316,17 +334,22 @@ class ResultsLoader:
                     if job.job_name not in loaded:
                         self._record_missing(job, final, scratch, index, date)
             watch.lap("parse")
-            structured = check_structured_output(
-                self.bq,
-                final=final,
-                invalid_table=lambda schema: scratch.table("invalid", schema),
-                chunk_size=self.chunk_size,
+            structured = (
+                check_structured_output(
+                    self.bq,
+                    final=final,
+                    invalid_table=lambda schema: scratch.table("invalid", schema),
+                    chunk_size=self.chunk_size,
+                )
+                if task == "generate"
+                else StructuredCheck()  # a vector has no response schema
             )
             watch.lap("structured")
             sql.run(
                 self.bq,
                 sql.render(
                     "merge_results.sql",
+                    **_answer_lists(task),
                     results=results.sql,
                     errors=errors.sql,
                     final=final.sql,
@@ -444,6 +467,12 @@ class ResultsLoader:
     def _stage(self, job: JobOutput, stage: TableRef, scratch: _Scratch, index: int) -> None:
         params = {"job_name": job.job_name, "model": job.model or "", "end_time": job.end_time or ""}
         if job.kind == "vertex_gcs":
+            if job.task == "embed":
+                raise ValueError(
+                    f"job {job.job_name}: Vertex AI writes embeddings from a gs:// source without a key "
+                    f"(only the echoed instance), so {job.location} cannot be loaded by key. Embed from a "
+                    "BigQuery table (its key column passes through) or a Gemini API files/ source."
+                )
             raw = scratch.name(f"raw{index}")
             self._load_uris(self._prediction_files(job.location), raw, _VERTEX_RAW_SCHEMA)
             text = sql.render("stage_vertex_gcs.sql", stage=stage.sql, raw=raw.sql, key_label=self.key_label)
@@ -501,7 +530,7 @@ class ResultsLoader:
             output=output.sql,
             key=key,
             request_json=as_json("request"),
-            response_json=as_json("response"),
+            response_json=_vertex_response(schema, as_json),
             processed_time=processed,
             status="CAST(`status` AS STRING)" if "status" in schema else "CAST(NULL AS STRING)",
         )
@@ -531,12 +560,13 @@ class ResultsLoader:
         from google.cloud import bigquery
         from google.genai import types
 
+        kind = types.InlinedEmbedContentResponse if job.task == "embed" else types.InlinedResponse
         if job.inline_responses is not None:
-            responses = [types.InlinedResponse.model_validate(item) for item in job.inline_responses]
+            responses = [kind.model_validate(item) for item in job.inline_responses]
         else:
             genai = self._require(self.genai, "genai_client", "Gemini API inline responses")
             batch = genai.batches.get(name=job.job_name)
-            responses = (batch.dest.inlined_responses if batch.dest else None) or []
+            responses = _inline_of(batch, job.task)
         # mode "r+b": the BigQuery client refuses to upload from a file opened "w+b".
         with tempfile.SpooledTemporaryFile(max_size=self.chunk_size, mode="r+b") as spool:
             for index, item in enumerate(responses):
@@ -617,6 +647,40 @@ class ResultsLoader:
         return value
 
 
+#: The parse step of each job task: generateContent answers, or vectors.
+_FINALIZE: dict[str, str] = {"generate": "finalize.sql", "embed": "finalize_embeddings.sql"}
+
+
+def _vertex_response(schema: Mapping[str, Any], as_json: Any) -> str:
+    """The answer of a Vertex AI BigQuery output row as JSON: the ``response`` column (Gemini), or
+    the first element of ``predictions`` (a text-embedding job: the JSON text of a list)."""
+    if "response" not in schema and "predictions" in schema:
+        return f"JSON_QUERY({as_json('predictions')}, '$[0]')"
+    return as_json("response")
+
+
+def _task_of(jobs: Sequence[JobOutput]) -> JobTask:
+    """The one task of a load's jobs: answers and vectors go to different tables."""
+    tasks = {job.task for job in jobs}
+    if len(tasks) > 1:
+        raise ValueError(
+            f"one load takes jobs of one task, got {sorted(tasks)}: load the embedding jobs into the "
+            "embeddings table and the generation jobs into the results table separately"
+        )
+    return tasks.pop()
+
+
+def _inline_of(batch: Any, task: JobTask) -> list[Any]:
+    """A fetched batch's inline responses in input order (an all-failed embeddings batch keeps them
+    in the generic list: manifest._inline_response_items)."""
+    dest = batch.dest
+    if dest is None:
+        return []
+    if task == "embed" and dest.inlined_embed_content_responses is not None:
+        return list(dest.inlined_embed_content_responses)
+    return list(dest.inlined_responses or [])
+
+
 _STAGE_SCHEMA = (
     ("key", "STRING"), ("request", "JSON"), ("response", "JSON"), ("status", "STRING"),
     ("error_message", "STRING"), ("error_code", "INT64"), ("processed_time", "TIMESTAMP"),
@@ -630,6 +694,16 @@ _VERTEX_RAW_SCHEMA = (
 )
 _GEMINI_RAW_SCHEMA = (("key", "STRING"), ("response", "JSON"), ("error", "JSON"))
 _INPUT_RAW_SCHEMA = (("key", "STRING"), ("request", "JSON"))
+
+
+def _answer_lists(task: JobTask) -> dict[str, str]:
+    """merge_results.sql's column lists of the answers table (results.answer_columns)."""
+    columns = answer_columns(task)
+    return {
+        "answer_updates": ",\n  ".join(f"{name} = source.{name}" for name in columns),
+        "answer_columns": ", ".join(columns),
+        "answer_values": ", ".join(f"source.{name}" for name in columns),
+    }
 
 
 def _fields(schema: Sequence[tuple[str, str]]) -> list[Any]:

@@ -14,14 +14,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
+    from gemini_batch.job_task import JobTask
     from gemini_batch.pipeline.refs import TableRef
 
 __all__ = [
+    "EMBEDDINGS_SCHEMA",
     "ERRORS_SCHEMA",
     "RESULTS_SCHEMA",
     "LoadCounts",
     "ReconciliationError",
+    "answer_columns",
     "ensure_results_tables",
+    "results_schema",
 ]
 
 # (name, type, mode, description)
@@ -52,6 +56,36 @@ RESULTS_SCHEMA: tuple[tuple[str, str, str, str], ...] = (
     ("total_tokens", "INT64", "NULLABLE", "usageMetadata.totalTokenCount."),
     ("status", "STRING", "REQUIRED", "succeeded, or blocked when the response has no candidate."),
     ("error", "STRING", "NULLABLE", "Why a blocked response has no candidate (promptFeedback.blockReason)."),
+    ("job_name", "STRING", "REQUIRED", "The batch job that produced the row."),
+    (
+        "processed_time",
+        "TIMESTAMP",
+        "NULLABLE",
+        "When the service processed the request (job end if not given).",
+    ),
+    ("loaded_at", "TIMESTAMP", "REQUIRED", "When the row was last written by the loader."),
+)
+
+#: The answers of an embeddings job (job_task.py): one vector per key and date, MERGEd like the
+#: results (same key, date and bookkeeping columns); its failed rows go to the same errors table.
+EMBEDDINGS_SCHEMA: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "key",
+        "STRING",
+        "REQUIRED",
+        "The document's key (a pass-through column, a file line's key, or its position).",
+    ),
+    ("logical_date", "DATE", "REQUIRED", "The data interval the document belongs to (the DAG run's date)."),
+    ("model", "STRING", "NULLABLE", "The embedding model of the job."),
+    ("embedding", "FLOAT64", "REPEATED", "The vector, in the model's order."),
+    ("dimension", "INT64", "NULLABLE", "The vector's length."),
+    (
+        "token_count",
+        "INT64",
+        "NULLABLE",
+        "Input tokens (Vertex statistics.token_count, Gemini API usageMetadata.promptTokenCount).",
+    ),
+    ("status", "STRING", "REQUIRED", "succeeded."),
     ("job_name", "STRING", "REQUIRED", "The batch job that produced the row."),
     (
         "processed_time",
@@ -99,14 +133,35 @@ ERRORS_SCHEMA: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
+#: Columns of an answers table the MERGE does not copy from the load: the MERGE key and its stamp.
+_MERGE_KEY_AND_STAMP = ("key", "logical_date", "loaded_at")
+
+
+def results_schema(task: JobTask) -> tuple[tuple[str, str, str, str], ...]:
+    """The answers table of a job task: results (generate) or embeddings (embed)."""
+    return EMBEDDINGS_SCHEMA if task == "embed" else RESULTS_SCHEMA
+
+
+def answer_columns(task: JobTask) -> list[str]:
+    """The columns merge_results.sql copies from the load into the answers table, in schema order."""
+    return [name for name, *_ in results_schema(task) if name not in _MERGE_KEY_AND_STAMP]
+
+
 def _schema(spec: Sequence[tuple[str, str, str, str]]) -> list[bigquery.SchemaField]:
     from google.cloud import bigquery
 
     return [bigquery.SchemaField(name, kind, mode=mode, description=text) for name, kind, mode, text in spec]
 
 
-def ensure_results_tables(client: bigquery.Client, results: TableRef, errors: TableRef) -> None:
+def ensure_results_tables(
+    client: bigquery.Client,
+    results: TableRef,
+    errors: TableRef,
+    results_spec: Sequence[tuple[str, str, str, str]] = RESULTS_SCHEMA,
+) -> None:
     """Create the results and errors tables (and their dataset) if they do not exist; check their columns if they do.
+
+    ``results_spec`` is the answers table's schema (:func:`results_schema`: results or embeddings).
 
     A NULLABLE column an existing table lacks (one added by a later version, e.g. errors.round) is
     added with ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``: DDL rather than a schema patch
@@ -120,7 +175,7 @@ def ensure_results_tables(client: bigquery.Client, results: TableRef, errors: Ta
 
     for dataset in {f"{ref.project}.{ref.dataset}" for ref in (results, errors)}:
         client.create_dataset(dataset, exists_ok=True)
-    for ref, spec in ((results, RESULTS_SCHEMA), (errors, ERRORS_SCHEMA)):
+    for ref, spec in ((results, results_spec), (errors, ERRORS_SCHEMA)):
         table = bigquery.Table(ref.api_repr, schema=_schema(spec))
         table.time_partitioning = bigquery.TimePartitioning(field="logical_date")
         table.clustering_fields = ["key"]

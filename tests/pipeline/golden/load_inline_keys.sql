@@ -136,12 +136,9 @@ WHEN MATCHED THEN UPDATE SET
   processed_time = source.processed_time,
   loaded_at = CURRENT_TIMESTAMP()
 WHEN NOT MATCHED THEN INSERT (
-  key, logical_date, model, response_text, response_json, finish_reason, prompt_tokens,
-  output_tokens, total_tokens, status, error, job_name, processed_time, loaded_at
+  key, logical_date, model, response_text, response_json, finish_reason, prompt_tokens, output_tokens, total_tokens, status, error, job_name, processed_time, loaded_at
 ) VALUES (
-  source.key, source.logical_date, source.model, source.response_text, source.response_json, source.finish_reason,
-  source.prompt_tokens, source.output_tokens, source.total_tokens, source.status, source.error,
-  source.job_name, source.processed_time, CURRENT_TIMESTAMP()
+  source.key, source.logical_date, source.model, source.response_text, source.response_json, source.finish_reason, source.prompt_tokens, source.output_tokens, source.total_tokens, source.status, source.error, source.job_name, source.processed_time, CURRENT_TIMESTAMP()
 );
 
 MERGE `proj.ds.errors` AS target

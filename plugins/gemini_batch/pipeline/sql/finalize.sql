@@ -1,5 +1,5 @@
--- One typed row per key from the stage: a success wins over a failure, then the latest. A row
--- succeeded when it has a response and no status or error. {{input}} is a subquery of the
+-- One typed row per key from the stage: a success wins over a failure, then the latest
+-- ({{ranked}}: rank_stage.sql). {{input}} is a subquery of the
 -- input (key, request), used to give failed rows their request when the service echoes none.
 -- Structured output: a request whose generationConfig has responseMimeType application/json and
 -- a responseJsonSchema (dialect json_schema, preferred as the services prefer it) or a
@@ -8,15 +8,7 @@
 -- checks the answers against the schema (structured_answers.sql, structured_invalid.sql).
 CREATE OR REPLACE TABLE {{final}} AS
 WITH ranked AS (
-  SELECT
-    *,
-    (response IS NOT NULL AND status IS NULL AND error_message IS NULL) AS ok,
-    ROW_NUMBER() OVER (
-      PARTITION BY key
-      ORDER BY IF(response IS NOT NULL AND status IS NULL AND error_message IS NULL, 0, 1), processed_time DESC
-    ) AS rank_in_key
-  FROM {{stage}}
-  WHERE key IS NOT NULL
+{{ranked}}
 ),
 latest AS (
   SELECT * FROM ranked WHERE rank_in_key = 1

@@ -10,31 +10,21 @@
 -- load that adds to the day, e.g. ad hoc runs) deletes nothing.
 -- {{round}} is the failed-row retry round of the load (0: the day's first jobs; rounds.py), an
 -- INT64 literal made from an int: failed rows carry it into the errors table's `round` column.
+-- {{answer_updates}} / {{answer_columns}} / {{answer_values}}: the answers table's columns besides
+-- the MERGE key and loaded_at (results.answer_columns: the results table, or the embeddings
+-- table of an embeddings load), as `col = source.col` pairs, names and `source.col` values.
 BEGIN TRANSACTION;
 
 MERGE {{results}} AS target
 USING (SELECT * FROM {{final}} WHERE ok) AS source
 ON target.logical_date = {{logical_date}} AND target.key = source.key
 WHEN MATCHED THEN UPDATE SET
-  model = source.model,
-  response_text = source.response_text,
-  response_json = source.response_json,
-  finish_reason = source.finish_reason,
-  prompt_tokens = source.prompt_tokens,
-  output_tokens = source.output_tokens,
-  total_tokens = source.total_tokens,
-  status = source.status,
-  error = source.error,
-  job_name = source.job_name,
-  processed_time = source.processed_time,
+  {{answer_updates}},
   loaded_at = CURRENT_TIMESTAMP()
 WHEN NOT MATCHED THEN INSERT (
-  key, logical_date, model, response_text, response_json, finish_reason, prompt_tokens,
-  output_tokens, total_tokens, status, error, job_name, processed_time, loaded_at
+  key, logical_date, {{answer_columns}}, loaded_at
 ) VALUES (
-  source.key, source.logical_date, source.model, source.response_text, source.response_json, source.finish_reason,
-  source.prompt_tokens, source.output_tokens, source.total_tokens, source.status, source.error,
-  source.job_name, source.processed_time, CURRENT_TIMESTAMP()
+  source.key, source.logical_date, {{answer_values}}, CURRENT_TIMESTAMP()
 );
 
 MERGE {{errors}} AS target
