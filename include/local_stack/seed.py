@@ -1,9 +1,11 @@
-"""Seed the local stack with sample prompts: a BigQuery prompts table and, per date, a JSONL input.
+"""Seed the local stack with sample prompts (a BigQuery prompts table and, per date, a JSONL
+input) and sample documents to embed.
 
 Usage (with a stack running, ``make stack-up``)::
 
     python -m local_stack.seed --rows 1000 --date 2026-01-01            # one day
     python -m local_stack.seed --rows 200 --date 2026-01-01 --days 3     # three days
+    python -m local_stack.seed --rows 100 --documents 50                 # and 50 documents a day
 
 What it writes (names are the DAGs' defaults, see ``gemini_batch.pipeline.settings``):
 
@@ -12,6 +14,8 @@ What it writes (names are the DAGs' defaults, see ``gemini_batch.pipeline.settin
 * ``gs://<project>-gemini-batch/inputs/<date>/requests.jsonl``: the same prompts as Vertex AI
   JSONL requests (the key in ``request.labels.gemini_batch_key``), built from the table by the
   pipeline's own builder; the input of ``gemini_batch_gcs``.
+* ``<project>.gemini_batch.documents`` (``id INT64``, ``content STRING``, ``created_at
+  TIMESTAMP``), ``--documents`` rows per date: the input of ``gemini_batch_embeddings``.
 
 Invariants: seeding is idempotent per date (a date's rows are replaced, never added twice); ids
 are ``YYYYMMDD`` followed by a six-digit row number, so keys are unique across dates; prompts are
@@ -42,6 +46,12 @@ REQUEST_TEMPLATE = INCLUDE / "templates" / "request.json"
 PROMPTS_SCHEMA = (
     ("id", "INT64", "REQUIRED"),
     ("prompt", "STRING", "REQUIRED"),
+    ("created_at", "TIMESTAMP", "REQUIRED"),
+)
+
+DOCUMENTS_SCHEMA = (
+    ("id", "INT64", "REQUIRED"),
+    ("content", "STRING", "REQUIRED"),
     ("created_at", "TIMESTAMP", "REQUIRED"),
 )
 
@@ -77,6 +87,72 @@ def prompt_rows(date: dt.date, rows: int) -> list[dict[str, Any]]:
         }
         for index in range(rows)
     ]
+
+
+def document_rows(date: dt.date, rows: int) -> list[dict[str, Any]]:
+    """The sample documents of ``date``: the prompts' texts made statements, same ids and times."""
+    return [
+        {"id": row["id"], "content": f"Notes on this: {row['prompt']}", "created_at": row["created_at"]}
+        for row in prompt_rows(date, rows)
+    ]
+
+
+def _replace_day_rows(
+    client: bigquery.Client, ref: Any, schema: Sequence[Any], rows: list[dict[str, Any]], date: dt.date
+) -> None:
+    """Replace the rows of ``date`` (by ``created_at``) in table ``ref`` (a TableRef) with ``rows``:
+    seeding is idempotent."""
+    from google.cloud import bigquery
+
+    from gemini_batch.pipeline import sql
+
+    start = dt.datetime.combine(date, dt.time(), tzinfo=dt.timezone.utc)
+    sql.run(
+        client,
+        f"DELETE FROM {ref.sql} WHERE created_at >= @interval_start AND created_at < @interval_end",
+        interval_start=start,
+        interval_end=start + dt.timedelta(days=1),
+    )
+    body = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+    config = bigquery.LoadJobConfig(
+        source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+        schema=list(schema),
+        write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+    )
+    # A file object without size: the emulator takes resumable uploads, not multipart ones.
+    client.load_table_from_file(io.BytesIO(body), ref.api_repr, job_config=config).result()
+
+
+def seed_documents(
+    *,
+    rows: int,
+    dates: Sequence[dt.date],
+    project: str,
+    dataset: str,
+    table: str = "documents",
+    bigquery_client: bigquery.Client | None = None,
+) -> list[SeededDate]:
+    """Seed ``rows`` documents for each of ``dates`` into ``<project>.<dataset>.<table>``.
+
+    Ids are the prompts' (``YYYYMMDD`` and a row number), unique across dates; a date's rows are
+    replaced, never added twice.
+    """
+    from google.cloud import bigquery
+
+    from gemini_batch.pipeline.refs import TableRef
+
+    if bigquery_client is None:
+        bigquery_client, _ = clients(project)
+    bigquery_client.create_dataset(f"{project}.{dataset}", exists_ok=True)
+    ref = TableRef(project, dataset, table)
+    documents = bigquery.Table(
+        ref.api_repr, schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in DOCUMENTS_SCHEMA]
+    )
+    documents.time_partitioning = bigquery.TimePartitioning(field="created_at")
+    bigquery_client.create_table(documents, exists_ok=True)
+    for date in dates:
+        _replace_day_rows(bigquery_client, ref, documents.schema, document_rows(date, rows), date)
+    return [SeededDate(date.isoformat(), rows, None) for date in dates]
 
 
 def _ensure_env() -> None:
@@ -151,19 +227,7 @@ def seed(
     for date in dates:
         start = dt.datetime.combine(date, dt.time(), tzinfo=dt.timezone.utc)
         interval = {"interval_start": start, "interval_end": start + dt.timedelta(days=1)}
-        sql.run(
-            bigquery_client,
-            f"DELETE FROM {ref.sql} WHERE created_at >= @interval_start AND created_at < @interval_end",
-            **interval,
-        )
-        body = b"".join(json.dumps(row).encode() + b"\n" for row in prompt_rows(date, rows))
-        config = bigquery.LoadJobConfig(
-            source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
-            schema=prompts.schema,
-            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
-        )
-        # A file object without size: the emulator takes resumable uploads, not multipart ones.
-        bigquery_client.load_table_from_file(io.BytesIO(body), ref.api_repr, job_config=config).result()
+        _replace_day_rows(bigquery_client, ref, prompts.schema, prompt_rows(date, rows), date)
         uri = None
         if gcs:
             built = export_requests_jsonl(
@@ -195,9 +259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dataset", default=DEFAULT_DATASET)
     parser.add_argument("--bucket", default=None, help="default: <project>-gemini-batch")
     parser.add_argument("--no-gcs", action="store_true", help="only the BigQuery table, no JSONL inputs")
+    parser.add_argument(
+        "--documents", type=int, default=0, help="documents to embed per date (default 0: none)"
+    )
     args = parser.parse_args(argv)
-    if args.rows < 1 or args.days < 1:
-        parser.error("--rows and --days must be positive")
+    if args.rows < 1 or args.days < 1 or args.documents < 0:
+        parser.error("--rows and --days must be positive, --documents not negative")
     _ensure_env()
     project = args.project or os.environ.get("GOOGLE_CLOUD_PROJECT") or "local-project"
     dates = [args.date + dt.timedelta(days=offset) for offset in range(args.days)]
@@ -211,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         where = f" and {item.gcs_uri}" if item.gcs_uri else ""
         print(f"{item.date}: {item.rows} prompts in {project}.{args.dataset}.prompts{where}")
+    if args.documents:
+        for item in seed_documents(rows=args.documents, dates=dates, project=project, dataset=args.dataset):
+            print(f"{item.date}: {item.rows} documents in {project}.{args.dataset}.documents")
     return 0
 
 

@@ -13,6 +13,7 @@ from .conftest import DAGS
 PIPELINES = ("gemini_batch_bigquery", "gemini_batch_gcs", "gemini_batch_adhoc")
 EXPECTED = {
     *PIPELINES,
+    "gemini_batch_embeddings",
     "gemini_batch_housekeeping",
     "gemini_batch_results_summary",
     "gemini_batch_cancel_sweep",
@@ -109,8 +110,22 @@ def test_pipelines_pass_their_budget_param_to_the_job_task(dagbag: Any, dag_id: 
     assert partial["max_estimated_cost"] == "{{ params.get('max_estimated_cost') }}"
 
 
+def test_the_embeddings_dag_embeds_with_a_deferrable_job_task_and_produces_the_embeddings_asset(
+    dagbag: Any,
+) -> None:
+    from gemini_batch.job_task import task_of
+    from gemini_batch.pipeline.dag_config import EMBEDDINGS_ASSET
+
+    dag = dagbag.dags["gemini_batch_embeddings"]
+    run_job = dag.get_task("run_job")
+    assert run_job.partial_kwargs["deferrable"] is True
+    assert run_job.partial_kwargs["max_estimated_cost"] == "{{ params.get('max_estimated_cost') }}"
+    assert task_of(dag.params["model"]) == "embed"
+    assert [outlet.name for outlet in dag.get_task("load_embeddings").outlets] == [EMBEDDINGS_ASSET.name]
+
+
 def test_daily_pipelines_use_day_intervals_fit_for_backfills(dagbag: Any) -> None:
-    for dag_id in ("gemini_batch_bigquery", "gemini_batch_gcs"):
+    for dag_id in ("gemini_batch_bigquery", "gemini_batch_gcs", "gemini_batch_embeddings"):
         timetable = dagbag.dags[dag_id].timetable
         assert type(timetable).__name__ == "CronDataIntervalTimetable", dag_id
 
@@ -135,6 +150,7 @@ def test_adhoc_form_has_the_documented_fields(dagbag: Any) -> None:
         ("gemini_batch_results_summary", False),  # runs only on the results Asset
         ("gemini_batch_bigquery", True),  # scheduled: the user decides when it starts
         ("gemini_batch_gcs", True),
+        ("gemini_batch_embeddings", True),
         ("gemini_batch_housekeeping", True),  # deletes jobs: never on by itself
     ],
 )

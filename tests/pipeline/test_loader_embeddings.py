@@ -27,7 +27,7 @@ FAILED = "doc3"
 
 def manifest(job: str, **output: Any) -> dict[str, Any]:
     base = {
-        "job_name": job, "backend": "vertex", "model": "text-embedding-005", "task": "embed",
+        "job_name": job, "backend": "vertex", "model": "publishers/google/models/text-embedding-005", "task": "embed",
         "state": "JOB_STATE_SUCCEEDED", "outcome": "partial", "end_time": "2026-01-01T11:00:00Z",
     }  # fmt: skip
     return {**base, **output}
@@ -90,6 +90,7 @@ def check_vectors(layouts: Layouts, *, job: str, keys: dict[str, str] | None = N
             len(values),
             "succeeded",
         )
+        assert got["model"] in ("text-embedding-005", "gemini-embedding-001")  # the bare id
         assert (got["job_name"], got["logical_date"]) == (job, dt.date.fromisoformat(DATE))
 
 

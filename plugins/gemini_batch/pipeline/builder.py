@@ -38,7 +38,15 @@ from gemini_batch.pipeline.request_shape import KEY_LABEL, check_request
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage
 
-__all__ = ["BuiltFile", "RequestTemplate", "build_bigquery_requests", "export_requests_jsonl", "set_expiry"]
+__all__ = [
+    "BuiltFile",
+    "RequestTemplate",
+    "build_bigquery_requests",
+    "export_requests_jsonl",
+    "keep_by_content",
+    "set_expiry",
+    "source_subquery",
+]
 
 JsonlFormat = Literal["vertex_jsonl", "gemini_jsonl"]
 
@@ -125,7 +133,8 @@ def request_sql(template: RequestTemplate, *, with_key_label: bool, key_label: s
     )
 
 
-def _source(source_sql: str) -> str:
+def source_subquery(source_sql: str) -> str:
+    """A user query (the prompts or documents of an interval) as a parenthesized subquery."""
     text = source_sql.strip().rstrip(";")
     if not text:
         raise ValueError("the prompts query is empty")
@@ -158,7 +167,7 @@ def build_bigquery_requests(
     """
     request = request_sql(template, with_key_label=key_label is not None, key_label=key_label or KEY_LABEL)
     text = sql.render(
-        "build_requests.sql", destination=destination.sql, source=_source(source_sql), request=request
+        "build_requests.sql", destination=destination.sql, source=source_subquery(source_sql), request=request
     )
     values = {**(params or {}), "template_suffix": template.json_suffix()}
     sql.run(client, text, **values)
@@ -168,7 +177,12 @@ def build_bigquery_requests(
 
 
 def keep_by_content(
-    client: bigquery.Client, built: TableRef, *, name: str, expires: dt.timedelta | None = None
+    client: bigquery.Client,
+    built: TableRef,
+    *,
+    name: str,
+    expires: dt.timedelta | None = None,
+    request_column: str = "request",
 ) -> tuple[TableRef, str]:
     """Publish a built requests table as ``<name>_<content fingerprint>`` and drop the built one.
 
@@ -180,11 +194,12 @@ def keep_by_content(
     :param name: Required. The published table's name before the fingerprint (e.g. ``requests_20260101``).
     :param expires: Optional. Let BigQuery drop the published table this long from now (renewed by
         every run that publishes it).
+    :param request_column: Optional. The column hashed with the key (``content`` for documents).
     :return: The published table and the content fingerprint.
     """
     from gemini_batch.pipeline.fingerprints import table_fingerprint
 
-    fingerprint = table_fingerprint(client, built)
+    fingerprint = table_fingerprint(client, built, request_column=request_column)
     target = built.sibling(f"{name}_{fingerprint}")
     sql.run(client, sql.render("keep_table.sql", destination=target.sql, source=built.sql))
     if expires is not None:
@@ -246,7 +261,7 @@ def export_requests_jsonl(
         )
     else:
         raise ValueError(f"unknown JSONL format {input_format!r}")
-    text = sql.render("export_requests.sql", source=_source(source_sql), line=line)
+    text = sql.render("export_requests.sql", source=source_subquery(source_sql), line=line)
     values = {**(params or {}), "template_suffix": template.json_suffix()}
     target = GcsUri.parse(destination)
     single = target.name.endswith(".jsonl")

@@ -22,6 +22,7 @@ from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
 __all__ = [
     "COSTS_ASSET",
     "DEFAULT_ARGS",
+    "EMBEDDINGS_ASSET",
     "INCLUDE_DIR",
     "JOB_RETRIES",
     "MAX_COST_PARAM",
@@ -50,6 +51,9 @@ RESULTS_ASSET = Asset(name="gemini_batch_results", uri="gemini_batch_results")
 #: every load_results. Each load attaches ``{"table", "logical_date", "tokens",
 #: "estimated_cost_usd"}`` to its event.
 COSTS_ASSET = Asset(name="gemini_batch_costs", uri="gemini_batch_costs")
+#: The embeddings table (one vector per document key and date), written by gemini_batch_embeddings'
+#: load; each load attaches ``{"table", "errors_table", "logical_date", "counts"}`` to its event.
+EMBEDDINGS_ASSET = Asset(name="gemini_batch_embeddings", uri="gemini_batch_embeddings")
 
 #: include/ of the project (SQL, templates): beside plugins/ in every Airflow project layout.
 INCLUDE_DIR = Path(

@@ -4,7 +4,8 @@
 -- (the first element of `predictions`), the Gemini API's `{"embedding": {"values"},
 -- "usageMetadata": {"promptTokenCount"}}` (a results file) or the SDK's `tokenCount` (inline).
 -- Columns the errors MERGE reads are here as for answers (response_text, request, error_code);
--- an answered row without a vector is a failure (status `no_embedding`).
+-- an answered row without a vector is a failure (status `no_embedding`). `model` is the bare id
+-- (`publishers/google/models/text-embedding-005` and `models/gemini-embedding-001` name the job's).
 CREATE OR REPLACE TABLE {{final}} AS
 WITH ranked AS (
 {{ranked}}
@@ -21,7 +22,7 @@ typed AS (
     latest.key AS key,
     @logical_date AS logical_date,
     latest.ok AND latest.vector IS NOT NULL AS ok,
-    latest.model AS model,
+    ARRAY_REVERSE(SPLIT(latest.model, '/'))[SAFE_OFFSET(0)] AS model,
     ARRAY(
       SELECT SAFE_CAST(JSON_VALUE(value, '$') AS FLOAT64)
       FROM UNNEST(JSON_QUERY_ARRAY(latest.vector)) AS value WITH OFFSET AS position
