@@ -52,7 +52,8 @@ class CreateArguments:
 class CreatePlan:
     """Everything a try needs to find or submit its job, validated, before any network call.
 
-    :param fingerprint: 16 hex characters over backend, model, source, dest and create_config.
+    :param fingerprint: 16 hex characters over backend, model, source, dest and create_config (and
+        the task when it embeds).
     :param dest: the user's destination, or None for the run-scoped default (see :meth:`destination`).
     :param task: ``generate`` or ``embed`` (job_task.task_of: the model's kind or the argument).
     """
@@ -121,9 +122,7 @@ def validate_static(args: CreateArguments) -> None:
     check_create_config(args)
     backend = None if is_templated(args.backend) else args.backend
     task = None if is_templated(args.model) or is_templated(args.task) else task_of(args.model, args.task)
-    source = (
-        None if is_templated(args.src) else parse_source(args.src, backend=backend, task=task or "generate")
-    )
+    source = None if is_templated(args.src) else parse_source(args.src, backend=backend, task=task)
     if source is not None and not is_templated(args.dest):
         parse_destination(args.dest, source)
     if not is_templated(args.labels):

@@ -205,7 +205,9 @@ def _parse_file(src: str, backend: str | None) -> BatchSource:
     return BatchSource(kind="file", backend=_check_backend("file", "gemini_api", backend, src), uris=(src,))
 
 
-def _parse_inline(requests: Sequence[Any], backend: str | None, task: JobTask = "generate") -> BatchSource:
+def _parse_inline(
+    requests: Sequence[Any], backend: str | None, task: JobTask | None = "generate"
+) -> BatchSource:
     if not requests:
         raise GeminiBatchConfigError("The list of inline requests is empty: give at least one request.")
     strings = [r for r in requests if isinstance(r, str)]
@@ -238,8 +240,8 @@ def _parse_inline(requests: Sequence[Any], backend: str | None, task: JobTask = 
             raise GeminiBatchConfigError(f"Inline request #{index} has no 'contents'.{hint}")
     if task == "embed":
         _check_inline_embeddings(requests)
-    else:
-        _check_inline_shapes(requests)
+    elif task == "generate":
+        _check_inline_shapes(requests)  # None: the task is not known yet (a templated model)
     size = inline_request_bytes(requests)
     if size > BatchSource.MAX_INLINE_BYTES:
         raise GeminiBatchConfigError(
@@ -297,14 +299,15 @@ def _check_inline_embeddings(requests: Sequence[dict[str, Any]]) -> None:
         )
 
 
-def parse_source(src: Any, *, backend: str | None = None, task: JobTask = "generate") -> BatchSource:
+def parse_source(src: Any, *, backend: str | None = None, task: JobTask | None = "generate") -> BatchSource:
     """Validate a source and infer its backend.
 
     :param src: Required. ``bq://PROJECT.DATASET.TABLE``, ``gs://BUCKET/....jsonl`` (or a
         ``*.jsonl`` wildcard, or a list of such URIs), ``files/NAME``, or a list of inline
         request dicts.
     :param backend: Optional. ``vertex`` or ``gemini_api``; must agree with the source.
-    :param task: Optional. ``generate`` (default) or ``embed``: which rules inline requests follow.
+    :param task: Optional. ``generate`` (default) or ``embed``: which rules inline requests follow;
+        None (the model is still a template): their shape is checked once the task is known.
     :raises GeminiBatchConfigError: with what to change.
     """
     if isinstance(src, str):

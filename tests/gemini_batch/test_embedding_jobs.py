@@ -75,6 +75,17 @@ def test_inline_embedding_requests_need_one_content_each_and_one_config():
         _plan([INLINE_EMBED[0], {"contents": INLINE_EMBED[1]["contents"]}], "gemini-embedding-001")
 
 
+def test_inline_requests_of_a_templated_model_are_checked_once_the_task_is_known():
+    embedding_config = [
+        {"contents": [{"parts": [{"text": "a"}]}], "config": {"task_type": "RETRIEVAL_QUERY"}}
+    ]
+
+    op(src=embedding_config, model="{{ params.model }}")  # parses: the model (so the task) is a template
+
+    with pytest.raises(GeminiBatchConfigError, match="task_type is not a field of GenerateContentConfig"):
+        op(src=embedding_config, model="gemini-2.5-flash")
+
+
 def test_a_gemini_api_file_embeds_through_create_embeddings(install, sleeps, deferrable):
     gemini = FakeService("gemini_api")
     install(gemini_api=gemini)
