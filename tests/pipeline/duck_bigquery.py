@@ -12,7 +12,7 @@ second copy of the SQL would be a second implementation of the rules under test.
 
 Only the client surface the pipeline uses is here: ``project``, ``query``, ``create_dataset``,
 ``create_table``, ``get_table``, ``update_table``, ``delete_table`` and ``load_table_from_file``
-(NDJSON).
+(NDJSON); a query's result also pages (``result(page_size=...).pages``), as the client's RowIterator.
 Every statement issued is kept in :attr:`DuckBigQuery.statements`, with its parameters, for the
 golden files.
 """
@@ -60,13 +60,28 @@ class _Row(dict):
     """A result row: ``row["name"]`` and ``row.items()``, as the BigQuery client's Row."""
 
 
-class _Job:
-    def __init__(self, rows: Sequence[_Row] = ()) -> None:
-        self._rows = list(rows)
+class _Rows(list):
+    """A query's rows, iterable as a list or, as the client's RowIterator, ``pages`` of ``page_size``."""
 
-    def result(self, page_size: int | None = None) -> list[_Row]:
-        """The rows (``page_size``, which the real client uses to page, changes nothing here)."""
-        return self._rows
+    def __init__(self, rows: Sequence[_Row], page_size: int | None) -> None:
+        super().__init__(rows)
+        self.page_size = page_size
+
+    @property
+    def pages(self) -> list[list[_Row]]:
+        size = self.page_size or len(self) or 1
+        return [self[start : start + size] for start in range(0, len(self), size)]
+
+
+class _Job:
+    def __init__(self, rows: Sequence[_Row] = (), page_sizes: list[int | None] | None = None) -> None:
+        self._rows = list(rows)
+        self._page_sizes = page_sizes if page_sizes is not None else []
+
+    def result(self, page_size: int | None = None) -> _Rows:
+        """The rows, in pages of ``page_size`` (the real client pages the same way); the size is noted."""
+        self._page_sizes.append(page_size)
+        return _Rows(self._rows, page_size)
 
 
 class DuckBigQuery:
@@ -80,6 +95,8 @@ class DuckBigQuery:
         self.con = duckdb.connect()
         register_builtin_udfs(self.con)
         self.statements: list[Statement] = []
+        #: The ``page_size`` of every ``result()`` call (what bounds a reader's memory).
+        self.page_sizes: list[int | None] = []
         self._catalogs: set[str] = set()
 
     # --- datasets and tables -----------------------------------------------------------------
@@ -172,7 +189,7 @@ class DuckBigQuery:
             if cursor.description:
                 names = [d[0] for d in cursor.description]
                 rows = [_Row(zip(names, row, strict=False)) for row in cursor.fetchall()]
-        return _Job(rows)
+        return _Job(rows, self.page_sizes)
 
     def load_table_from_file(self, file: Any, ref: str, job_config: bigquery.LoadJobConfig) -> _Job:
         """An NDJSON load with an explicit schema (appended, or WRITE_TRUNCATE); unknown values ignored."""
