@@ -297,10 +297,13 @@ def export_requests_jsonl(
                 size += len(data)
         writer.close()
     except BaseException:
-        # The open upload is abandoned unfinished (never a partial object); finished files go too,
-        # so no half of an input looks like a whole one.
+        # The open upload is cancelled (never a partial object: a BlobWriter that is only dropped is
+        # closed, so finished, when it is garbage-collected); finished files go too, so no half of
+        # an input looks like a whole one.
         from google.api_core.exceptions import NotFound
 
+        if not writer.closed:
+            writer.terminate()
         for done in files:
             try:
                 storage_client.bucket(target.bucket).blob(GcsUri.parse(done.uri).name).delete()
