@@ -51,6 +51,45 @@ def test_invalid_template_is_refused(fields: dict, message: str) -> None:
         RequestTemplate.from_dict(fields)
 
 
+def test_a_template_that_is_not_an_object_is_refused() -> None:
+    with pytest.raises(ValueError) as caught:
+        RequestTemplate("[]")
+    assert (
+        str(caught.value) == "a request template is a JSON object (a GenerateContentRequest without contents)"
+    )
+
+
+def test_a_template_with_contents_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError) as caught:
+        RequestTemplate.from_dict({"contents": []})
+    assert str(caught.value) == "a request template must not hold 'contents': the prompt becomes the contents"
+
+
+def test_every_problem_of_a_template_is_named_by_its_path_in_the_template() -> None:
+    with pytest.raises(ValueError) as caught:
+        RequestTemplate.from_dict({"generationConfig": {"temperature": 5}, "generation_configs": {}})
+    message = str(caught.value)
+    assert message.startswith("invalid request template: template.generationConfig.temperature ")
+    assert "; template.generation_configs " in message
+
+
+def test_a_template_is_canonical_json_whatever_the_key_order() -> None:
+    instruction = {"parts": [{"text": "Be brief."}]}
+    one = RequestTemplate.from_dict(
+        {"systemInstruction": instruction, "generationConfig": {"temperature": 0.2}}
+    )
+    other = RequestTemplate.from_dict(
+        {"generationConfig": {"temperature": 0.2}, "systemInstruction": instruction}
+    )
+    assert one == other and hash(one) == hash(other)
+    # the suffix every request carries: compact, so no request pays for spaces
+    assert (
+        one.json_suffix()
+        == ',"generationConfig":{"temperature":0.2},"systemInstruction":{"parts":[{"text":"Be brief."}]}'
+    )
+    assert RequestTemplate.from_dict({}).json_suffix() == ""
+
+
 def test_template_file_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     path.write_text("{not json")
@@ -66,21 +105,37 @@ def test_generation_config_overrides_and_key_label() -> None:
     assert request["contents"] == [{"role": "user", "parts": [{"text": "Why?"}]}]
 
 
+def test_generation_config_overrides_keep_the_templates_spelling() -> None:
+    snake = RequestTemplate.from_dict({"generation_config": {"temperature": 0.1, "topK": 3}})
+    assert snake.with_generation_config(temperature=0.5).fields == {
+        "generation_config": {"temperature": 0.5, "topK": 3}
+    }
+    assert RequestTemplate.from_dict({}).with_generation_config(temperature=0.3).fields == {
+        "generationConfig": {"temperature": 0.3}
+    }
+
+
+def test_the_key_label_joins_the_templates_own_labels() -> None:
+    template = RequestTemplate.from_dict({"labels": {"team": "search"}})
+    assert template.render("Why?", key="k-1")["labels"] == {"team": "search", "gemini_batch_key": "k-1"}
+    assert template.render("Why?")["labels"] == {"team": "search"}
+
+
 def test_set_expiry_patches_only_expires() -> None:
     class Client:
         def __init__(self) -> None:
             self.table = type("Table", (), {"expires": None})()
-            self.updates: list[list[str]] = []
+            self.updates: list[tuple[object, list[str]]] = []
 
         def get_table(self, name: str) -> object:
             return self.table
 
         def update_table(self, table: object, fields: list[str]) -> None:
-            self.updates.append(fields)
+            self.updates.append((table, fields))
 
     client = Client()
     set_expiry(client, TableRef("p", "d", "t"), dt.timedelta(days=14))  # type: ignore[arg-type]
-    assert client.updates == [["expires"]]
+    assert client.updates == [(client.table, ["expires"])]
     left = client.table.expires - dt.datetime.now(dt.timezone.utc)
     assert dt.timedelta(days=13) < left <= dt.timedelta(days=14)
 
@@ -263,3 +318,29 @@ def test_keep_by_content_publishes_once_per_content_and_drops_the_built_table() 
     assert (same, again) == (first, fingerprint) and other != fingerprint
     assert bq.table_names("proj.ds") == {first.table, changed.table}
     assert [row["request"] for row in bq.rows(changed.uri)] == [{"text": "a"}, {"text": "c"}]
+
+
+def test_keep_by_content_tolerates_a_built_table_another_try_already_dropped() -> None:
+    from google.cloud import bigquery
+
+    from gemini_batch.pipeline.builder import keep_by_content
+
+    from .duck_bigquery import DuckBigQuery
+
+    built = TableRef("proj", "ds", "built")
+
+    class OverlappingTry(DuckBigQuery):
+        """Another try of the same task publishes the same table and drops the built one meanwhile."""
+
+        def update_table(self, table: bigquery.Table, fields: list[str]) -> bigquery.Table:
+            self.delete_table(built.api_repr)
+            return super().update_table(table, fields)
+
+    bq = OverlappingTry()
+    bq.create_table(bigquery.Table(built.api_repr, schema=[
+        bigquery.SchemaField("key", "STRING"), bigquery.SchemaField("request", "JSON"),
+    ]))  # fmt: skip
+    bq.insert(built.uri, [{"key": "1", "request": {"text": "a"}}])
+    published, fingerprint = keep_by_content(bq, built, name="requests", expires=dt.timedelta(days=2))
+    assert published == TableRef("proj", "ds", f"requests_{fingerprint}")
+    assert bq.table_names("proj.ds") == {published.table}

@@ -80,3 +80,30 @@ def test_expiry_is_set_only_when_asked(monkeypatch):
         bq, source_sql=source, destination=REQUESTS, template=TEMPLATE, expires=dt.timedelta(days=14)
     )
     assert calls == [(REQUESTS.uri, dt.timedelta(days=14))]
+
+
+def test_an_empty_template_builds_the_bare_request():
+    bq, empty = duck_prompts(), RequestTemplate.from_dict({})
+    build_bigquery_requests(
+        bq, source_sql=f"SELECT key, prompt FROM {PROMPTS.sql}", destination=REQUESTS, template=empty
+    )
+    assert [row["request"] for row in bq.rows(REQUESTS.uri)] == [
+        empty.render('say "hi"'),
+        empty.render("bye"),
+    ]
+
+
+def test_a_key_label_is_refused_for_a_template_with_its_own_labels():
+    labelled = RequestTemplate.from_dict({"labels": {"team": "search"}})
+    with pytest.raises(ValueError) as caught:
+        build_bigquery_requests(
+            duck_prompts(),
+            source_sql="SELECT 1",
+            destination=REQUESTS,
+            template=labelled,
+            key_label="row_key",
+        )
+    assert (
+        str(caught.value)
+        == "a template with its own labels cannot carry the key label; drop 'labels' from it"
+    )

@@ -50,6 +50,13 @@ __all__ = [
 
 JsonlFormat = Literal["vertex_jsonl", "gemini_jsonl"]
 
+#: The contents a template is checked with: any one non-blank user turn (the prompt takes its place).
+_PLACEHOLDER_CONTENTS = [{"role": "user", "parts": [{"text": "x"}]}]
+#: Rows of the query result read at a time: what bounds the worker's memory, with the upload chunk.
+EXPORT_PAGE_ROWS = 5_000
+#: Bytes sent per resumable-upload request (GCS takes only whole multiples of 256 KiB).
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class RequestTemplate:
@@ -73,9 +80,7 @@ class RequestTemplate:
             )
         if "contents" in fields:
             raise ValueError("a request template must not hold 'contents': the prompt becomes the contents")
-        problems = check_request(
-            {**fields, "contents": [{"role": "user", "parts": [{"text": "x"}]}]}, path="template"
-        )
+        problems = check_request({**fields, "contents": _PLACEHOLDER_CONTENTS}, path="template")
         if problems:
             raise ValueError("invalid request template: " + "; ".join(problems))
 
@@ -87,7 +92,7 @@ class RequestTemplate:
     def from_file(cls, path: str | Path) -> RequestTemplate:
         """Read a template file; errors name the file."""
         try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+            return cls.from_dict(json.loads(Path(path).read_bytes()))  # JSON bytes are UTF-8 (RFC 8259)
         except (ValueError, OSError) as error:
             raise ValueError(f"{path}: {error}") from error
 
@@ -135,7 +140,7 @@ def request_sql(template: RequestTemplate, *, with_key_label: bool, key_label: s
 
 def source_subquery(source_sql: str) -> str:
     """A user query (the prompts or documents of an interval) as a parenthesized subquery."""
-    text = source_sql.strip().rstrip(";")
+    text = source_sql.strip().removesuffix(";")
     if not text:
         raise ValueError("the prompts query is empty")
     return f"(\n{text}\n)"
@@ -240,8 +245,8 @@ def export_requests_jsonl(
     input_format: JsonlFormat = "vertex_jsonl",
     limits: JobLimits = VERTEX_LIMITS,
     key_label: str = KEY_LABEL,
-    page_size: int = 5_000,
-    chunk_size: int = 8 * 1024 * 1024,
+    page_size: int = EXPORT_PAGE_ROWS,
+    chunk_size: int = UPLOAD_CHUNK_BYTES,
 ) -> list[BuiltFile]:
     """Write the requests of a prompts query as JSONL files in GCS, split under ``limits``.
 
