@@ -120,13 +120,15 @@ class RequestTemplate:
         return f",{body}" if body else ""
 
 
-def request_sql(template: RequestTemplate, *, with_key_label: bool, key_label: str = KEY_LABEL) -> str:
+def request_sql(template: RequestTemplate, key_label: str | None = None) -> str:
     """A SQL STRING expression of the request JSON text, over columns ``key`` and ``prompt``.
 
-    Uses the query parameter ``@template_suffix`` (pass :func:`template_params`).
+    Uses the query parameter ``@template_suffix`` (its value is :meth:`RequestTemplate.json_suffix`).
+
+    :param key_label: Optional. Also put the key in ``request.labels[key_label]``.
     """
     labels = ""
-    if with_key_label:
+    if key_label is not None:
         if "labels" in template.fields:
             raise ValueError(
                 "a template with its own labels cannot carry the key label; drop 'labels' from it"
@@ -170,7 +172,7 @@ def build_bigquery_requests(
         run-scoped table must outlive its job: up to 72 h queued and 24 h running).
     :return: The number of requests built.
     """
-    request = request_sql(template, with_key_label=key_label is not None, key_label=key_label or KEY_LABEL)
+    request = request_sql(template, key_label)
     text = sql.render(
         "build_requests.sql", destination=destination.sql, source=source_subquery(source_sql), request=request
     )
@@ -258,12 +260,9 @@ def export_requests_jsonl(
     :return: The files written, in order (an empty query writes one empty file).
     """
     if input_format == "vertex_jsonl":
-        line = f"CONCAT('{{\"request\":', {request_sql(template, with_key_label=True, key_label=key_label)}, '}}')"
+        line = f"CONCAT('{{\"request\":', {request_sql(template, key_label)}, '}}')"
     elif input_format == "gemini_jsonl":
-        line = (
-            "CONCAT('{\"key\":', TO_JSON_STRING(key), ',\"request\":', "
-            f"{request_sql(template, with_key_label=False)}, '}}')"
-        )
+        line = f"CONCAT('{{\"key\":', TO_JSON_STRING(key), ',\"request\":', {request_sql(template)}, '}}')"
     else:
         raise ValueError(f"unknown JSONL format {input_format!r}")
     text = sql.render("export_requests.sql", source=source_subquery(source_sql), line=line)
@@ -286,7 +285,7 @@ def export_requests_jsonl(
     try:
         for page in rows.pages:
             for row in page:
-                data = row["line"].encode("utf-8") + b"\n"
+                data = row["line"].encode() + b"\n"
                 if requests and (requests + 1 > limits.max_requests or size + len(data) > limits.max_bytes):
                     if single:
                         raise ValueError(
