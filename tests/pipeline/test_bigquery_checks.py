@@ -8,7 +8,7 @@ import json
 import pytest
 
 from gemini_batch.pipeline.bigquery_checks import validate_bigquery_requests
-from gemini_batch.pipeline.findings import InputValidationError
+from gemini_batch.pipeline.findings import InputScan, InputValidationError
 from gemini_batch.pipeline.limits import JobLimits
 from gemini_batch.pipeline.refs import TableRef
 
@@ -176,9 +176,12 @@ def test_table_of_exactly_the_limit_is_accepted_and_one_more_row_rejected(rows: 
         return
     with pytest.raises(InputValidationError) as caught:
         validate_bigquery_requests(table, bigquery_client=bq, limits=limits)
-    assert [issue.message for issue in caught.value.issues] == [
-        "5 requests exceed the Vertex AI batch limit of 4 requests per job; shard the table "
-        "(enforce_limits=False and plan_bigquery_shards)"
+    assert [(issue.location, issue.message) for issue in caught.value.issues] == [
+        (
+            table.uri,
+            "5 requests exceed the Vertex AI batch limit of 4 requests per job; shard the table "
+            "(enforce_limits=False and plan_bigquery_shards)",
+        )
     ]
     assert (
         validate_bigquery_requests(table, bigquery_client=bq, limits=limits, enforce_limits=False).requests
@@ -273,3 +276,163 @@ def test_requests_the_service_accepts_pass_the_sql_checks(request_body: dict) ->
         bq, _Dataset("proj", "ds"), "requests", [KEY, REQUEST], [{"key": "a", "request": request_body}]
     )
     assert validate_bigquery_requests(table, bigquery_client=bq).requests == 1
+
+
+# --- the schema stage (metadata only), and the exact messages of each stage -----------------------
+
+TABLE = TableRef("proj", "ds", "requests")
+T = TABLE.uri
+
+
+class QueriesReached(Exception):
+    """The schema passed: validation went on to its queries."""
+
+
+class Metadata:
+    """A BigQuery client with one table's metadata and no query engine: the schema stage only."""
+
+    def __init__(self, schema: list[tuple[str, str, str]] | None) -> None:
+        from google.cloud import bigquery
+
+        self.schema = None if schema is None else [
+            bigquery.SchemaField(n, t, mode=m, fields=[bigquery.SchemaField("x", "STRING")] if t == "RECORD" else ())
+            for n, t, m in schema
+        ]  # fmt: skip
+
+    def get_table(self, ref: str) -> object:
+        from google.api_core.exceptions import NotFound
+        from google.cloud import bigquery
+
+        if self.schema is None:
+            raise NotFound(f"Not found: Table {ref}")
+        return bigquery.Table(ref, schema=self.schema)
+
+    def query(self, *args: object, **kwargs: object) -> object:
+        raise QueriesReached
+
+
+def issues_of(client: object, **options: object) -> list[tuple[str, str]]:
+    """The (location, message) of every issue validation raises; the error names the table."""
+    with pytest.raises(InputValidationError) as caught:
+        validate_bigquery_requests(TABLE, bigquery_client=client, **options)
+    assert caught.value.source == T
+    return [(issue.location, issue.message) for issue in caught.value.issues]
+
+
+REJECTED = (
+    "is rejected by the batch service (no ARRAY, STRUCT, RANGE, DATETIME, GEOGRAPHY); drop or cast the column"
+)
+SCHEMA_CASES = [
+    ("no-request-column", [KEY, ("prompt", "STRING", "NULLABLE")],
+     [(T, "no column `request`; the service reads the request from it")]),
+    ("request-int", [KEY, ("request", "INT64", "NULLABLE")],
+     [(f"{T} column `request`", "type INT64 is not accepted; use JSON (or a STRING holding JSON)")]),
+    ("request-array", [KEY, ("request", "STRING", "REPEATED")],
+     [(f"{T} column `request`", "type ARRAY<STRING> is not accepted; use JSON (or a STRING holding JSON)"),
+      (f"{T} column `request`", f"type ARRAY<STRING> {REJECTED}")]),
+    ("no-key-column", [REQUEST],
+     [(T, "no key column `key`; keys pass through to the output to match answers")]),
+    ("key-float", [("key", "FLOAT64", "NULLABLE"), REQUEST],
+     [(f"{T} column `key`", "key type FLOAT64 is not a scalar key type; use STRING or INT64")]),
+    ("key-array", [("key", "INT64", "REPEATED"), REQUEST],
+     [(f"{T} column `key`", "key type ARRAY<INT64> is not a scalar key type; use STRING or INT64"),
+      (f"{T} column `key`", f"type ARRAY<INT64> {REJECTED}")]),
+    ("rejected-types", [KEY, REQUEST, ("m", "RECORD", "NULLABLE"), ("r", "RANGE", "NULLABLE"),
+                        ("d", "DATETIME", "NULLABLE"), ("g", "GEOGRAPHY", "NULLABLE"), ("s", "STRUCT", "NULLABLE")],
+     [(f"{T} column `{n}`", f"type {t} {REJECTED}")
+      for n, t in [("m", "RECORD"), ("r", "RANGE"), ("d", "DATETIME"), ("g", "GEOGRAPHY"), ("s", "STRUCT")]]),
+    ("output-names", [KEY, REQUEST, ("Status", "STRING", "NULLABLE"), ("response", "STRING", "NULLABLE"),
+                      ("processed_time", "TIMESTAMP", "NULLABLE")],
+     [(f"{T} column `{n}`", "the name is taken by the output (response, status, processed_time); rename the column")
+      for n in ("Status", "response", "processed_time")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"), [c[1:] for c in SCHEMA_CASES], ids=[c[0] for c in SCHEMA_CASES]
+)
+def test_a_bad_schema_is_refused_from_metadata_naming_each_column(schema, expected) -> None:
+    assert issues_of(Metadata(schema)) == expected  # and no query ran (Metadata has none)
+
+
+@pytest.mark.parametrize(
+    "key_type", ["STRING", "INTEGER", "INT64", "NUMERIC", "BIGNUMERIC", "DATE", "TIMESTAMP", "BYTES"]
+)
+@pytest.mark.parametrize("request_type", ["JSON", "STRING"])
+def test_scalar_keys_and_json_or_string_requests_pass_the_schema(key_type: str, request_type: str) -> None:
+    client = Metadata([("key", key_type, "NULLABLE"), ("request", request_type, "NULLABLE")])
+    with pytest.raises(QueriesReached):
+        validate_bigquery_requests(TABLE, bigquery_client=client)
+
+
+def test_a_missing_table_is_refused_with_the_remedy() -> None:
+    assert issues_of(Metadata(None)) == [(T, "the table does not exist; build the requests first")]
+
+
+def duck_table(rows: list[dict], request_type: str = "JSON") -> DuckBigQuery:
+    bq = DuckBigQuery()
+    bq.create_dataset("proj.ds")
+    make_table(bq, _Dataset("proj", "ds"), "requests", [KEY, ("request", request_type, "NULLABLE")], rows)
+    return bq
+
+
+def test_a_good_json_table_yields_its_scan() -> None:
+    bq = duck_table([{"key": "a", "request": GOOD}, {"key": "b", "request": GOOD}])
+    limits = JobLimits(max_requests=2, max_bytes=10**6)
+    compact = len(json.dumps(GOOD, separators=(",", ":")))
+    assert validate_bigquery_requests(TABLE, bigquery_client=bq, limits=limits) == InputScan(
+        T, "bigquery", 2, 2 * compact, limits, ()
+    )
+
+
+def test_a_string_table_is_parsed_and_measured_by_its_own_bytes() -> None:
+    text = json.dumps({"contents": [{"role": "user", "parts": [{"text": "naïve 🚀"}]}]}, ensure_ascii=False)
+    bq = duck_table([{"key": "a", "request": text}], request_type="STRING")
+    scan = validate_bigquery_requests(TABLE, bigquery_client=bq)
+    assert (scan.requests, scan.bytes) == (1, len(text.encode()))
+
+
+def test_key_and_json_problems_name_the_column_count_and_sample_keys() -> None:
+    rows = [{"key": k, "request": GOOD} for k in ("a", "a", "b", "b", "c")] + [{"key": None, "request": GOOD}]
+    assert [issue for issue in issues_of(duck_table(rows)) if "`key`" in issue[0]] == [
+        (f"{T} column `key`", "1 rows have a NULL key; every request needs a key"),
+        (
+            f"{T} column `key`",
+            "2 keys appear more than once; keys must be unique in a job (sample keys: a, b)",
+        ),
+    ]
+    bad = [
+        {"key": "x", "request": "{not json"},
+        {"key": "y", "request": "nope"},
+        {"key": "z", "request": json.dumps(GOOD)},
+    ]
+    assert issues_of(duck_table(bad, request_type="STRING"), sample_size=1) == [
+        (f"{T} column `request`", "2 rows do not hold valid JSON (sample keys: x)")
+    ]
+
+
+def test_shape_problems_name_the_field_path_the_rule_and_sample_keys() -> None:
+    typo = {"contents": [{"role": "user", "parts": [{"text": "hi", "txt": "hi"}]}]}
+    piped = {**GOOD, "a|b": 1}
+    role = {"contents": [{"role": "user=admin", "parts": [{"text": "hi"}]}]}
+    rows = [{"key": "t1", "request": typo}, {"key": "t2", "request": typo}, {"key": "p", "request": piped},
+            {"key": "r", "request": role}]  # fmt: skip
+    where = f"{T} column `request`"
+    assert issues_of(duck_table(rows)) == [
+        (where, "1 requests: contents[].role is \"user=admin\": role must be 'user' or 'model' (not 'assistant' "
+                "or 'system'); use systemInstruction for instructions (sample keys: r)"),
+        (where, "1 requests: a|b is not a field of GenerateContentRequest; fix the spelling or remove it (sample keys: p)"),
+        (where, "2 requests: contents[].parts[].txt is not a field of Part (did you mean 'text'?); fix the spelling "
+                "or remove it (sample keys: t1, t2)"),
+    ]  # fmt: skip
+    # sample_size=0: counts only, no key leaves BigQuery
+    assert issues_of(duck_table(rows[:1]), sample_size=0) == [
+        (where, "1 requests: contents[].parts[].txt is not a field of Part (did you mean 'text'?); fix the "
+                "spelling or remove it"),
+    ]  # fmt: skip
+
+
+def test_an_empty_table_is_refused_naming_the_data_interval() -> None:
+    assert issues_of(duck_table([])) == [
+        (T, "the table holds no requests for this run; check the data interval")
+    ]

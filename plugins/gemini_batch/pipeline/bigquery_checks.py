@@ -38,10 +38,6 @@ _OUTPUT_COLUMNS = {"response", "status", "processed_time"}
 _KEY_TYPES = {"STRING", "INTEGER", "INT64", "NUMERIC", "BIGNUMERIC", "DATE", "TIMESTAMP", "BYTES"}
 
 
-def _fold(name: str) -> str:
-    return name.replace("_", "").lower()
-
-
 # The wire object types whose field names validate_request_shape.sql checks.
 _SQL_CHECKED_TYPES = (
     "GenerateContentRequest", "Content", "Part", "Blob", "FileData", "GenerationConfig", "ToolConfig",
@@ -52,26 +48,29 @@ _SQL_CHECKED_TYPES = (
 _SHAPE_PARAMETERS: dict[str, list[str]] = {
     "known_fields": sorted(f"{model}.{name}" for model in _SQL_CHECKED_TYPES for name in WIRE_SCHEMA[model]),
     "quoted_roles": [json.dumps(role) for role in ROLES],
-    "data_fields": sorted(
-        name for name in WIRE_SCHEMA["Part"] if _fold(name) in {_fold(d) for d in DATA_FIELDS}
-    ),
+    # both spellings of each (camelCase and snake_case name one field spec)
+    "data_fields": sorted(name for name, spec in WIRE_SCHEMA["Part"].items() if spec.name in DATA_FIELDS),
 }
+
+
+def _samples(keys: Any) -> str:
+    """`` (sample keys: a, b)`` for the sample keys a query returned; ``''`` for none."""
+    listed = ", ".join(str(key) for key in keys or [])
+    return f" (sample keys: {listed})" if listed else ""
 
 
 def _shape_message(rule: str, detail: str, requests: int, sample_keys: Any) -> str:
     """The message of one rule broken in the table: the field path, the rule and remedy, samples."""
-    sample = ", ".join(str(key) for key in sample_keys or [])
-    samples = f" (sample keys: {sample})" if sample else ""
     if rule == "unknown_field":
         model, _, path = detail.partition("|")
-        field = path.rsplit(".", 1)[-1]
+        field = path.rpartition(".")[2]
         what = f"{path} is not a field of {model}{suggest(field, wire_names(model))}; fix the spelling or remove it"
     elif rule == "bad_role":
         path, _, role = detail.partition("=")
         what = f"{path} is {role}: {ROW_RULES[rule]}"
     else:
         what = f"{detail or 'the request'} {ROW_RULES[rule]}"
-    return f"{requests:,} requests: {what}{samples}"
+    return f"{requests:,} requests: {what}{_samples(sample_keys)}"
 
 
 def _bq_type(column: Any) -> str:
@@ -160,7 +159,7 @@ def validate_bigquery_requests(
         request_bytes=f"BYTE_LENGTH(TO_JSON_STRING({column}))" if is_json else f"BYTE_LENGTH({column})",
     )
     row = sql.query_one(bigquery_client, text, sample_size=sample_size)
-    rows, total_bytes = row["requests"], row["bytes"] or 0
+    rows = row["requests"]
     checks = (
         ("null_keys", key_column, "rows have a NULL key; every request needs a key"),
         ("duplicate_keys", key_column, "keys appear more than once; keys must be unique in a job"),
@@ -168,10 +167,8 @@ def validate_bigquery_requests(
     )
     for name, column_name, what in checks:
         if row[name]:
-            sample = ", ".join(str(value) for value in row[f"{name}_sample"] or [])
             issues.add(
-                f"{source} column `{column_name}`",
-                f"{row[name]:,} {what}" + (f" (sample keys: {sample})" if sample else ""),
+                f"{source} column `{column_name}`", f"{row[name]:,} {what}{_samples(row[f'{name}_sample'])}"
             )
     shape = sql.render(
         "validate_request_shape.sql",
@@ -193,4 +190,5 @@ def validate_bigquery_requests(
             f"job; shard the table (enforce_limits=False and plan_bigquery_shards)",
         )
     issues.raise_if_any(source)
-    return InputScan(source, "bigquery", rows, total_bytes, limits, ())
+    # no NULL sum: a table with no requests, or a NULL request, was refused above
+    return InputScan(source, "bigquery", rows, row["bytes"], limits, ())
