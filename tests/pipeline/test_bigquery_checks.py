@@ -355,6 +355,14 @@ def test_a_bad_schema_is_refused_from_metadata_naming_each_column(schema, expect
     assert issues_of(Metadata(schema)) == expected  # and no query ran (Metadata has none)
 
 
+def test_fifty_issues_are_listed_and_the_rest_counted() -> None:
+    schema = [KEY, REQUEST] + [(f"c{i:02d}", "DATETIME", "NULLABLE") for i in range(53)]
+    with pytest.raises(InputValidationError) as caught:
+        validate_bigquery_requests(TABLE, bigquery_client=Metadata(schema))
+    assert (len(caught.value.issues), caught.value.more) == (50, 3)
+    assert caught.value.issues[-1].location == f"{T} column `c49`"
+
+
 @pytest.mark.parametrize(
     "key_type", ["STRING", "INTEGER", "INT64", "NUMERIC", "BIGNUMERIC", "DATE", "TIMESTAMP", "BYTES"]
 )

@@ -191,4 +191,4 @@ def validate_bigquery_requests(
         )
     issues.raise_if_any(source)
     # no NULL sum: a table with no requests, or a NULL request, was refused above
-    return InputScan(source, "bigquery", rows, row["bytes"], limits, ())
+    return InputScan(source, "bigquery", rows, row["bytes"], limits)
