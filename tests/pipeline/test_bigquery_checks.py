@@ -444,3 +444,30 @@ def test_an_empty_table_is_refused_naming_the_data_interval() -> None:
     assert issues_of(duck_table([])) == [
         (T, "the table holds no requests for this run; check the data interval")
     ]
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"contents": [{"role": "user", "parts": [{"text": "yes"}]}, {"role": "model", "parts": [{"text": "ok"}]},
+                      {"role": "user", "parts": [{"text": "yes"}]}]},
+        {"contents": [{"role": "user", "parts": [{"text": "same"}, {"text": "same"}]}]},
+    ],
+    ids=["repeated-turn", "repeated-part"],
+)  # fmt: skip
+def test_a_part_repeated_in_a_request_is_not_several_data_fields(request_body: dict) -> None:
+    bq = duck_table([{"key": "a", "request": request_body}])
+    assert validate_bigquery_requests(TABLE, bigquery_client=bq).requests == 1
+
+
+def test_a_null_key_row_is_reported_once_and_its_request_checked_as_any_other() -> None:
+    empty_part = {"contents": [{"role": "user", "parts": [{}]}]}
+    rows = [{"key": None, "request": GOOD}, {"key": "b", "request": GOOD}]
+    assert issues_of(duck_table(rows)) == [
+        (f"{T} column `key`", "1 rows have a NULL key; every request needs a key")
+    ]
+    assert issues_of(duck_table([{"key": None, "request": empty_part}]))[1] == (
+        f"{T} column `request`",
+        '1 requests: contents[].parts[] has no data: give one of text, inlineData, fileData (e.g. {"text": '
+        '"..."}) (sample keys: NULL)',
+    )

@@ -35,8 +35,8 @@ parts AS (
               JSON_QUERY_ARRAY(c.content, '$.parts'), ARRAY<JSON>[])) AS p
 ),
 part_data AS (
-  -- One row per data field of a part; field is the name folded to one spelling ('inlinedata').
-  SELECT p.key, p.part, p.path, LOWER(REPLACE(k, '_', '')) AS field
+  -- One row per data field of a part: name as written, field folded to one spelling ('inlinedata').
+  SELECT p.key, p.part, p.path, k AS name, LOWER(REPLACE(k, '_', '')) AS field
   FROM parts AS p,
     UNNEST(IF(JSON_TYPE(p.part) = 'object', JSON_KEYS(p.part, 1), ARRAY<STRING>[])) AS k
   WHERE k IN UNNEST(@data_fields)
@@ -111,11 +111,12 @@ problems AS (
   UNION ALL
   SELECT p.key, 'empty_part', p.path FROM parts AS p
   WHERE JSON_TYPE(p.part) = 'object'
-    AND NOT EXISTS (SELECT 1 FROM part_data AS d WHERE d.key = p.key AND d.path = p.path
+    AND NOT EXISTS (SELECT 1 FROM part_data AS d WHERE d.key IS NOT DISTINCT FROM p.key AND d.path = p.path
                     AND TO_JSON_STRING(d.part) = TO_JSON_STRING(p.part))
   UNION ALL
+  -- (distinct names: the same part twice in a request, e.g. a repeated turn, is not several)
   SELECT key, 'several_data', path FROM part_data
-  GROUP BY key, path, TO_JSON_STRING(part) HAVING COUNT(*) > 1
+  GROUP BY key, path, TO_JSON_STRING(part) HAVING COUNT(DISTINCT name) > 1
   UNION ALL
   SELECT key, 'text_type', CONCAT(path, '.text') FROM part_data
   WHERE field = 'text' AND SUBSTR(TO_JSON_STRING(JSON_QUERY(part, '$.text')), 1, 1) != '"'
@@ -146,7 +147,7 @@ problems AS (
 SELECT
   rule,
   detail,
-  COUNT(DISTINCT key) AS requests,
+  COUNT(DISTINCT IFNULL(key, 'NULL')) AS requests,
   ARRAY_AGG(DISTINCT IFNULL(key, 'NULL') ORDER BY IFNULL(key, 'NULL') LIMIT @sample_size) AS sample_keys
 FROM problems
 GROUP BY rule, detail
