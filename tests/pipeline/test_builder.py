@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 from pathlib import Path
 
@@ -289,6 +290,8 @@ def test_jsonl_export_rolls_over_into_shards_under_the_limits(
             template=template,
             limits=limits,
         )
+    gc.collect()  # a dropped BlobWriter closes, so finishes its upload, when collected
+    assert gcs_client.bucket(gcs_bucket.name).get_blob("built/sharded/one.jsonl") is None
 
 
 def test_keep_by_content_publishes_once_per_content_and_drops_the_built_table() -> None:
