@@ -347,3 +347,27 @@ def test_keep_by_content_tolerates_a_built_table_another_try_already_dropped() -
     published, fingerprint = keep_by_content(bq, built, name="requests", expires=dt.timedelta(days=2))
     assert published == TableRef("proj", "ds", f"requests_{fingerprint}")
     assert bq.table_names("proj.ds") == {published.table}
+
+
+def test_keep_by_content_fingerprints_the_column_named_for_a_documents_table() -> None:
+    from google.cloud import bigquery
+
+    from gemini_batch.pipeline.builder import keep_by_content
+
+    from .duck_bigquery import DuckBigQuery
+
+    bq = DuckBigQuery()
+
+    def built(name: str, contents: list[str]) -> TableRef:
+        ref = TableRef("proj", "ds", name)
+        bq.create_table(bigquery.Table(ref.api_repr, schema=[
+            bigquery.SchemaField("key", "STRING"), bigquery.SchemaField("content", "STRING"),
+        ]))  # fmt: skip
+        bq.insert(ref.uri, [{"key": str(i), "content": c} for i, c in enumerate(contents)])
+        return ref
+
+    first, one = keep_by_content(bq, built("d1", ["a", "b"]), name="documents", request_column="content")
+    _, same = keep_by_content(bq, built("d2", ["a", "b"]), name="documents", request_column="content")
+    _, other = keep_by_content(bq, built("d3", ["a", "c"]), name="documents", request_column="content")
+    assert first == TableRef("proj", "ds", f"documents_{one}")
+    assert same == one and other != one
