@@ -179,6 +179,11 @@ def budget_of(value: Any) -> float | None:
     return budget
 
 
+def money(usd: float) -> str:
+    """An amount for a message: 4 decimals, or 9 (nano-dollars, as the costs log) below a tenth of a cent."""
+    return f"{usd:.4f}" if usd >= 0.001 else f"{usd:.9f}"
+
+
 def refusal(
     estimated: Estimate, budget: float, table: PriceTable, backend: str, task: JobTask = "generate"
 ) -> str | None:
@@ -198,6 +203,7 @@ def refusal(
             "or the default"
         )
     prices = table.lookup(estimated.model, backend)
+    retrieved = prices.retrieved if prices is not None else table.retrieved
     billed = (
         f", {tokens.characters:,} billable characters"
         if prices is not None and prices.unit == "characters"
@@ -211,10 +217,10 @@ def refusal(
             f"{PRICES_VARIABLE} or the prices argument, or unset max_estimated_cost."
         )
     return (
-        f"Not submitting the batch job: its estimated cost {estimated.usd:.4f} {table.currency} is above "
+        f"Not submitting the batch job: its estimated cost {money(estimated.usd)} {table.currency} is above "
         f"max_estimated_cost={budget} ({estimated.requests:,} request(s), about {tokens.prompt:,} input and "
         f"{tokens.output:,} output tokens{billed} at batch prices of {estimated.model} retrieved "
-        f"{table.retrieved}; {rule}). No job was created. {how}."
+        f"{retrieved}; {rule}). No job was created. {how}."
     )
 
 

@@ -122,6 +122,7 @@ class ModelPrices:
     :param long_above: prompts above this many tokens are billed at ``long`` (None: one tier).
     :param unit: what the input price is per: tokens, or billable characters.
     :param batch_discount: this model's own batch discount (None: the table's).
+    :param retrieved: when its prices were read from their source (the entry's, else the table's).
     """
 
     model: str
@@ -130,6 +131,7 @@ class ModelPrices:
     long_above: int | None = None
     unit: Unit = "tokens"
     batch_discount: float | None = None
+    retrieved: str = ""
 
     def rates(self, tier: Tier) -> Rates:
         return self.long if tier == "long" and self.long is not None else self.standard
@@ -166,6 +168,7 @@ class PriceTable:
                         long_above=int(long["above_prompt_tokens"]) if long else None,
                         unit=unit,
                         batch_discount=None if own is None else _discount(own),
+                        retrieved=str(prices.get("retrieved", data.get("retrieved", ""))),
                     )
             discount = _discount(data["batch_discount"])
             return cls(
@@ -305,7 +308,7 @@ def cost_of(
     prices = table.lookup(model, backend)
     if prices is None:
         return Cost(tokens, None, model_id(model) or None)
-    return Cost(tokens, batch_cost(table, prices, usage), model_id(model), prices.model, table.retrieved)
+    return Cost(tokens, batch_cost(table, prices, usage), model_id(model), prices.model, prices.retrieved)
 
 
 # --- the estimate before submit -------------------------------------------------------------------

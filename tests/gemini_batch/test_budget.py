@@ -233,5 +233,8 @@ def test_an_embedding_refusal_names_characters_and_no_output_advice():
             task="embed",
         )
     message = str(refused.value)
+    # 400 x 0.025 per 1M, 20% off: 0.000008 USD, in nano-dollars (4 decimals would say 0.0000)
+    assert "its estimated cost 0.000008000 USD is above max_estimated_cost=0.0 " in message
     assert "about 100 input and 0 output tokens, 400 billable characters at batch prices" in message
+    assert "of text-embedding-005 retrieved 2026-12-06;" in message
     assert "no output for an embedding" in message and "maxOutputTokens" not in message

@@ -237,6 +237,14 @@ def test_embedding_models_are_priced_with_their_own_unit_discount_and_source():
         "tokens", 0.15, 0.0, None,
     )  # fmt: skip
     assert TABLE.lookup("gemini-embedding-001", "vertex").batch_discount == 0.0  # no batch price found
+    # each entry's own retrieval date, else the table's
+    assert (text.retrieved, TABLE.lookup("gemini-2.5-flash", "vertex").retrieved) == (
+        "2026-12-06",
+        "2026-03-01",
+    )
+    assert (
+        cost_of(TABLE, "text-embedding-005", "vertex", {"standard": Usage()}).prices_retrieved == "2026-12-06"
+    )
     assert TABLE.lookup("text-embedding-005", "gemini_api") is None
     for model, backends in shipped_prices()["models"].items():
         if "embedding" in model:
