@@ -3,13 +3,16 @@
 documents table -> build_documents (SQL, in BigQuery: ``key``, ``content``) -> run_job (one bq://
 text-embedding job; its output table passes the key through) -> load_embeddings (MERGE into
 ``embeddings``: one ARRAY<FLOAT64> vector per key and date, its dimension and token count; failed
-rows into ``embedding_errors``; reconciled against the day's documents).
+rows into ``embedding_errors``; reconciled against the day's documents; one ``costs`` row for
+the job: its tokens, billable characters and estimated cost at batch prices).
 
 The same rules as gemini_batch_bigquery, through the same operator and loader: the day's input
 table is named by its content and the job task's identity is the data interval and that content,
 so every run of an unchanged day (scheduled, manual, backfill) shares one job, and a re-run makes
 no new job and no new rows; changed documents are new work, and the day's rows become exactly the
-new keys. The Param ``fresh_job: true`` makes a run submit its own job. The model is an embedding
+new keys. The Param ``fresh_job: true`` makes a run submit its own job; the Param ``max_estimated_cost``
+(USD, empty: none) refuses a new job whose estimated cost is above it (the texts' characters / 4
+and their billable characters, no output tokens: gemini_batch.budget), before anything is created. The model is an embedding
 model (Param ``model``, default ``text-embedding-005``, 768 dimensions): the job task embeds
 because the model does (gemini_batch.job_task). Seed sample documents on the local stack with
 ``python -m local_stack.seed --documents 50``.
@@ -24,6 +27,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
 from gemini_batch.backends import DEFAULT_GCP_CONN_ID
 from gemini_batch.pipeline.dag_config import (
+    COSTS_ASSET,
     DEFAULT_ARGS,
     EMBEDDINGS_ASSET,
     FRESH_JOB_PARAM,
@@ -91,7 +95,7 @@ with DAG(
     def job_sources(built: dict) -> list[str]:
         return [built["table"]]
 
-    @task(multiple_outputs=True, outlets=[EMBEDDINGS_ASSET])
+    @task(multiple_outputs=True, outlets=[EMBEDDINGS_ASSET, COSTS_ASSET])
     def load_embeddings(manifests: list, ti: Any = None, outlet_events: Any = None) -> dict:
         from gemini_batch.pipeline.embeddings import load_embeddings as load
         from gemini_batch.pipeline.settings import PipelineSettings

@@ -232,6 +232,7 @@ def _seed_argv(services: dict[str, Any], *extra: str) -> list[str]:
 
 
 def _seed_args(argv: list[str]) -> Any:
+    """What seed.main would seed: the prompts' arguments, and the documents' under ``documents``."""
     from local_stack import seed
 
     parsed: dict[str, Any] = {}
@@ -240,12 +241,16 @@ def _seed_args(argv: list[str]) -> Any:
         parsed.update(kwargs)
         return []
 
-    original = seed.seed
-    seed.seed = capture  # type: ignore[assignment]
+    def capture_documents(**kwargs: Any) -> list[Any]:
+        parsed["documents"] = kwargs
+        return []
+
+    originals = seed.seed, seed.seed_documents
+    seed.seed, seed.seed_documents = capture, capture_documents  # type: ignore[assignment]
     try:
         seed.main(argv)
     finally:
-        seed.seed = original  # type: ignore[assignment]
+        seed.seed, seed.seed_documents = originals  # type: ignore[assignment]
     return parsed
 
 
@@ -261,6 +266,8 @@ def test_the_seed_covers_the_day_an_unpaused_daily_dag_runs_first(
     # catchup off: the first run is yesterday's interval (UTC), whatever the container's TZ
     assert parsed["dates"] == [today - dt.timedelta(days=1), today]
     assert parsed["rows"] == 200
+    # gemini_batch_embeddings' input: documents for the same days
+    assert (parsed["documents"]["dates"], parsed["documents"]["rows"]) == (parsed["dates"], 50)
 
 
 def test_arguments_after_the_seed_service_name_win(
@@ -270,8 +277,9 @@ def test_arguments_after_the_seed_service_name_win(
 
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", "http://127.0.0.1:1")
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")
-    parsed = _seed_args(_seed_argv(services, "--date", "2026-01-01", "--days", "3"))
+    parsed = _seed_args(_seed_argv(services, "--date", "2026-01-01", "--days", "3", "--documents", "7"))
     assert parsed["dates"] == [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(3)]
+    assert (parsed["documents"]["dates"], parsed["documents"]["rows"]) == (parsed["dates"], 7)
 
 
 def _compose_command() -> list[str] | None:

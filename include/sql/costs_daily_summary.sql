@@ -13,6 +13,7 @@ USING (
     SUM(costs.output_tokens) AS output_tokens,
     SUM(costs.thinking_tokens) AS thinking_tokens,
     SUM(costs.total_tokens) AS total_tokens,
+    SUM(costs.billable_characters) AS billable_characters,
     SUM(costs.estimated_cost_usd) AS estimated_cost_usd,
     COUNTIF(costs.estimated_cost_usd IS NULL) AS unpriced_jobs
   FROM {{costs}} AS costs
@@ -27,14 +28,15 @@ WHEN MATCHED THEN UPDATE SET
   output_tokens = source.output_tokens,
   thinking_tokens = source.thinking_tokens,
   total_tokens = source.total_tokens,
+  billable_characters = source.billable_characters,
   estimated_cost_usd = source.estimated_cost_usd,
   unpriced_jobs = source.unpriced_jobs,
   updated_at = CURRENT_TIMESTAMP()
 WHEN NOT MATCHED THEN INSERT (
   logical_date, model, jobs, requests, prompt_tokens, output_tokens, thinking_tokens, total_tokens,
-  estimated_cost_usd, unpriced_jobs, updated_at
+  billable_characters, estimated_cost_usd, unpriced_jobs, updated_at
 ) VALUES (
   source.logical_date, source.model, source.jobs, source.requests, source.prompt_tokens,
-  source.output_tokens, source.thinking_tokens, source.total_tokens, source.estimated_cost_usd,
-  source.unpriced_jobs, CURRENT_TIMESTAMP()
+  source.output_tokens, source.thinking_tokens, source.total_tokens, source.billable_characters,
+  source.estimated_cost_usd, source.unpriced_jobs, CURRENT_TIMESTAMP()
 )

@@ -4,9 +4,11 @@ Invariants:
 - Runs before a new submission only (with the pre-flight checks, never before a re-attach or a
   return), and only when a budget is set: without ``max_estimated_cost`` nothing is read.
 - One estimate rule (costs.estimate_request: characters of each request's JSON / 4, output from
-  its ``maxOutputTokens`` or a default) for every source kind; this module only reads the
-  requests: inline ones as given, a BigQuery table's ``request`` column by one query (only the
-  figures come back), gs:// JSONL objects and Gemini API files streamed line by line.
+  its ``maxOutputTokens`` or a default; an embedding job's requests: the text they embed / 4,
+  its billable characters, no output) for every source kind; this module only reads the
+  requests: inline ones as given, a BigQuery table's ``request`` column (an embedding job's
+  ``content``) by one query (only the figures come back), gs:// JSONL objects and Gemini API
+  files streamed line by line.
 - Above the budget, or without a price for the model, the submission is refused with
   :class:`GeminiBatchBudgetExceeded` (a pre-flight error: no job exists, not retried), naming the
   estimate, the budget and how to raise it.
@@ -34,6 +36,7 @@ from gemini_batch.costs import (
 from gemini_batch.exceptions import GeminiBatchConfigError, GeminiBatchPreflightError
 
 if TYPE_CHECKING:
+    from gemini_batch.job_task import JobTask
     from gemini_batch.sources import BatchSource
 
 
@@ -42,9 +45,20 @@ class GeminiBatchBudgetExceeded(GeminiBatchPreflightError):
     exists; not retried. The message names the estimate, the budget and how to raise it."""
 
 
-def bigquery_estimate_sql(table: str, request_type: str) -> str:
-    """The query that sums a requests table server-side (only three numbers come back): the
-    characters of each ``request`` (a JSON column as its compact JSON text, a STRING as is)."""
+def bigquery_estimate_sql(table: str, request_type: str, task: JobTask = "generate") -> str:
+    """The query that sums a requests table server-side (only four numbers come back): the
+    characters of each ``request`` (a JSON column as its compact JSON text, a STRING as is); of an
+    embedding job's table, the ``content`` it embeds (its billable characters: white space
+    excluded) and no output."""
+    if task == "embed":
+        return rf"""
+SELECT
+  COUNT(*) AS requests,
+  SUM(CAST(CEIL(LENGTH(COALESCE(`content`, '')) / {CHARS_PER_TOKEN}) AS INT64)) AS prompt,
+  0 AS output,
+  SUM(LENGTH(REGEXP_REPLACE(COALESCE(`content`, ''), r'\s', ''))) AS characters
+FROM `{table}`
+"""
     text = "TO_JSON_STRING(`request`)" if request_type == "JSON" else "CAST(`request` AS STRING)"
     return f"""
 SELECT
@@ -70,7 +84,9 @@ class RequestReads:
     file_lines: Callable[[str], Iterable[bytes | str]] | None = None
 
 
-def _line_usages(lines: Iterable[bytes | str], default_output_tokens: int) -> Iterator[Usage]:
+def _line_usages(
+    lines: Iterable[bytes | str], default_output_tokens: int, task: JobTask = "generate"
+) -> Iterator[Usage]:
     for line in lines:
         text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
         text = text.strip()
@@ -79,11 +95,11 @@ def _line_usages(lines: Iterable[bytes | str], default_output_tokens: int) -> It
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError:
-            yield estimate_request(text, default_output_tokens=default_output_tokens)
+            yield estimate_request(text, default_output_tokens=default_output_tokens, task=task)
             continue
         # A Vertex or Gemini API line: {"request": {...}, ...}; the request is what is billed.
         request = parsed.get("request", parsed) if isinstance(parsed, dict) else parsed
-        yield estimate_request(request, default_output_tokens=default_output_tokens)
+        yield estimate_request(request, default_output_tokens=default_output_tokens, task=task)
 
 
 def estimate_source(
@@ -94,6 +110,7 @@ def estimate_source(
     model: str,
     backend: str,
     default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+    task: JobTask = "generate",
 ) -> Estimate:
     """The estimated cost of submitting ``source`` (costs.estimate over its requests' usages).
 
@@ -101,33 +118,46 @@ def estimate_source(
     under-estimate only for prompts above a long-context threshold, 200k tokens).
     """
     if source.kind != "bigquery":
-        usages = request_usages(source, reads, default_output_tokens=default_output_tokens)
+        usages = request_usages(source, reads, default_output_tokens=default_output_tokens, task=task)
         return estimate(table, model, backend, usages)
     if reads.bigquery_query is None:
         raise ValueError("a BigQuery client is needed to estimate a bq:// source")
     row = reads.bigquery_query(
         source.uris[0][len("bq://") :], {"default_output_tokens": default_output_tokens}
     )
-    total = Usage(prompt=int(row.get("prompt") or 0), output=int(row.get("output") or 0))
+    total = Usage(
+        prompt=int(row.get("prompt") or 0),
+        output=int(row.get("output") or 0),
+        characters=int(row.get("characters") or 0),
+    )
     prices = table.lookup(model, backend)
     usd = None if prices is None else batch_cost(table, prices, {"standard": total})
     return Estimate(int(row.get("requests") or 0), {"standard": total}, usd, model)
 
 
 def request_usages(
-    source: BatchSource, reads: RequestReads, *, default_output_tokens: int = DEFAULT_OUTPUT_TOKENS
+    source: BatchSource,
+    reads: RequestReads,
+    *,
+    default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+    task: JobTask = "generate",
 ) -> Iterable[Usage]:
     """The estimated usage of every request of an inline, gs:// or files/ source."""
     if source.kind == "inline":
-        return [estimate_request(r, default_output_tokens=default_output_tokens) for r in source.requests]
+        return [
+            estimate_request(r, default_output_tokens=default_output_tokens, task=task)
+            for r in source.requests
+        ]
     if source.kind == "gcs":
         if reads.gcs_lines is None:
             raise ValueError("a GCS client is needed to estimate a gs:// source")
-        return (u for uri in source.uris for u in _line_usages(reads.gcs_lines(uri), default_output_tokens))
+        return (
+            u for uri in source.uris for u in _line_usages(reads.gcs_lines(uri), default_output_tokens, task)
+        )
     if source.kind == "file":
         if reads.file_lines is None:
             raise ValueError("a genai client is needed to estimate a files/ source")
-        return _line_usages(reads.file_lines(source.uris[0]), default_output_tokens)
+        return _line_usages(reads.file_lines(source.uris[0]), default_output_tokens, task)
     raise ValueError(f"unknown source kind {source.kind!r}")
 
 
@@ -149,15 +179,35 @@ def budget_of(value: Any) -> float | None:
     return budget
 
 
-def refusal(estimated: Estimate, budget: float, table: PriceTable, backend: str) -> str | None:
+def money(usd: float) -> str:
+    """An amount for a message: 4 decimals, or 9 (nano-dollars, as the costs log) below a tenth of a cent."""
+    return f"{usd:.4f}" if usd >= 0.001 else f"{usd:.9f}"
+
+
+def refusal(
+    estimated: Estimate, budget: float, table: PriceTable, backend: str, task: JobTask = "generate"
+) -> str | None:
     """The message of a refused submission, or None when it may go (see :func:`costs.budget_verdict`)."""
     verdict = budget_verdict(estimated.usd, budget)
     if verdict in ("within", "no_budget"):
         return None
     tokens = estimated.tokens
-    how = (
-        "Raise max_estimated_cost (the operator argument, or the DAG run's max_estimated_cost Param), "
-        "or set maxOutputTokens in the requests to lower the output estimate"
+    how = "Raise max_estimated_cost (the operator argument, or the DAG run's max_estimated_cost Param)"
+    if task == "embed":
+        how += ", or embed fewer or shorter texts"
+        rule = "input estimated as the embedded text's characters / 4, no output for an embedding"
+    else:
+        how += ", or set maxOutputTokens in the requests to lower the output estimate"
+        rule = (
+            f"input estimated as characters / {CHARS_PER_TOKEN}, output as each request's maxOutputTokens "
+            "or the default"
+        )
+    prices = table.lookup(estimated.model, backend)
+    retrieved = prices.retrieved if prices is not None else table.retrieved
+    billed = (
+        f", {tokens.characters:,} billable characters"
+        if prices is not None and prices.unit == "characters"
+        else ""
     )
     if verdict == "no_price":
         return (
@@ -167,11 +217,10 @@ def refusal(estimated: Estimate, budget: float, table: PriceTable, backend: str)
             f"{PRICES_VARIABLE} or the prices argument, or unset max_estimated_cost."
         )
     return (
-        f"Not submitting the batch job: its estimated cost {estimated.usd:.4f} {table.currency} is above "
+        f"Not submitting the batch job: its estimated cost {money(estimated.usd)} {table.currency} is above "
         f"max_estimated_cost={budget} ({estimated.requests:,} request(s), about {tokens.prompt:,} input and "
-        f"{tokens.output:,} output tokens at batch prices of {estimated.model} retrieved {table.retrieved}; "
-        f"input estimated as characters / {CHARS_PER_TOKEN}, output as each request's maxOutputTokens or "
-        f"the default). No job was created. {how}."
+        f"{tokens.output:,} output tokens{billed} at batch prices of {estimated.model} retrieved "
+        f"{retrieved}; {rule}). No job was created. {how}."
     )
 
 
@@ -185,6 +234,7 @@ def check_budget(
     reads: RequestReads,
     default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
     log: Any = None,
+    task: JobTask = "generate",
 ) -> Estimate | None:
     """Estimate a new job's cost and raise :class:`GeminiBatchBudgetExceeded` above ``budget``.
 
@@ -193,9 +243,15 @@ def check_budget(
     if budget is None:
         return None
     estimated = estimate_source(
-        source, reads, table=table, model=model, backend=backend, default_output_tokens=default_output_tokens
+        source,
+        reads,
+        table=table,
+        model=model,
+        backend=backend,
+        default_output_tokens=default_output_tokens,
+        task=task,
     )
-    message = refusal(estimated, budget, table, backend)
+    message = refusal(estimated, budget, table, backend, task)
     if message:
         raise GeminiBatchBudgetExceeded(message)
     if log is not None:

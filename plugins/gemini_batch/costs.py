@@ -11,6 +11,10 @@ Invariants:
   (the table may price them apart). From ``usageMetadata``: ``thoughtsTokenCount`` when given,
   else ``totalTokenCount - promptTokenCount - candidatesTokenCount`` (never below 0).
 - An unknown model has no price: its cost is None, never 0.
+- A model is priced per token (the default) or per billable character (``unit: characters``:
+  Vertex AI's text-embedding-00x, billed per UTF-8 code point without white space,
+  :func:`billable_characters`); a character-priced model's input price applies to
+  ``Usage.characters``, never to tokens. A model's entry may set its own ``batch_discount``.
 
 The estimate before submit (:func:`estimate_request`) is character based, one rule for every
 source kind: input tokens = ceil(characters of the request's compact JSON / 4). The JSON's
@@ -20,6 +24,10 @@ for scripts the tokenizer counts about one token per character (Chinese, Japanes
 may under-count by up to 4x. Output tokens = the request's ``maxOutputTokens`` when it sets one
 (an upper bound: thinking is counted inside it), else ``default_output_tokens`` per request (an
 assumption, not a bound: raise it for long answers or thinking models).
+
+An embedding request (``task="embed"``) is estimated from the text it embeds only (its
+``content``: a string, or the ``text`` of its parts), not its JSON: input tokens = ceil(characters
+/ 4), billable characters counted exactly, output tokens 0 (an embedding has none).
 """
 
 from __future__ import annotations
@@ -32,11 +40,15 @@ from importlib import resources
 from typing import Any, Literal
 
 from gemini_batch.backends import Backend
+from gemini_batch.job_task import JobTask
 
 #: The price tier of one request: its prompt is at most, or above, the model's long-context threshold.
 Tier = Literal["standard", "long"]
 #: What a submission is, against its budget.
 Verdict = Literal["no_budget", "within", "over", "no_price"]
+#: What a model's input price is per: tokens, or billable characters (code points without white space).
+Unit = Literal["tokens", "characters"]
+UNITS: tuple[Unit, ...] = ("tokens", "characters")
 
 #: Characters per token of the estimate before submit (see the module docstring).
 CHARS_PER_TOKEN = 4
@@ -48,14 +60,21 @@ PRICES_VARIABLE = "gemini_batch_prices"
 
 @dataclass(frozen=True)
 class Usage:
-    """Token counts by kind (of one request, or summed over many in one price tier)."""
+    """Token counts by kind (of one request, or summed over many in one price tier), and the
+    input's billable characters (what a character-priced model bills; 0 where not counted)."""
 
     prompt: int = 0
     output: int = 0
     thinking: int = 0
+    characters: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(self.prompt + other.prompt, self.output + other.output, self.thinking + other.thinking)
+        return Usage(
+            self.prompt + other.prompt,
+            self.output + other.output,
+            self.thinking + other.thinking,
+            self.characters + other.characters,
+        )
 
     @property
     def total(self) -> int:
@@ -101,12 +120,18 @@ class ModelPrices:
     """The prices of one model on one backend.
 
     :param long_above: prompts above this many tokens are billed at ``long`` (None: one tier).
+    :param unit: what the input price is per: tokens, or billable characters.
+    :param batch_discount: this model's own batch discount (None: the table's).
+    :param retrieved: when its prices were read from their source (the entry's, else the table's).
     """
 
     model: str
     standard: Rates
     long: Rates | None = None
     long_above: int | None = None
+    unit: Unit = "tokens"
+    batch_discount: float | None = None
+    retrieved: str = ""
 
     def rates(self, tier: Tier) -> Rates:
         return self.long if tier == "long" and self.long is not None else self.standard
@@ -132,15 +157,20 @@ class PriceTable:
                 models[model] = {}
                 for backend, prices in backends.items():
                     long = prices.get("long_context")
+                    unit = prices.get("unit", "tokens")
+                    if unit not in UNITS:
+                        raise ValueError(f"{model} on {backend}: unit must be one of {UNITS}, got {unit!r}")
+                    own = prices.get("batch_discount")
                     models[model][backend] = ModelPrices(
                         model=model,
                         standard=Rates.from_mapping(prices),
                         long=Rates.from_mapping(long) if long else None,
                         long_above=int(long["above_prompt_tokens"]) if long else None,
+                        unit=unit,
+                        batch_discount=None if own is None else _discount(own),
+                        retrieved=str(prices.get("retrieved", data.get("retrieved", ""))),
                     )
-            discount = float(data["batch_discount"])
-            if not 0 <= discount < 1:
-                raise ValueError(f"batch_discount must be in [0, 1), got {discount}")
+            discount = _discount(data["batch_discount"])
             return cls(
                 source=str(data.get("source", "")),
                 retrieved=str(data.get("retrieved", "")),
@@ -166,6 +196,18 @@ class PriceTable:
             if prices is not None:
                 return prices
         return None
+
+
+def _discount(value: Any) -> float:
+    discount = float(value)
+    if not 0 <= discount < 1:
+        raise ValueError(f"batch_discount must be in [0, 1), got {discount}")
+    return discount
+
+
+def billable_characters(text: str) -> int:
+    """The characters Vertex AI bills of a text: UTF-8 code points, white space excluded."""
+    return sum(1 for char in text if not char.isspace())
 
 
 def model_id(model: str | None) -> str:
@@ -217,12 +259,16 @@ def tier_of(prices: ModelPrices, prompt_tokens: int) -> Tier:
 
 
 def batch_cost(table: PriceTable, prices: ModelPrices, usage: Mapping[Tier, Usage]) -> float:
-    """USD of ``usage`` (token sums per tier) at batch prices: standard price x (1 - batch_discount)."""
+    """USD of ``usage`` (sums per tier) at batch prices: standard price x (1 - batch_discount), the
+    model's own discount when it has one; the input is its tokens, or its billable characters when
+    the model is priced per character."""
     total = 0.0
     for tier, tokens in usage.items():
         rates = prices.rates(tier)
-        total += tokens.prompt * rates.input + tokens.output * rates.output + tokens.thinking * rates.thinking
-    return total * (1 - table.batch_discount) / table.per_tokens
+        billed_input = tokens.characters if prices.unit == "characters" else tokens.prompt
+        total += billed_input * rates.input + tokens.output * rates.output + tokens.thinking * rates.thinking
+    discount = table.batch_discount if prices.batch_discount is None else prices.batch_discount
+    return total * (1 - discount) / table.per_tokens
 
 
 def by_tier(prices: ModelPrices, requests: Iterable[Usage]) -> dict[Tier, Usage]:
@@ -262,7 +308,7 @@ def cost_of(
     prices = table.lookup(model, backend)
     if prices is None:
         return Cost(tokens, None, model_id(model) or None)
-    return Cost(tokens, batch_cost(table, prices, usage), model_id(model), prices.model, table.retrieved)
+    return Cost(tokens, batch_cost(table, prices, usage), model_id(model), prices.model, prices.retrieved)
 
 
 # --- the estimate before submit -------------------------------------------------------------------
@@ -286,13 +332,42 @@ def max_output_tokens(request: Mapping[str, Any]) -> int | None:
     return None
 
 
+def embedded_text(request: Any) -> str:
+    """The text an embedding request embeds: its ``content`` when a string, else the ``text`` of
+    its parts, joined (a Vertex instance ``{"content": ...}``, a Gemini API
+    ``{"content": {"parts": [{"text": ...}]}}``, an inline content or a bare string)."""
+    if isinstance(request, str):
+        return request
+    if isinstance(request, Mapping):
+        texts = [request["text"]] if isinstance(request.get("text"), str) else []
+        for key in ("content", "contents", "parts", "request"):
+            if key in request:
+                texts.append(embedded_text(request[key]))
+        return "".join(texts)
+    if isinstance(request, (list, tuple)):
+        return "".join(embedded_text(item) for item in request)
+    return ""
+
+
+def estimate_embedding(request: Any) -> Usage:
+    """The estimated usage of one embedding request (see the module docstring): no output tokens."""
+    text = embedded_text(request)
+    return Usage(prompt=math.ceil(len(text) / CHARS_PER_TOKEN), characters=billable_characters(text))
+
+
 def estimate_request(
-    request: Mapping[str, Any] | str, *, default_output_tokens: int = DEFAULT_OUTPUT_TOKENS
+    request: Mapping[str, Any] | str,
+    *,
+    default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+    task: JobTask = "generate",
 ) -> Usage:
     """The estimated usage of one request, before submit (the rule of the module docstring).
 
     :param request: the request as submitted (a dict, or its JSON text: a JSONL line, a BigQuery cell).
+    :param task: ``embed``: an embedding request (:func:`estimate_embedding`).
     """
+    if task == "embed":
+        return estimate_embedding(_parsed(request) if isinstance(request, str) else request)
     if isinstance(request, str):
         text = request
         try:
@@ -332,6 +407,14 @@ def estimate(table: PriceTable, model: str, backend: Backend | str, requests: It
     return Estimate(len(items), usage, batch_cost(table, prices, usage), model)
 
 
+def _parsed(text: str) -> Any:
+    """A JSON text parsed, or the text itself when it is not JSON (a bare string to embed)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def budget_verdict(estimated_usd: float | None, budget: float | None) -> Verdict:
     """Whether a submission may go: no budget set, within it, over it, or no price to check it by."""
     if budget is None:
@@ -353,7 +436,12 @@ __all__ = [
     "Tier",
     "Usage",
     "Verdict",
+    "UNITS",
+    "Unit",
     "batch_cost",
+    "billable_characters",
+    "embedded_text",
+    "estimate_embedding",
     "budget_verdict",
     "by_tier",
     "cost_of",

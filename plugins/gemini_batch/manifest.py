@@ -152,6 +152,12 @@ def _estimated_cost(
     return cost_of(prices, model, backend, by_tier(model_prices, usages)).as_dict()["usd"]
 
 
+def _prices_retrieved(prices: PriceTable, model: str | None, backend: Backend) -> str | None:
+    """When the model's prices were read from their source."""
+    model_prices = prices.lookup(model, backend)
+    return model_prices.retrieved if model_prices is not None else None
+
+
 @dataclass(frozen=True)
 class BatchManifest:
     """The manifest (see docs/design.md). Build it with :func:`build_manifest`; hand on :meth:`as_dict`."""
@@ -257,7 +263,7 @@ def build_manifest(
         counts=counts.as_dict() if counts else None,
         tokens=token_counts(usages),
         estimated_cost_usd=cost,
-        prices_retrieved=table_of_prices.retrieved if cost is not None else None,
+        prices_retrieved=_prices_retrieved(table_of_prices, job_model, backend) if cost is not None else None,
         create_time=_iso(getattr(job, "create_time", None)),
         start_time=_iso(getattr(job, "start_time", None)),
         end_time=_iso(getattr(job, "end_time", None)),

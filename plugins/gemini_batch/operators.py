@@ -139,7 +139,8 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
     :param max_estimated_cost: Optional. Budget of a new job in the price table's currency (USD), at
         batch prices. Before a new submission (never before a re-attach) the job's cost is estimated
         (budget.py, costs.py: input tokens = characters of each request's JSON / 4; output tokens =
-        each request's ``maxOutputTokens``, else ``default_output_tokens``); above the budget, or
+        each request's ``maxOutputTokens``, else ``default_output_tokens``; an embedding job: the
+        text embedded / 4 and its billable characters, no output); above the budget, or
         without a price for the model, the task fails before any job (not retried). Templated;
         None (default): no estimate, nothing read.
     :param default_output_tokens: Optional. Output tokens (thinking included) assumed per request
@@ -386,13 +387,15 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
                 backend=plan.backend,
                 budget=budget,
                 table=self._price_table(),
-                reads=self._request_reads(hook),
+                reads=self._request_reads(hook, plan.task),
                 default_output_tokens=self.default_output_tokens,
                 log=self.log,
+                task=plan.task,
             )
 
-    def _request_reads(self, hook: GeminiBatchHook) -> RequestReads:
-        """How the budget guard reads the requests: this task's BigQuery, GCS and genai clients."""
+    def _request_reads(self, hook: GeminiBatchHook, task: JobTask = "generate") -> RequestReads:
+        """How the budget guard reads the requests (an embedding job's: the text they embed): this
+        task's BigQuery, GCS and genai clients."""
         project = hook.settings.project
 
         def bigquery_query(table: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -400,7 +403,7 @@ class GeminiBatchCreateJobOperator(GeminiBatchBaseOperator):
 
             client = self._bigquery_client(project)
             columns = {f.name: f.field_type for f in client.get_table(table).schema}
-            sql = bigquery_estimate_sql(table, columns.get("request", "STRING"))
+            sql = bigquery_estimate_sql(table, columns.get("request", "STRING"), task)
             config = bigquery.QueryJobConfig(
                 query_parameters=[bigquery.ScalarQueryParameter(k, "INT64", v) for k, v in params.items()]
             )

@@ -110,18 +110,21 @@ def test_pipelines_pass_their_budget_param_to_the_job_task(dagbag: Any, dag_id: 
     assert partial["max_estimated_cost"] == "{{ params.get('max_estimated_cost') }}"
 
 
-def test_the_embeddings_dag_embeds_with_a_deferrable_job_task_and_produces_the_embeddings_asset(
+def test_the_embeddings_dag_embeds_with_a_deferrable_job_task_and_produces_the_embeddings_and_costs_assets(
     dagbag: Any,
 ) -> None:
     from gemini_batch.job_task import task_of
-    from gemini_batch.pipeline.dag_config import EMBEDDINGS_ASSET
+    from gemini_batch.pipeline.dag_config import COSTS_ASSET, EMBEDDINGS_ASSET
 
     dag = dagbag.dags["gemini_batch_embeddings"]
     run_job = dag.get_task("run_job")
     assert run_job.partial_kwargs["deferrable"] is True
     assert run_job.partial_kwargs["max_estimated_cost"] == "{{ params.get('max_estimated_cost') }}"
     assert task_of(dag.params["model"]) == "embed"
-    assert [outlet.name for outlet in dag.get_task("load_embeddings").outlets] == [EMBEDDINGS_ASSET.name]
+    assert [outlet.name for outlet in dag.get_task("load_embeddings").outlets] == [
+        EMBEDDINGS_ASSET.name,
+        COSTS_ASSET.name,
+    ]
 
 
 def test_daily_pipelines_use_day_intervals_fit_for_backfills(dagbag: Any) -> None:
@@ -130,11 +133,41 @@ def test_daily_pipelines_use_day_intervals_fit_for_backfills(dagbag: Any) -> Non
         assert type(timetable).__name__ == "CronDataIntervalTimetable", dag_id
 
 
-def test_summary_dag_is_scheduled_on_the_results_asset(dagbag: Any) -> None:
-    from gemini_batch.pipeline.dag_config import RESULTS_ASSET
+def test_summary_dag_is_scheduled_on_the_results_or_the_costs_asset(dagbag: Any) -> None:
+    from gemini_batch.pipeline.dag_config import COSTS_ASSET, RESULTS_ASSET
 
     dag = dagbag.dags["gemini_batch_results_summary"]
-    assert list(dag.timetable.asset_condition.objects) == [RESULTS_ASSET]
+    condition = dag.timetable.asset_condition
+    assert type(condition).__name__ == "AssetAny"  # either one: an embeddings load emits only costs
+    assert list(condition.objects) == [RESULTS_ASSET, COSTS_ASSET]
+
+
+def _event(day: str) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(extra={"logical_date": day})
+
+
+@pytest.mark.parametrize(
+    ("events", "results_days", "costs_days"),
+    [
+        ({}, None, None),  # a manual run: every day of both
+        ({"results": ["2026-01-02", "2026-01-01"], "costs": ["2026-01-02"]}, ["2026-01-01", "2026-01-02"],
+         ["2026-01-02"]),
+        ({"costs": ["2026-05-01"]}, [], ["2026-05-01"]),  # an embeddings load: its costs only
+    ],
+)  # fmt: skip
+def test_the_summary_summarizes_the_days_each_assets_events_name(
+    events: dict, results_days: Any, costs_days: Any
+) -> None:
+    from gemini_batch_results_summary import event_days
+
+    from gemini_batch.pipeline.dag_config import COSTS_ASSET, RESULTS_ASSET
+
+    assets = {"results": RESULTS_ASSET, "costs": COSTS_ASSET}
+    triggering = {assets[name]: [_event(day) for day in days] for name, days in events.items()}
+    assert event_days(triggering, RESULTS_ASSET) == results_days
+    assert event_days(triggering, COSTS_ASSET) == costs_days
 
 
 def test_adhoc_form_has_the_documented_fields(dagbag: Any) -> None:
@@ -147,7 +180,7 @@ def test_adhoc_form_has_the_documented_fields(dagbag: Any) -> None:
     ("dag_id", "paused"),
     [
         ("gemini_batch_adhoc", False),  # manual only: the form works at once
-        ("gemini_batch_results_summary", False),  # runs only on the results Asset
+        ("gemini_batch_results_summary", False),  # runs only on the results and costs Assets
         ("gemini_batch_bigquery", True),  # scheduled: the user decides when it starts
         ("gemini_batch_gcs", True),
         ("gemini_batch_embeddings", True),

@@ -171,3 +171,70 @@ def test_the_operators_prices_override_the_table(gemini, sleeps):
 def test_a_bad_budget_fails_at_parse_time():
     with pytest.raises(GeminiBatchConfigError):
         op(max_estimated_cost="ten dollars")
+
+
+def test_an_embedding_source_is_estimated_from_its_texts_with_no_output():
+    # 3 documents of 40 characters with 8 spaces each: 10 tokens and 32 billable characters each
+    text = "word " * 8
+    inline = estimate_source(
+        parse_source([{"contents": [{"parts": [{"text": text}]}]}] * 3, task="embed"),
+        reads(),
+        table=TABLE,
+        model="gemini-embedding-001",
+        backend="gemini_api",
+        task="embed",
+    )
+    assert inline.tokens == Usage(prompt=30, characters=96)
+    # token priced: 30 tokens x 0.15 per 1M, half
+    assert inline.usd == pytest.approx(30 * 0.15 / 2 / 1e6)
+    lines = [json.dumps({"content": text})] * 2
+    gcs = estimate_source(
+        parse_source("gs://bkt/docs.jsonl"),
+        reads(gcs_lines=lambda uri: lines),
+        table=TABLE,
+        model="text-embedding-005",
+        backend="vertex",
+        task="embed",
+    )
+    assert gcs.tokens == Usage(prompt=20, characters=64)
+    # character priced: 64 characters x 0.025 per 1M, 20% off
+    assert gcs.usd == pytest.approx(64 * 0.025 * 0.8 / 1e6)
+
+
+def test_an_embedding_table_is_summed_from_its_content_column():
+    sql = bigquery_estimate_sql("p.d.t", "STRING", "embed")
+    assert "LENGTH(COALESCE(`content`, '')) / 4" in sql and "0 AS output" in sql
+    assert "REGEXP_REPLACE(COALESCE(`content`, ''), r'\\s', '')" in sql and "`request`" not in sql
+    est = estimate_source(
+        parse_source("bq://p.d.t"),
+        reads(
+            bigquery_query=lambda table, params: {"requests": 2, "prompt": 50, "output": 0, "characters": 180}
+        ),
+        table=TABLE,
+        model="text-embedding-005",
+        backend="vertex",
+        task="embed",
+    )
+    assert (est.requests, est.tokens) == (2, Usage(prompt=50, characters=180))
+    assert est.usd == pytest.approx(180 * 0.025 * 0.8 / 1e6)
+
+
+def test_an_embedding_refusal_names_characters_and_no_output_advice():
+    from gemini_batch.budget import GeminiBatchBudgetExceeded
+
+    with pytest.raises(GeminiBatchBudgetExceeded) as refused:
+        check_budget(
+            parse_source("gs://bkt/docs.jsonl"),
+            model="text-embedding-005",
+            backend="vertex",
+            budget=0.0,
+            table=TABLE,
+            reads=reads(gcs_lines=lambda uri: [json.dumps({"content": "x" * 400})]),
+            task="embed",
+        )
+    message = str(refused.value)
+    # 400 x 0.025 per 1M, 20% off: 0.000008 USD, in nano-dollars (4 decimals would say 0.0000)
+    assert "its estimated cost 0.000008000 USD is above max_estimated_cost=0.0 " in message
+    assert "about 100 input and 0 output tokens, 400 billable characters at batch prices" in message
+    assert "of text-embedding-005 retrieved 2026-12-06;" in message
+    assert "no output for an embedding" in message and "maxOutputTokens" not in message

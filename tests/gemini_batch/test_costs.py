@@ -222,3 +222,80 @@ def test_budget_verdict(usd, budget, verdict):
 
 def test_model_id():
     assert model_id(" publishers/google/models/gemini-2.5-pro ") == "gemini-2.5-pro"
+
+
+# --- embedding models -----------------------------------------------------------------------------
+
+
+def test_embedding_models_are_priced_with_their_own_unit_discount_and_source():
+    text = TABLE.lookup("text-embedding-005", "vertex")
+    assert (text.unit, text.standard.input, text.standard.output, text.batch_discount) == (
+        "characters", 0.025, 0.0, 0.2,
+    )  # fmt: skip
+    gemini = TABLE.lookup("models/gemini-embedding-001", "gemini_api")
+    assert (gemini.unit, gemini.standard.input, gemini.standard.output, gemini.batch_discount) == (
+        "tokens", 0.15, 0.0, None,
+    )  # fmt: skip
+    assert TABLE.lookup("gemini-embedding-001", "vertex").batch_discount == 0.0  # no batch price found
+    # each entry's own retrieval date, else the table's
+    assert (text.retrieved, TABLE.lookup("gemini-2.5-flash", "vertex").retrieved) == (
+        "2026-12-06",
+        "2026-03-01",
+    )
+    assert (
+        cost_of(TABLE, "text-embedding-005", "vertex", {"standard": Usage()}).prices_retrieved == "2026-12-06"
+    )
+    assert TABLE.lookup("text-embedding-005", "gemini_api") is None
+    for model, backends in shipped_prices()["models"].items():
+        if "embedding" in model:
+            assert all(entry["source"].startswith("https://") for entry in backends.values()), model
+
+
+@pytest.mark.parametrize(
+    ("model", "backend", "usage", "usd"),
+    [
+        # 1M billable characters x 0.025 per 1M, 20% off: 0.02; its 250k tokens are not billed
+        ("text-embedding-005", "vertex", Usage(prompt=250_000, characters=1_000_000), 0.02),
+        ("text-embedding-005", "vertex", Usage(prompt=250_000), 0.0),  # characters not counted: nothing
+        # 1M tokens x 0.15, half: 0.075 (the Gemini API's batch price); characters are not billed
+        ("gemini-embedding-001", "gemini_api", Usage(prompt=1_000_000, characters=9_999), 0.075),
+        # Vertex AI: the online price, no discount
+        ("gemini-embedding-001", "vertex", Usage(prompt=1_000_000), 0.15),
+    ],
+)
+def test_embedding_batch_cost_bills_the_models_unit(model, backend, usage, usd):
+    assert batch_cost(TABLE, TABLE.lookup(model, backend), {"standard": usage}) == pytest.approx(usd)
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ({"models": {"m": {"vertex": {"input": 1, "output": 0, "unit": "words"}}}}, "unit must be one of"),
+        ({"models": {"m": {"vertex": {"input": 1, "output": 0, "batch_discount": 1}}}}, r"\[0, 1\)"),
+    ],
+)
+def test_a_bad_unit_or_model_discount_is_a_value_error(override, match):
+    with pytest.raises(ValueError, match=match):
+        load_prices(override)
+
+
+@pytest.mark.parametrize(
+    ("request_", "usage"),
+    [
+        # 10 characters, 7 without white space -> ceil(10 / 4) = 3 tokens, no output
+        ({"content": "ab cd\tef g"}, Usage(prompt=3, characters=7)),
+        ('{"content": "ab cd\\tef g"}', Usage(prompt=3, characters=7)),  # a JSONL line or a cell
+        ("ab cd\tef g", Usage(prompt=3, characters=7)),  # a bare text (inline)
+        # a Gemini API request: the parts' text, not the JSON around it
+        ({"content": {"parts": [{"text": "abcd"}, {"text": "ef"}]}}, Usage(prompt=2, characters=6)),
+        ({"request": {"content": {"parts": [{"text": "x" * 9}]}}}, Usage(prompt=3, characters=9)),
+    ],
+)
+def test_an_embedding_request_is_estimated_from_its_text_with_no_output(request_, usage):
+    assert estimate_request(request_, task="embed", default_output_tokens=999) == usage
+
+
+def test_billable_characters_are_code_points_without_white_space():
+    from gemini_batch.costs import billable_characters
+
+    assert billable_characters("héllo wörld\n日本") == 12

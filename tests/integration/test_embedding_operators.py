@@ -97,3 +97,30 @@ def test_a_files_source_embeds_into_a_results_file_that_loads_into_the_embedding
         row = rows[line["key"]]
         assert list(row["embedding"]) == embedding_values(MODEL, text)
         assert (row["dimension"], row["token_count"], row["model"]) == (3072, math.ceil(len(text) / 4), MODEL)
+
+
+def test_an_inline_embeddings_job_is_priced_and_budgeted_by_its_texts(run_dag, stack_admin, capfd, caplog):
+    """gemini-embedding-001 on the Gemini API, by hand from prices.json: 0.15 USD per 1M input
+    tokens, half in batch; an embedding has no output tokens, so the estimate is its texts' / 4."""
+    src = [{"contents": [{"parts": [{"text": text}]}]} for text in TEXTS]
+    tokens = sum(math.ceil(len(text) / 4) for text in TEXTS)
+    usd = tokens * 0.15 / 2 / 1e6
+    jobs_before = len(jobs_of(stack_admin))  # the stack is shared by the session's tests
+
+    refused = run_dag(build_dag(src=src, model=MODEL, deferrable=False, max_estimated_cost=usd / 2))
+
+    assert states(refused)["batch"] == "failed"
+    assert len(jobs_of(stack_admin)) == jobs_before  # no job was created
+    logs = capfd.readouterr().out + caplog.text
+    assert (
+        f"its estimated cost {usd:.9f} USD is above max_estimated_cost={usd / 2} (3 request(s), about "
+        f"{tokens} input and 0 output tokens at batch prices of {MODEL} retrieved 2026-12-06;"
+    ) in logs, logs[-3000:]
+
+    dag_run = run_dag(build_dag(src=src, model=MODEL, deferrable=False, max_estimated_cost=usd))
+
+    assert dag_run.state == "success", states(dag_run)
+    manifest = manifest_of(dag_run)
+    assert manifest["tokens"] == {"prompt": tokens, "candidates": 0, "thoughts": 0, "total": tokens}
+    assert manifest["estimated_cost_usd"] == pytest.approx(usd, abs=1e-15)
+    assert manifest["prices_retrieved"] == "2026-12-06"

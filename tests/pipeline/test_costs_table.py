@@ -17,6 +17,7 @@ from google.cloud import bigquery
 
 from gemini_batch.costs import Usage, load_prices
 from gemini_batch.pipeline.costs_table import (
+    COSTS_SCHEMA,
     COSTS_SUMMARY_TABLE,
     COSTS_TABLE,
     JobCost,
@@ -404,3 +405,106 @@ def test_the_summary_logs_its_days_and_table(bq: DuckBigQuery, caplog: pytest.Lo
     assert caplog.messages[-1] == (
         "summarized the costs of 1 day(s) into bq://proj.ds.costs_daily_summary: ['2026-01-01']"
     )
+
+
+# --- embeddings loads -----------------------------------------------------------------------------
+
+EMBEDDINGS = TableRef("proj", "ds", "embeddings")
+DOCUMENTS = TableRef("proj", "ds", "documents_20260101_abc")
+TEXT_JOB = {
+    "job_name": "jobs/embed",
+    "backend": "vertex",
+    "model": "publishers/google/models/text-embedding-005",
+    "task": "embed",
+    "source": f"bq://{DOCUMENTS.project}.{DOCUMENTS.dataset}.{DOCUMENTS.table}",
+}
+GEMINI_EMBED_JOB = {"job_name": "batches/e1", "backend": "gemini_api", "model": "models/gemini-embedding-001",
+                    "task": "embed", "source": "files/docs"}  # fmt: skip
+
+
+@pytest.fixture
+def embedded() -> DuckBigQuery:
+    from gemini_batch.pipeline.results import EMBEDDINGS_SCHEMA
+
+    duck = DuckBigQuery()
+    fields = [bigquery.SchemaField(name, kind) for name, kind, *_ in EMBEDDINGS_SCHEMA]
+    duck.create_table(bigquery.Table(EMBEDDINGS.api_repr, schema=fields))
+    duck.create_table(
+        bigquery.Table(
+            DOCUMENTS.api_repr,
+            schema=[bigquery.SchemaField("key", "STRING"), bigquery.SchemaField("content", "STRING")],
+        )
+    )
+    duck.insert(
+        DOCUMENTS.uri,
+        [
+            {"key": "1", "content": "a cat sat"},  # 7 billable characters
+            {"key": "2", "content": " dogs\trun\n"},  # 7
+            {"key": "3", "content": "never embedded"},  # no vector: not billed
+        ],
+    )
+
+    def vector(job: str, key: str, tokens: int, day: dt.date = DAY) -> dict:
+        return {
+            "key": key,
+            "logical_date": day,
+            "job_name": job,
+            "token_count": tokens,
+            "status": "succeeded",
+        }
+
+    duck.insert(
+        EMBEDDINGS.uri,
+        [
+            vector("jobs/embed", "1", 3),
+            vector("jobs/embed", "2", 3),
+            vector("jobs/embed", "1", 99, day=dt.date(2026, 1, 2)),  # another day
+            vector("batches/e1", "x", 1_000),
+            vector("batches/e1", "y", 500),
+        ],
+    )
+    return duck
+
+
+def test_an_embeddings_load_bills_characters_or_tokens_with_no_output(embedded: DuckBigQuery) -> None:
+    load = record_costs(
+        embedded, [TEXT_JOB, GEMINI_EMBED_JOB], results=EMBEDDINGS, costs=COSTS, logical_date=DAY,
+        prices=PRICES, run=RUN,
+    )  # fmt: skip
+
+    rows = costs_rows(embedded)
+    text, gemini = rows["jobs/embed"], rows["batches/e1"]
+    columns = (
+        "requests",
+        "prompt_tokens",
+        "output_tokens",
+        "thinking_tokens",
+        "total_tokens",
+        "billable_characters",
+    )
+    assert tuple(text[c] for c in columns) == (2, 6, 0, 0, 6, 14)
+    # text-embedding-005 bills characters: 14 x 0.025 per 1M, 20% off (its tokens are not billed)
+    assert text["estimated_cost_usd"] == pytest.approx(14 * 0.025 * 0.8 / 1e6, abs=1e-15)
+    assert (text["model"], text["tokens_from"]) == ("text-embedding-005", "results")
+    # gemini-embedding-001 on the Gemini API bills tokens: 1,500 x 0.15 per 1M, half
+    assert tuple(gemini[c] for c in columns) == (2, 1_500, 0, 0, 1_500, 0)
+    assert gemini["estimated_cost_usd"] == pytest.approx(1_500 * 0.15 / 2 / 1e6, abs=1e-15)
+    assert load.usd == pytest.approx((14 * 0.025 * 0.8 + 1_500 * 0.075) / 1e6, abs=1e-15)
+
+    summarize_costs(embedded, costs=COSTS, summary=SUMMARY, days=None, sql_path=str(SUMMARY_SQL))
+    got = {
+        row["model"]: (row["jobs"], row["requests"], row["total_tokens"], row["billable_characters"])
+        for row in embedded.rows(SUMMARY.uri, order_by="model")
+    }
+    assert got == {"gemini-embedding-001": (1, 2, 1_500, 0), "text-embedding-005": (1, 2, 6, 14)}
+
+
+def test_an_existing_costs_table_gets_the_billable_characters_column(bq: DuckBigQuery) -> None:
+    old = [
+        bigquery.SchemaField(name, kind) for name, kind, _ in COSTS_SCHEMA if name != "billable_characters"
+    ]
+    bq.create_table(bigquery.Table(COSTS.api_repr, schema=old))
+
+    record(bq, FLASH_JOB)
+
+    assert costs_rows(bq)["jobs/flash"]["billable_characters"] == 0

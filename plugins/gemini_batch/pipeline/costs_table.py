@@ -10,6 +10,12 @@ Invariants:
   the load's counts and the table agree to the digit; every other job (Vertex AI, Gemini API
   results files) is summed server-side from the results table's usage columns for its rows of the
   day (job_token_sums.sql: only sums come back), by price tier, and priced by gemini_batch.costs.
+- An embeddings load (its manifests' ``task`` is ``embed``) reads the same way from the
+  embeddings table: its rows' ``token_count`` (job_embedding_sums.sql; no output tokens, one
+  tier), and for a job whose input is a ``bq://`` table the billable characters of the
+  ``content`` it embedded (embedded_characters.sql: code points without white space), which is
+  what a character-priced model (Vertex AI text-embedding-00x) is billed by
+  (``billable_characters``; 0 where not counted).
 - Thinking tokens from the results table: ``total_tokens - prompt_tokens - output_tokens`` (the
   table keeps no thoughtsTokenCount; both services count thoughts in the total), never below 0.
 - An unknown model has a NULL cost, never 0; a load's cost is None when any of its jobs has none
@@ -43,6 +49,7 @@ __all__ = [
     "TokenSums",
     "ensure_costs_table",
     "job_cost",
+    "read_embedding_sums",
     "read_token_sums",
     "record_costs",
     "record_load_costs",
@@ -73,6 +80,7 @@ COSTS_SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("output_tokens", "INT64", "NULLABLE"),
     ("thinking_tokens", "INT64", "NULLABLE"),
     ("total_tokens", "INT64", "NULLABLE"),
+    ("billable_characters", "INT64", "NULLABLE"),
     ("estimated_cost_usd", "FLOAT64", "NULLABLE"),
     ("prices_retrieved", "STRING", "NULLABLE"),
     ("tokens_from", "STRING", "NULLABLE"),
@@ -89,6 +97,7 @@ COSTS_SUMMARY_SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("output_tokens", "INT64", "NULLABLE"),
     ("thinking_tokens", "INT64", "NULLABLE"),
     ("total_tokens", "INT64", "NULLABLE"),
+    ("billable_characters", "INT64", "NULLABLE"),
     ("estimated_cost_usd", "FLOAT64", "NULLABLE"),
     ("unpriced_jobs", "INT64", "NULLABLE"),
     ("updated_at", "TIMESTAMP", "NULLABLE"),
@@ -216,6 +225,42 @@ def read_token_sums(
     return sums
 
 
+def read_embedding_sums(
+    client: bigquery.Client,
+    manifests: Sequence[Mapping[str, Any]],
+    *,
+    embeddings: TableRef,
+    day: dt.date,
+) -> dict[str, TokenSums]:
+    """The embedded rows, tokens and billable characters of each embedding job's rows of ``day``
+    (job_embedding_sums.sql; embedded_characters.sql for a job whose input is a ``bq://`` table)."""
+    from gemini_batch.pipeline.refs import TableRef
+
+    sums: dict[str, TokenSums] = {}
+    for manifest in manifests:
+        name = str(manifest["job_name"])
+        row = sql.query_one(
+            client,
+            sql.render("job_embedding_sums.sql", embeddings=embeddings.sql),
+            job=name,
+            logical_date=day,
+        )
+        characters = 0
+        source = str(manifest.get("source") or "")
+        if source.startswith("bq://"):
+            documents = TableRef.parse(source)
+            counted = sql.query_one(
+                client,
+                sql.render("embedded_characters.sql", embeddings=embeddings.sql, documents=documents.sql),
+                job=name,
+                logical_date=day,
+            )
+            characters = int(counted["characters"] or 0)
+        usage = Usage(prompt=int(row["prompt"] or 0), characters=characters)
+        sums[name] = TokenSums(int(row["requests"] or 0), {"standard": usage})
+    return sums
+
+
 def token_sums(rows: Iterable[Mapping[str, Any]]) -> dict[str, TokenSums]:
     """job_token_sums.sql's rows (job_name, long_tier, requests, prompt, output, thinking) per job."""
     requests: dict[str, int] = {}
@@ -236,13 +281,16 @@ def _schema(spec: Sequence[tuple[str, str, str]]) -> list[Any]:
 
 
 def ensure_costs_table(client: bigquery.Client, ref: TableRef) -> None:
-    """Create the costs table (partitioned by day, clustered by job) if it does not exist."""
+    """Create the costs table (partitioned by day, clustered by job) if it does not exist; add the
+    columns a later version added (billable_characters) to one that does."""
     from google.cloud import bigquery
+
+    from gemini_batch.pipeline.results import add_nullable_columns
 
     table = bigquery.Table(ref.api_repr, schema=_schema(COSTS_SCHEMA))
     table.time_partitioning = bigquery.TimePartitioning(field="logical_date")
     table.clustering_fields = ["job_name"]
-    client.create_table(table, exists_ok=True)
+    add_nullable_columns(client, ref, client.create_table(table, exists_ok=True), COSTS_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -275,12 +323,19 @@ def record_costs(
     prices: PriceTable,
     run: RunIdentity | None = None,
 ) -> LoadCost:
-    """Write one costs row per job of a load (MERGE on the job), log the load's sums, return them."""
+    """Write one costs row per job of a load (MERGE on the job), log the load's sums, return them.
+
+    :param results: the load's answers table: the results, or for an embeddings load (manifests'
+        ``task`` ``embed``) the embeddings table.
+    """
     day = dt.date.fromisoformat(logical_date) if isinstance(logical_date, str) else logical_date
     run = run if run is not None else RunIdentity.current()
     jobs = [m for m in manifests if m and m.get("job_name")]
     ensure_costs_table(client, costs)
-    sums = read_token_sums(client, jobs, results=results, day=day, prices=prices)  # no job: no query
+    if any(m.get("task") == "embed" for m in jobs):
+        sums = read_embedding_sums(client, jobs, embeddings=results, day=day)
+    else:
+        sums = read_token_sums(client, jobs, results=results, day=day, prices=prices)  # no job: no query
     rows = tuple(job_cost(m, sums.get(str(m["job_name"]), TokenSums()), prices) for m in jobs)
     for job in rows:
         sql.run(
@@ -298,6 +353,7 @@ def record_costs(
             output_tokens=job.tokens.output,
             thinking_tokens=job.tokens.thinking,
             total_tokens=job.tokens.total,
+            billable_characters=job.tokens.characters,
             has_cost=job.usd is not None,
             estimated_cost_usd=float(job.usd or 0.0),
             prices_retrieved=job.prices_retrieved or "",
@@ -307,9 +363,10 @@ def record_costs(
     tokens = load.tokens
     log.info(
         "costs of %d job(s) for %s written to %s: tokens prompt=%d output=%d thinking=%d total=%d; "
-        "estimated cost %s USD at batch prices",
+        "estimated cost %s USD at batch prices%s",
         len(rows), day.isoformat(), costs.uri, tokens.prompt, tokens.output, tokens.thinking,
         tokens.total, "unknown (a model has no price)" if load.usd is None else f"{load.usd:.9f}",
+        f" ({tokens.characters} billable characters)" if tokens.characters else "",
     )  # fmt: skip
     return load
 
@@ -320,9 +377,14 @@ def record_load_costs(
     *,
     settings: PipelineSettings,
     logical_date: dt.date | str,
+    answers: TableRef | None = None,
 ) -> LoadCost:
-    """:func:`record_costs` as load_results runs it: the settings' tables, the shipped prices under
-    the Variable ``gemini_batch_prices``, the running task's identity."""
+    """:func:`record_costs` as the loads run it: the settings' tables, the shipped prices under
+    the Variable ``gemini_batch_prices``, the running task's identity.
+
+    :param answers: Optional. The load's answers table (default: the results; an embeddings load:
+        the embeddings table).
+    """
     from airflow.sdk import Variable
 
     from gemini_batch.costs import PRICES_VARIABLE, load_prices
@@ -330,7 +392,7 @@ def record_load_costs(
     return record_costs(
         client,
         manifests,
-        results=settings.results,
+        results=answers if answers is not None else settings.results,
         costs=settings.table(COSTS_TABLE),
         logical_date=logical_date,
         prices=load_prices(Variable.get(PRICES_VARIABLE, default=None)),
@@ -351,10 +413,13 @@ def summarize_costs(
     """
     from google.cloud import bigquery
 
+    from gemini_batch.pipeline.results import add_nullable_columns
+
     ensure_costs_table(client, costs)
-    client.create_table(
+    existing = client.create_table(
         bigquery.Table(summary.api_repr, schema=_schema(COSTS_SUMMARY_SCHEMA)), exists_ok=True
     )
+    add_nullable_columns(client, summary, existing, COSTS_SUMMARY_SCHEMA)
     if days is None:
         rows = sql.query_rows(
             client, f"SELECT DISTINCT CAST(logical_date AS STRING) AS day FROM {costs.sql} ORDER BY day"

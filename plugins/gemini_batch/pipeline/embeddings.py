@@ -7,6 +7,8 @@ Invariants:
   scope is the interval and that content (dag_config.work_scope), so a re-run of an unchanged day
   adopts its job; the load is the one loader (loader.py, an ``embed`` load) MERGEd on
   (key, logical_date) against the day's whole input.
+* Every load writes one ``costs`` row per job (costs_table.record_load_costs: tokens from the
+  embeddings table, billable characters from the input's ``content``) and emits the costs Asset.
 * Vectors and their failed rows have their own tables (:data:`EMBEDDINGS_TABLE`,
   :data:`EMBEDDING_ERRORS_TABLE`): a load deletes the day's rows of keys no longer in its input,
   which in the prompts pipelines' errors table would delete their rows of that day.
@@ -105,10 +107,13 @@ def load_embeddings(
     :param manifests: Required. The job task's return values (their ``task`` is ``embed``).
     :param table: Required. The day's input table (``bq://``, :func:`build_documents_table`).
     :param outlet_events: Optional. The task's ``outlet_events``: the embeddings Asset's event gets
-        ``{"table", "errors_table", "logical_date", "counts"}``.
-    :return: :meth:`LoadCounts.to_dict`.
+        ``{"table", "errors_table", "logical_date", "counts"}``, the costs Asset's ``{"table",
+        "logical_date", "tokens", "estimated_cost_usd"}``.
+    :return: :meth:`LoadCounts.to_dict` with ``tokens`` and ``estimated_cost_usd`` (at batch prices;
+        None when the model has no price).
     :raises ReconciliationError: A document key is in neither table, or in both.
     """
+    from gemini_batch.pipeline.costs_table import COSTS_TABLE, record_load_costs
     from gemini_batch.pipeline.loader import InputKeys, JobOutput, ResultsLoader
     from gemini_batch.pipeline.tasks import bigquery_client, storage_client
 
@@ -117,8 +122,9 @@ def load_embeddings(
         raise ValueError("no embedding job finished: nothing to load")
     day_keys = InputKeys.from_table(table, request_column=None)
     embeddings, errors = settings.table(EMBEDDINGS_TABLE), settings.table(EMBEDDING_ERRORS_TABLE)
+    bigquery = bigquery_client(gcp_conn_id, settings.project)
     counts = ResultsLoader(
-        bigquery_client=bigquery_client(gcp_conn_id, settings.project),
+        bigquery_client=bigquery,
         storage_client=storage_client(gcp_conn_id),
         staging_gcs=settings.gcs("staging"),
     ).load(
@@ -131,14 +137,22 @@ def load_embeddings(
         skip_loaded=True,
         record_missing=True,
     )
-    loaded = counts.to_dict()
+    load_cost = record_load_costs(
+        bigquery, finished, settings=settings, logical_date=counts.logical_date, answers=embeddings
+    )
+    loaded = {**counts.to_dict(), **load_cost.as_counts()}
     if outlet_events is not None:
-        from gemini_batch.pipeline.dag_config import EMBEDDINGS_ASSET
+        from gemini_batch.pipeline.dag_config import COSTS_ASSET, EMBEDDINGS_ASSET
 
         outlet_events[EMBEDDINGS_ASSET].extra = {
             "table": embeddings.uri,
             "errors_table": errors.uri,
             "logical_date": counts.logical_date,
             "counts": loaded,
+        }
+        outlet_events[COSTS_ASSET].extra = {
+            "table": settings.table(COSTS_TABLE).uri,
+            "logical_date": counts.logical_date,
+            **load_cost.as_counts(),
         }
     return loaded

@@ -23,6 +23,7 @@ __all__ = [
     "RESULTS_SCHEMA",
     "LoadCounts",
     "ReconciliationError",
+    "add_nullable_columns",
     "answer_columns",
     "ensure_results_tables",
     "results_schema",
@@ -164,9 +165,7 @@ def ensure_results_tables(
     ``results_spec`` is the answers table's schema (:func:`results_schema`: results or embeddings).
 
     A NULLABLE column an existing table lacks (one added by a later version, e.g. errors.round) is
-    added with ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``: DDL rather than a schema patch
-    because the local BigQuery emulator applies a patched schema to its metadata only, and
-    ``IF NOT EXISTS`` because it does not show an added column in the metadata it returns.
+    added (:func:`add_nullable_columns`).
 
     :raises ValueError: An existing table lacks a REQUIRED column the loader writes (names table
         and column).
@@ -180,17 +179,34 @@ def ensure_results_tables(
         table.time_partitioning = bigquery.TimePartitioning(field="logical_date")
         table.clustering_fields = ["key"]
         existing = client.create_table(table, exists_ok=True)
-        have = {field.name: field.field_type for field in existing.schema}
-        absent = [(name, kind, mode) for name, kind, mode, _ in spec if name not in have]
-        for name, kind, mode in absent:
-            if mode == "NULLABLE":
-                client.query(f"ALTER TABLE {ref.sql} ADD COLUMN IF NOT EXISTS {name} {kind}").result()
-        missing = [name for name, _, mode in absent if mode != "NULLABLE"]
+        missing = add_nullable_columns(
+            client, ref, existing, [(name, kind, mode) for name, kind, mode, _ in spec]
+        )
         if missing:
             raise ValueError(
                 f"{ref.uri} exists without column(s) {', '.join(missing)} that the loader writes; "
                 f"add them (ALTER TABLE ... ADD COLUMN) or point the loader at a new table"
             )
+
+
+def add_nullable_columns(
+    client: bigquery.Client, ref: TableRef, existing: Any, spec: Sequence[tuple[str, str, str]]
+) -> list[str]:
+    """Add to an existing table the NULLABLE columns of ``spec`` (name, type, mode) it lacks.
+
+    ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``: DDL rather than a schema patch because the local
+    BigQuery emulator applies a patched schema to its metadata only, and ``IF NOT EXISTS`` because
+    it does not show an added column in the metadata it returns.
+
+    :param existing: the table as ``create_table(..., exists_ok=True)`` returned it.
+    :return: the REQUIRED columns it lacks (they cannot be added: the caller says what to do).
+    """
+    have = {field.name for field in existing.schema}
+    absent = [(name, kind, mode) for name, kind, mode in spec if name not in have]
+    for name, kind, mode in absent:
+        if mode == "NULLABLE":
+            client.query(f"ALTER TABLE {ref.sql} ADD COLUMN IF NOT EXISTS {name} {kind}").result()
+    return [name for name, _, mode in absent if mode != "NULLABLE"]
 
 
 @dataclass(frozen=True)
