@@ -20,6 +20,13 @@ same window), peak RSS of the tree, and the terminal-to-event delay (the emulato
 ``end_time`` to the moment the task instance leaves ``deferred`` in the DB, sampled every
 0.5 s). The jobs are created first, held PENDING by the emulator (``queue_delay_s``) until
 every trigger has been running for a while, then end on their own. No figure is asserted.
+
+It also prints the start-up (from the insert of the N deferred tasks to every trigger having
+polled once) and how often the triggerer's supervisor found its trigger runner silent for
+``[triggerer] runner_health_check_threshold`` (30 s) and skipped its heartbeat: at N=10,000 the
+supervisor's one thread spends seconds in the metadata DB (assigning 50 triggers per loop,
+building their workloads, then writing one event per transaction) without reading the runner's
+log socket, and the runner's event loop blocks in a trigger's log write until it does.
 """
 
 from __future__ import annotations
@@ -47,7 +54,14 @@ DB_USER = DB_PASSWORD = DB_NAME = "airflow"
 #: The watchdog's sleep: a reported "blocked for X seconds" is X - this of lag.
 WATCHDOG_TICK_S = 0.1
 BLOCKED_LINE = re.compile(r"async thread was blocked for ([0-9.]+) seconds")
-POLL_LINE = re.compile(r'"GET /v1beta/batches/')
+POLL_LINE = re.compile(r'"GET /v1beta/(batches/[^ "?]+)')
+#: The supervisor's report of a silent trigger runner (it skips its heartbeat then).
+RUNNER_SILENT_LINE = re.compile(r"TriggerRunner subprocess event loop appears deadlocked")
+HEARTBEAT_GAP_LINE = re.compile(r"Heartbeat recovered after ([0-9.]+) seconds")
+#: Triggers per second the start-up budget assumes: 10,000 started at 46/s on this 2-core machine
+#: at load 2.4 (2026-12-06), and under 20/s when it was loaded harder; the jobs are held PENDING
+#: for the budget, so a budget too short ends the run with no figure.
+STARTUP_TRIGGERS_PER_S = 15
 
 DAG_FILE = textwrap.dedent(
     '''
@@ -111,11 +125,25 @@ class Figures:
     not_deferred_ok: int
     #: CPU seconds the same tree spends idle (no trigger) over a window as long as the measured one.
     idle_cpu_s: float
+    #: Seconds from the insert of the deferred tasks to every trigger having polled once.
+    startup_s: float
+    #: Times the supervisor found the runner silent for 30 s (and skipped its heartbeat), whole run.
+    runner_silences: int
+    #: The longest gap between two heartbeats of the triggerer job (s), whole run; 0 if none logged.
+    longest_heartbeat_gap_s: float
 
     def report(self) -> None:
         per = 1000 * self.cpu_s / self.polls if self.polls else float("nan")
         runner_per = 1000 * self.runner_cpu_s / self.polls if self.polls else float("nan")
         say(f"\n== real airflow triggerer (Postgres metadata DB): N={self.n:,}")
+        say(
+            f"  start-up           every trigger polled once {self.startup_s:6.0f} s after the insert"
+            f" ({self.n / self.startup_s:.0f} triggers/s)"
+        )
+        say(
+            f"  runner silent 30 s {self.runner_silences:,} times (supervisor skipped its heartbeat);"
+            f" longest heartbeat gap {self.longest_heartbeat_gap_s:.1f} s"
+        )
         say(
             f"  loop lag (triggerer's blocked-thread reports)  p50 {self.lag_p50_ms:7.1f} ms"
             f"   p99 {self.lag_p99_ms:7.1f} ms   max {self.lag_max_ms:7.1f} ms   ({self.ticks:,} ticks)"
@@ -336,9 +364,36 @@ def rss_mb(procs: list[psutil.Process]) -> float:
     return total / 2**20
 
 
-def count_polls(log: Path) -> int:
-    with log.open(errors="replace") as lines:
-        return sum(1 for line in lines if POLL_LINE.search(line))
+class AccessLog:
+    """The emulator's access log, read on from where the last read stopped: polls and jobs polled.
+
+    Re-reading the whole log every few seconds would cost the shared CPUs more as it grows
+    (10,000 triggers at 30 s polls write 330 lines a second).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.polls = 0
+        self.jobs_polled: set[str] = set()
+
+    def read(self) -> AccessLog:
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written is read next time
+        self.offset += len(complete)
+        for found in POLL_LINE.finditer(complete.decode(errors="replace")):
+            self.polls += 1
+            self.jobs_polled.add(found.group(1))
+        return self
+
+
+def runner_silences(log: Path) -> tuple[int, float]:
+    """(times the supervisor reported its runner silent, longest heartbeat gap in s) in the triggerer log."""
+    text = log.read_text(errors="replace")
+    gaps = [float(m.group(1)) for m in HEARTBEAT_GAP_LINE.finditer(text)]
+    return len(RUNNER_SILENT_LINE.findall(text)), max(gaps, default=0.0)
 
 
 def lags_ms(log: Path, start_offset: int, end_offset: int) -> list[float]:
@@ -391,33 +446,31 @@ def run_real(n: int, poll: float, hold: float) -> Figures:
         idle_cpu_per_s = idle_cpu(triggerer)
         say(f"  idle triggerer (no trigger): {idle_cpu_per_s:.3f} CPU s per second")
         # Held until every trigger has started and polled a few times, then each ends on its own.
-        setup_s = 60 + n / 25
+        setup_s = 60 + n / STARTUP_TRIGGERS_PER_S
         admin.set_faults(queue_delay_s=setup_s + hold)
         began = time.time()
         names = asyncio.run(create_jobs(emulator_url, n))
         say(f"  created {n:,} jobs in {time.time() - began:.0f} s (held PENDING {setup_s + hold:.0f} s)")
         began = time.time()
         defer_task_instances(env, names, poll)
-        say(f"  inserted {n:,} triggers and deferred task instances in {time.time() - began:.0f} s")
+        inserted = time.time()
+        say(f"  inserted {n:,} triggers and deferred task instances in {inserted - began:.0f} s")
         log = triggerer.log
         index_of = {name: i for i, name in enumerate(names)}
-        polls_seen: set[str] = set()
+        access = AccessLog(emulator_log)
 
         def all_polled() -> bool:
             if not triggerer.alive():
                 raise RuntimeError("triggerer exited:\n" + triggerer.tail())
-            with emulator_log.open(errors="replace") as lines:
-                for line in lines:
-                    found = re.search(r'"GET /v1beta/(batches/[^ "?]+)', line)
-                    if found:
-                        polls_seen.add(found.group(1))
-            say(f"    triggers polling: {len(polls_seen):,} of {n:,}")
-            return len(polls_seen) >= n
+            polled = len(access.read().jobs_polled)
+            say(f"    triggers polling: {polled:,} of {n:,} after {time.time() - inserted:.0f} s")
+            return polled >= n
 
         wait_for(all_polled, timeout=setup_s + hold / 2, what="every trigger to poll once", interval=5)
+        startup_s = time.time() - inserted
         # The window: every trigger running, no job terminal yet.
         start_cpu, window_start = cpu_of(tree(triggerer.popen.pid)), time.time()
-        start_polls, start_log = count_polls(emulator_log), log.stat().st_size
+        start_polls, start_log = access.read().polls, log.stat().st_size
         peak = rss_mb(tree(triggerer.popen.pid))
         first_end = min(parse_time(job.get("create_time")) or 0 for job in admin.jobs()) + setup_s + hold
         while time.time() < first_end - 1:
@@ -425,7 +478,7 @@ def run_real(n: int, poll: float, hold: float) -> Figures:
             peak = max(peak, rss_mb(tree(triggerer.popen.pid)))
         cpu_s, runner_cpu_s = cpu_spent(start_cpu, cpu_of(tree(triggerer.popen.pid)))
         window_s = time.time() - window_start
-        end_polls, end_log = count_polls(emulator_log), log.stat().st_size
+        end_polls, end_log = access.read().polls, log.stat().st_size
         say(f"  waiting window: {end_polls - start_polls:,} polls; now the jobs end")
         # Terminal -> event: when each task instance leaves deferred.
         left: dict[int, float] = {}
@@ -450,6 +503,7 @@ def run_real(n: int, poll: float, hold: float) -> Figures:
             if state == "scheduled" and kwargs and "succeeded" in kwargs
         )
         lags = lags_ms(log, start_log, end_log)
+        silences, longest_gap = runner_silences(log)
         return Figures(
             n=n,
             lag_p50_ms=percentile(lags, 50),
@@ -466,6 +520,9 @@ def run_real(n: int, poll: float, hold: float) -> Figures:
             events=len(left),
             not_deferred_ok=ok,
             idle_cpu_s=idle_cpu_per_s * window_s,
+            startup_s=startup_s,
+            runner_silences=silences,
+            longest_heartbeat_gap_s=longest_gap,
         )
     except Exception:
         for name in ("triggerer", "gemini-emulator"):
