@@ -6,8 +6,9 @@ What runs, all on 127.0.0.1, in a temp folder, stopped at the end whatever happe
   CPU 0; its access log counts the polls;
 - PostgreSQL (started as the deployment test starts it: ``tests/deployment/processes.py``) as
   the metadata DB, ``airflow db migrate``;
-- one DAG with one mapped task of N map indexes, serialized by ``airflow dags reserialize``;
-  one run of it, its N task instances put in the state a deferral leaves them in, as the
+- one DAG with one task mapped over an upstream output, serialized by ``airflow dags
+  reserialize``; one run of it, the mapped task expanded to N instances as the scheduler would
+  once its upstream pushed N values, and those put in the state a deferral leaves them in, as the
   execution API does on a worker's defer (a ``Trigger`` row of our classpath and serialized
   kwargs, the task instance ``deferred`` with ``trigger_id`` and ``next_method``);
 - ``airflow triggerer`` with ``[triggerer] capacity`` N and a blocked-main-thread warning
@@ -20,6 +21,13 @@ same window), peak RSS of the tree, and the terminal-to-event delay (the emulato
 ``end_time`` to the moment the task instance leaves ``deferred`` in the DB, sampled every
 0.5 s). The jobs are created first, held PENDING by the emulator (``queue_delay_s``) until
 every trigger has been running for a while, then end on their own. No figure is asserted.
+
+It also prints the start-up (from the insert of the N deferred tasks to every trigger having
+polled once) and how often the triggerer's supervisor found its trigger runner silent for
+``[triggerer] runner_health_check_threshold`` (30 s) and skipped its heartbeat: at N=10,000 the
+supervisor's one thread spends seconds in the metadata DB (assigning 50 triggers per loop,
+building their workloads, then writing one event per transaction) without reading the runner's
+log socket, and the runner's event loop blocks in a trigger's log write until it does.
 """
 
 from __future__ import annotations
@@ -42,21 +50,35 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 DAG_ID = "bench_real_triggerer"
+WAIT_TASK_ID = "wait"
 RUN_ID = "bench_real_run"
 DB_USER = DB_PASSWORD = DB_NAME = "airflow"
 #: The watchdog's sleep: a reported "blocked for X seconds" is X - this of lag.
 WATCHDOG_TICK_S = 0.1
 BLOCKED_LINE = re.compile(r"async thread was blocked for ([0-9.]+) seconds")
-POLL_LINE = re.compile(r'"GET /v1beta/batches/')
+POLL_LINE = re.compile(r'"GET /v1beta/(batches/[^ "?]+)')
+#: The supervisor's report of a silent trigger runner (it skips its heartbeat then).
+RUNNER_SILENT_LINE = re.compile(r"TriggerRunner subprocess event loop appears deadlocked")
+HEARTBEAT_GAP_LINE = re.compile(r"Heartbeat recovered after ([0-9.]+) seconds")
+#: Triggers per second the start-up budget assumes: 10,000 started at 57/s on this 2-core machine
+#: at load 3-5 (2026-12-06), and under 20/s once when it was loaded harder (with a DAG holding its
+#: 10,000 map values); the jobs are held PENDING for the budget, so a budget too short ends the
+#: run with no figure.
+STARTUP_TRIGGERS_PER_S = 15
 
 DAG_FILE = textwrap.dedent(
     '''
-    """One mapped task whose N instances the bench defers by hand (never run by a worker)."""
+    """One mapped task whose N instances the bench defers by hand (never run by a worker).
+
+    It maps over an upstream task's output, as the pipelines' shards do, not over a literal list:
+    the triggerer reads and deserializes the whole DAG once per trigger it starts, and a list of
+    10,000 map values in it costs 1.9 ms a time (0.1 ms without).
+    """
     from __future__ import annotations
 
     import datetime as dt
 
-    from airflow.sdk import DAG, BaseOperator
+    from airflow.sdk import DAG, BaseOperator, task
 
 
     class BenchWait(BaseOperator):
@@ -69,7 +91,12 @@ DAG_FILE = textwrap.dedent(
 
 
     with DAG("{dag_id}", schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False):
-        BenchWait.partial(task_id="wait").expand(n=list(range({n})))
+
+        @task
+        def shards() -> list[int]:
+            raise RuntimeError("never executed: the bench expands the mapped task itself")
+
+        BenchWait.partial(task_id="{wait_task_id}").expand(n=shards())
     '''
 )
 
@@ -111,11 +138,25 @@ class Figures:
     not_deferred_ok: int
     #: CPU seconds the same tree spends idle (no trigger) over a window as long as the measured one.
     idle_cpu_s: float
+    #: Seconds from the insert of the deferred tasks to every trigger having polled once.
+    startup_s: float
+    #: Times the supervisor found the runner silent for 30 s (and skipped its heartbeat), whole run.
+    runner_silences: int
+    #: The longest gap between two heartbeats of the triggerer job (s), whole run; 0 if none logged.
+    longest_heartbeat_gap_s: float
 
     def report(self) -> None:
         per = 1000 * self.cpu_s / self.polls if self.polls else float("nan")
         runner_per = 1000 * self.runner_cpu_s / self.polls if self.polls else float("nan")
         say(f"\n== real airflow triggerer (Postgres metadata DB): N={self.n:,}")
+        say(
+            f"  start-up           every trigger polled once {self.startup_s:6.0f} s after the insert"
+            f" ({self.n / self.startup_s:.0f} triggers/s)"
+        )
+        say(
+            f"  runner silent 30 s {self.runner_silences:,} times (supervisor skipped its heartbeat);"
+            f" longest heartbeat gap {self.longest_heartbeat_gap_s:.1f} s"
+        )
         say(
             f"  loop lag (triggerer's blocked-thread reports)  p50 {self.lag_p50_ms:7.1f} ms"
             f"   p99 {self.lag_p99_ms:7.1f} ms   max {self.lag_max_ms:7.1f} ms   ({self.ticks:,} ticks)"
@@ -253,7 +294,7 @@ def defer_task_instances(env: dict[str, str], names: list[str], poll: float) -> 
         from sqlalchemy import select, update
 
         names = json.loads(sys.stdin.read())
-        dag_id, run_id, poll = sys.argv[1], sys.argv[2], float(sys.argv[3])
+        dag_id, run_id, wait_task_id, poll = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
         with create_session() as session:
             dag = SerializedDagModel.get_dag(dag_id, session=session)
             now = timezone.utcnow()
@@ -261,11 +302,18 @@ def defer_task_instances(env: dict[str, str], names: list[str], poll: float) -> 
                               run_type=DagRunType.MANUAL, triggered_by=DagRunTriggeredByType.TEST,
                               state=DagRunState.RUNNING, session=session)
             session.flush()
-            tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_id,
-                                                              TaskInstance.run_id == run_id)
-                                  .order_by(TaskInstance.map_index)).all()
-            if len(tis) != len(names):
-                raise SystemExit(f"{len(tis)} task instances for {len(names)} jobs")
+            # The mapped task's one unexpanded instance becomes N, as the scheduler expands it
+            # once its upstream has pushed N values.
+            unexpanded = session.scalars(select(TaskInstance).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id,
+                TaskInstance.task_id == wait_task_id)).one()
+            wait, version = dag.get_task(wait_task_id), unexpanded.dag_version_id
+            session.delete(unexpanded)
+            session.flush()
+            tis = [TaskInstance(task=wait, dag_version_id=version, run_id=run_id, map_index=i)
+                   for i in range(len(names))]
+            session.add_all(tis)
+            session.flush()
             from gemini_batch.triggers import GeminiBatchJobTrigger
             triggers = []
             for name in names:
@@ -284,7 +332,7 @@ def defer_task_instances(env: dict[str, str], names: list[str], poll: float) -> 
         """
     )
     subprocess.run(
-        [sys.executable, "-c", script, DAG_ID, RUN_ID, str(poll)],
+        [sys.executable, "-c", script, DAG_ID, RUN_ID, WAIT_TASK_ID, str(poll)],
         input=json.dumps(names), text=True, env=env, check=True, timeout=1800,
     )  # fmt: skip
 
@@ -336,9 +384,36 @@ def rss_mb(procs: list[psutil.Process]) -> float:
     return total / 2**20
 
 
-def count_polls(log: Path) -> int:
-    with log.open(errors="replace") as lines:
-        return sum(1 for line in lines if POLL_LINE.search(line))
+class AccessLog:
+    """The emulator's access log, read on from where the last read stopped: polls and jobs polled.
+
+    Re-reading the whole log every few seconds would cost the shared CPUs more as it grows
+    (10,000 triggers at 30 s polls write 330 lines a second).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.polls = 0
+        self.jobs_polled: set[str] = set()
+
+    def read(self) -> AccessLog:
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written is read next time
+        self.offset += len(complete)
+        for found in POLL_LINE.finditer(complete.decode(errors="replace")):
+            self.polls += 1
+            self.jobs_polled.add(found.group(1))
+        return self
+
+
+def runner_silences(log: Path) -> tuple[int, float]:
+    """(times the supervisor reported its runner silent, longest heartbeat gap in s) in the triggerer log."""
+    text = log.read_text(errors="replace")
+    gaps = [float(m.group(1)) for m in HEARTBEAT_GAP_LINE.finditer(text)]
+    return len(RUNNER_SILENT_LINE.findall(text)), max(gaps, default=0.0)
 
 
 def lags_ms(log: Path, start_offset: int, end_offset: int) -> list[float]:
@@ -349,7 +424,7 @@ def lags_ms(log: Path, start_offset: int, end_offset: int) -> list[float]:
 
 
 def deferred_states(db_port: int) -> dict[int, tuple[str, Any]]:
-    """map_index -> (state, next_kwargs) of the run's task instances."""
+    """map_index -> (state, next_kwargs) of the run's deferred task's instances (not its upstream)."""
     import psycopg2
 
     with psycopg2.connect(
@@ -357,8 +432,9 @@ def deferred_states(db_port: int) -> dict[int, tuple[str, Any]]:
     ) as conn:
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT map_index, state, next_kwargs::text FROM task_instance WHERE dag_id = %s AND run_id = %s",
-                (DAG_ID, RUN_ID),
+                "SELECT map_index, state, next_kwargs::text FROM task_instance"
+                " WHERE dag_id = %s AND run_id = %s AND task_id = %s",
+                (DAG_ID, RUN_ID, WAIT_TASK_ID),
             )
             return {row[0]: (row[1], row[2]) for row in cur.fetchall()}
 
@@ -381,7 +457,7 @@ def run_real(n: int, poll: float, hold: float) -> Figures:
         say(f"  postgres on 127.0.0.1:{db.port}, emulator at {emulator_url}, state in {root}")
         home = root / "airflow"
         (home / "dags").mkdir(parents=True)
-        (home / "dags" / f"{DAG_ID}.py").write_text(DAG_FILE.format(dag_id=DAG_ID, n=n))
+        (home / "dags" / f"{DAG_ID}.py").write_text(DAG_FILE.format(dag_id=DAG_ID, wait_task_id=WAIT_TASK_ID))
         env = airflow_env(home, db.port, emulator_url, n)
         began = time.time()
         airflow(procs, "db-migrate", env, "db", "migrate")
@@ -391,33 +467,31 @@ def run_real(n: int, poll: float, hold: float) -> Figures:
         idle_cpu_per_s = idle_cpu(triggerer)
         say(f"  idle triggerer (no trigger): {idle_cpu_per_s:.3f} CPU s per second")
         # Held until every trigger has started and polled a few times, then each ends on its own.
-        setup_s = 60 + n / 25
+        setup_s = 60 + n / STARTUP_TRIGGERS_PER_S
         admin.set_faults(queue_delay_s=setup_s + hold)
         began = time.time()
         names = asyncio.run(create_jobs(emulator_url, n))
         say(f"  created {n:,} jobs in {time.time() - began:.0f} s (held PENDING {setup_s + hold:.0f} s)")
         began = time.time()
         defer_task_instances(env, names, poll)
-        say(f"  inserted {n:,} triggers and deferred task instances in {time.time() - began:.0f} s")
+        inserted = time.time()
+        say(f"  inserted {n:,} triggers and deferred task instances in {inserted - began:.0f} s")
         log = triggerer.log
         index_of = {name: i for i, name in enumerate(names)}
-        polls_seen: set[str] = set()
+        access = AccessLog(emulator_log)
 
         def all_polled() -> bool:
             if not triggerer.alive():
                 raise RuntimeError("triggerer exited:\n" + triggerer.tail())
-            with emulator_log.open(errors="replace") as lines:
-                for line in lines:
-                    found = re.search(r'"GET /v1beta/(batches/[^ "?]+)', line)
-                    if found:
-                        polls_seen.add(found.group(1))
-            say(f"    triggers polling: {len(polls_seen):,} of {n:,}")
-            return len(polls_seen) >= n
+            polled = len(access.read().jobs_polled)
+            say(f"    triggers polling: {polled:,} of {n:,} after {time.time() - inserted:.0f} s")
+            return polled >= n
 
         wait_for(all_polled, timeout=setup_s + hold / 2, what="every trigger to poll once", interval=5)
+        startup_s = time.time() - inserted
         # The window: every trigger running, no job terminal yet.
         start_cpu, window_start = cpu_of(tree(triggerer.popen.pid)), time.time()
-        start_polls, start_log = count_polls(emulator_log), log.stat().st_size
+        start_polls, start_log = access.read().polls, log.stat().st_size
         peak = rss_mb(tree(triggerer.popen.pid))
         first_end = min(parse_time(job.get("create_time")) or 0 for job in admin.jobs()) + setup_s + hold
         while time.time() < first_end - 1:
@@ -425,7 +499,7 @@ def run_real(n: int, poll: float, hold: float) -> Figures:
             peak = max(peak, rss_mb(tree(triggerer.popen.pid)))
         cpu_s, runner_cpu_s = cpu_spent(start_cpu, cpu_of(tree(triggerer.popen.pid)))
         window_s = time.time() - window_start
-        end_polls, end_log = count_polls(emulator_log), log.stat().st_size
+        end_polls, end_log = access.read().polls, log.stat().st_size
         say(f"  waiting window: {end_polls - start_polls:,} polls; now the jobs end")
         # Terminal -> event: when each task instance leaves deferred.
         left: dict[int, float] = {}
@@ -450,6 +524,7 @@ def run_real(n: int, poll: float, hold: float) -> Figures:
             if state == "scheduled" and kwargs and "succeeded" in kwargs
         )
         lags = lags_ms(log, start_log, end_log)
+        silences, longest_gap = runner_silences(log)
         return Figures(
             n=n,
             lag_p50_ms=percentile(lags, 50),
@@ -466,6 +541,9 @@ def run_real(n: int, poll: float, hold: float) -> Figures:
             events=len(left),
             not_deferred_ok=ok,
             idle_cpu_s=idle_cpu_per_s * window_s,
+            startup_s=startup_s,
+            runner_silences=silences,
+            longest_heartbeat_gap_s=longest_gap,
         )
     except Exception:
         for name in ("triggerer", "gemini-emulator"):
