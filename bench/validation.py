@@ -9,13 +9,11 @@ Then two fresh worker processes read it, each measuring itself:
 * ``parse``: the floor of any validator: the file read in 4 MiB chunks, cut into lines,
   ``orjson.loads`` on each line, nothing else.
 * ``validate``: ``gemini_batch.pipeline.jsonl_scan.scan_jsonl`` (every rule, the key index and the
-  shard plan, ``enforce_limits=False``) in one process (``workers=1``);
-* ``validate*``: the same with the worker processes the product uses for an input of that size
-  (``line_judging.scan_workers``: every CPU from 64 MiB on), the number shown in the mode.
+  shard plan, ``enforce_limits=False``).
 
-Prints MB/s for each (CPU time of the worker and of its children, which a busy machine disturbs
-less, and wall time), the ratios validate/parse, and each worker's peak RSS (VmHWM, plus the
-largest of its judging processes') minus its RSS before the work. No asserts: figures only.
+Prints MB/s for both (CPU time of the worker, which a busy machine disturbs less, and wall time),
+the ratio validate/parse, and each worker's peak RSS (VmHWM) minus its RSS before the work. No
+asserts: figures only.
 
 Run: ``PYTHONPATH=plugins .venv/bin/python bench/validation.py [--sizes 100,1000] [--dir DIR]``.
 """
@@ -26,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -130,54 +127,23 @@ def work_parse(path: Path) -> int:
     return lines
 
 
-def work_validate(path: Path, workers: int) -> int:
+def work_validate(path: Path) -> int:
     from gemini_batch.pipeline.jsonl_scan import scan_jsonl
 
     with path.open("rb") as stream:
-        return scan_jsonl(stream, source=str(path), enforce_limits=False, workers=workers).requests
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def children_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        return scan_jsonl(stream, source=str(path), enforce_limits=False).requests
 
 
 def worker(mode: str, path: Path) -> None:
-    if mode == "parse":
-        import orjson  # noqa: F401
-    else:
+    if mode == "validate":
         import gemini_batch.pipeline.jsonl_scan  # noqa: F401  (imports are not the work)
-    before = rss_mb()
-    children_before = children_peak_mb()
-    cpu, wall = time.process_time() + children_cpu(), time.perf_counter()
-    if mode == "parse":
-        lines = work_parse(path)
     else:
-        lines = work_validate(path, workers_for(mode, path))
-    cpu, wall = time.process_time() + children_cpu() - cpu, time.perf_counter() - wall
-    # The largest child's peak, when a worker of the work set it (an import runs `ldconfig` first).
-    children_peak = children_peak_mb() if children_peak_mb() > children_before else 0.0
-    print(
-        json.dumps(
-            {
-                "lines": lines,
-                "cpu": cpu,
-                "wall": wall,
-                "rss_before": before,
-                "peak": peak_rss_mb() + children_peak,
-            }
-        )
-    )
-
-
-def workers_for(mode: str, path: Path) -> int:
-    from gemini_batch.pipeline.line_judging import scan_workers
-
-    return 1 if mode == "validate" else scan_workers(path.stat().st_size)
+        import orjson  # noqa: F401
+    before = rss_mb()
+    cpu, wall = time.process_time(), time.perf_counter()
+    lines = work_parse(path) if mode == "parse" else work_validate(path)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    print(json.dumps({"lines": lines, "cpu": cpu, "wall": wall, "rss_before": before, "peak": peak_rss_mb()}))
 
 
 def measure(mode: str, path: Path) -> dict:
@@ -202,26 +168,24 @@ def main() -> None:
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
     header = (
-        f"{'input':>8} {'lines':>10} {'avg line':>9} {'mode':>11} {'MB/s cpu':>9} {'MB/s wall':>10} "
+        f"{'input':>8} {'lines':>10} {'avg line':>9} {'mode':>9} {'MB/s cpu':>9} {'MB/s wall':>10} "
         f"{'peak RSS':>9} {'work RSS':>9}"
     )
     print(header)
     for megabytes in (int(size) for size in args.sizes.split(",")):
         path = ensure_input(directory, megabytes)
         size_mb = path.stat().st_size / 10**6
-        results = {mode: measure(mode, path) for mode in ("parse", "validate", "validate*")}
+        results = {mode: measure(mode, path) for mode in ("parse", "validate")}
         for mode, result in results.items():
-            label = f"validate×{workers_for(mode, path)}" if mode == "validate*" else mode
             print(
                 f"{size_mb:>6.0f}MB {result['lines']:>10,} {size_mb * 10**6 / result['lines']:>8.0f}B "
-                f"{label:>11} {size_mb / result['cpu']:>9.0f} {size_mb / result['wall']:>10.0f} "
+                f"{mode:>9} {size_mb / result['cpu']:>9.0f} {size_mb / result['wall']:>10.0f} "
                 f"{result['peak']:>7.0f}MB {result['peak'] - result['rss_before']:>7.0f}MB",
                 flush=True,
             )
-        for mode in ("validate", "validate*"):
-            ratio_cpu = results["parse"]["cpu"] / results[mode]["cpu"]
-            ratio_wall = results["parse"]["wall"] / results[mode]["wall"]
-            print(f"{'':>8} {mode}/parse speed: {ratio_cpu:.2f} (cpu), {ratio_wall:.2f} (wall)", flush=True)
+        ratio_cpu = results["parse"]["cpu"] / results["validate"]["cpu"]
+        ratio_wall = results["parse"]["wall"] / results["validate"]["wall"]
+        print(f"{'':>8} validate/parse speed: {ratio_cpu:.2f} (cpu), {ratio_wall:.2f} (wall)", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import json
 import pytest
 from google.cloud import bigquery
 
-from gemini_batch.pipeline import line_judging, sql
+from gemini_batch.pipeline import sql
 from gemini_batch.pipeline.jsonl_scan import scan_gcs_jsonl
 from gemini_batch.pipeline.limits import JobLimits
 from gemini_batch.pipeline.refs import TableRef
@@ -48,22 +48,6 @@ def test_gcs_input_over_the_limit_is_copied_into_shards_under_it(gcs_client, gcs
         assert (scan_shard.requests, scan_shard.bytes) == (shard.requests, len(body))
     # a re-run writes the same shards
     assert write_gcs_shards(gcs_client, scan, f"gs://{gcs_bucket.name}/shards/2026-01-01") == shards
-
-
-@pytest.mark.integration
-def test_a_gcs_scan_judged_in_worker_processes_plans_the_same_shards(
-    gcs_client, gcs_bucket, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(line_judging, "BLOCK_BYTES", 2_000)  # many blocks from a small file
-    gcs_bucket.blob("in/many.jsonl").upload_from_file(io.BytesIO(vertex_input(230)))
-    uri = f"gs://{gcs_bucket.name}/in/many.jsonl"
-    limits = JobLimits(max_requests=100, max_bytes=10**9)
-    scans = [
-        scan_gcs_jsonl(uri, storage_client=gcs_client, limits=limits, enforce_limits=False, workers=workers)
-        for workers in (1, 2)
-    ]
-    assert scans[1] == scans[0]
-    assert [shard.requests for shard in scans[0].shards] == [100, 100, 30]
 
 
 @pytest.mark.integration

@@ -25,7 +25,6 @@ Input formats (see docs/design.md and the wire reference):
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
@@ -43,7 +42,6 @@ from gemini_batch.pipeline.findings import (
     ValidationIssue,
 )
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
-from gemini_batch.pipeline.line_judging import judge_lines, scan_workers
 from gemini_batch.pipeline.request_shape import KEY_LABEL, check_request, json_type
 from gemini_batch.pipeline.typed_reading import no_duplicate_members, typed_line_key
 
@@ -104,7 +102,6 @@ def scan_jsonl(
     enforce_limits: bool = True,
     key_label: str = KEY_LABEL,
     max_issues: int = 25,
-    workers: int = 1,
 ) -> InputScan:
     """Validate a JSONL batch input as a stream and plan its shards.
 
@@ -121,8 +118,6 @@ def scan_jsonl(
         False: it is fine, and the returned plan splits it into shards under the limits.
     :param key_label: The request label that carries the key in ``vertex_jsonl``.
     :param max_issues: How many problems to list before only counting them.
-    :param workers: How many processes judge the lines (:func:`~gemini_batch.pipeline.line_judging.
-        scan_workers` picks it from the input's size); the result is the same for any number.
     :return: The figures and the shard plan.
     :raises InputValidationError: With every problem found, each naming the file and line.
     """
@@ -136,9 +131,7 @@ def scan_jsonl(
     shard_start = shard_requests = shard_first_line = 0
     previous_blank: int | None = None
 
-    lines = _iter_lines(stream, limits.max_line_bytes)
-    judge = functools.partial(_judge, input_format, key_label)
-    for (line_number, offset, length, content), verdict in judge_lines(lines, judge, workers=workers):
+    for line_number, offset, length, content in _iter_lines(stream, limits.max_line_bytes):
         total = offset + length
         if content is None:
             issues.add(
@@ -147,13 +140,13 @@ def scan_jsonl(
                 f"shorten the request or move large media to fileData URIs",
             )
             continue
-        if verdict is None:  # a blank line (as ``not content.strip()``, without a copy)
+        if not content or content.isspace():  # as ``not content.strip()``, without a copy
             previous_blank = line_number
             continue
         if previous_blank is not None:
             issues.add(f"{source}:{previous_blank}", "blank line inside the file; remove it")
             previous_blank = None
-        problems, key = verdict
+        problems, key = _check_line(content, input_format, key_label, line_number == 1)
         for problem in problems:
             issues.add(f"{source}:{line_number}", problem)
         if key is not None:
@@ -276,13 +269,6 @@ def _outside_strings(text: str, pattern: re.Pattern[str], *, keys: bool) -> Iter
             start < match.start() < end or (not keys and start == match.start()) for start, end in inside
         ):
             yield match
-
-
-def _judge(
-    input_format: InputFormat, key_label: str, content: bytes, first: bool
-) -> tuple[list[str], str | None]:
-    """:func:`_check_line` as a :data:`~gemini_batch.pipeline.line_judging.Judge` (picklable as a partial)."""
-    return _check_line(content, input_format, key_label, first)
 
 
 def _check_line(
@@ -412,14 +398,11 @@ def scan_gcs_jsonl(
     key_label: str = KEY_LABEL,
     max_issues: int = 25,
     chunk_size: int = 8 * 1024 * 1024,
-    workers: int | None = None,
 ) -> InputScan:
     """:func:`scan_jsonl` over a GCS object, streamed in ``chunk_size`` ranged reads.
 
     :param uri: Required. ``gs://bucket/path.jsonl``.
     :param storage_client: Required. A ``google.cloud.storage.Client``.
-    :param workers: How many processes judge the lines; None (default): by the object's size
-        (:func:`~gemini_batch.pipeline.line_judging.scan_workers`).
     :raises InputValidationError: If the object does not exist, or for any problem in it.
     """
     from google.api_core.exceptions import NotFound
@@ -442,7 +425,6 @@ def scan_gcs_jsonl(
                 enforce_limits=enforce_limits,
                 key_label=key_label,
                 max_issues=max_issues,
-                workers=scan_workers(blob.size) if workers is None else workers,
             )
     except NotFound as error:  # deleted between the lookup and the read
         raise InputValidationError(uri, [ValidationIssue(uri, f"the object disappeared: {error}")]) from error
