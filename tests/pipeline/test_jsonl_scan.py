@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tracemalloc
+from typing import Any
 
 import pytest
 
@@ -485,3 +486,141 @@ ACCEPTED_FILES = [
 )
 def test_inputs_the_service_accepts_are_accepted(content: str, requests: int) -> None:
     assert scan(content).requests == requests
+
+
+class _Blob:
+    """The few ``storage.Blob`` calls scan_gcs_jsonl makes: its size and a ranged-read stream."""
+
+    def __init__(self, data: bytes | None, opened: list) -> None:
+        self.data, self.size, self.opened = data, None if data is None else len(data), opened
+
+    def open(self, mode: str, *, chunk_size: int) -> io.BytesIO:
+        from google.api_core.exceptions import NotFound
+
+        self.opened.append((mode, chunk_size))
+        if self.data is None:
+            raise NotFound("gone")
+        return io.BytesIO(self.data)
+
+
+class _Storage:
+    """A ``storage.Client`` over one dict of objects by (bucket, name)."""
+
+    def __init__(self, objects: dict[tuple[str, str], bytes | None]) -> None:
+        self.objects, self.opened = objects, []
+
+    def bucket(self, bucket: str) -> Any:
+        storage = self
+
+        class Bucket:
+            def get_blob(self, name: str) -> _Blob | None:
+                if (bucket, name) not in storage.objects:
+                    return None
+                return _Blob(storage.objects[bucket, name], storage.opened)
+
+        return Bucket()
+
+
+def test_a_gcs_object_is_scanned_as_a_stream_in_ranged_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real_scan = jsonl_scan.scan_jsonl
+
+    def recording_scan(stream: Any, **kwargs: Any) -> InputScan:
+        calls.append(kwargs)
+        return real_scan(stream, **kwargs)
+
+    monkeypatch.setattr(jsonl_scan, "scan_jsonl", recording_scan)
+    data = (gemini_line("a") + "\n").encode()
+    storage = _Storage({("bucket", "in/requests.jsonl"): data})
+    limits = JobLimits(max_requests=5, max_bytes=10**6)
+    result = jsonl_scan.scan_gcs_jsonl(
+        SOURCE,
+        storage_client=storage,  # type: ignore[arg-type]
+        input_format="gemini_jsonl",
+        limits=limits,
+        enforce_limits=False,
+        key_label="my_key",
+        max_issues=3,
+        chunk_size=1024,
+    )
+    assert (result.source, result.requests, result.bytes, result.limits) == (SOURCE, 1, len(data), limits)
+    assert storage.opened == [("rb", 1024)]
+    assert calls == [
+        {
+            "source": SOURCE,
+            "input_format": "gemini_jsonl",
+            "limits": limits,
+            "enforce_limits": False,
+            "key_label": "my_key",
+            "max_issues": 3,
+            "workers": 1,  # a small object is judged in this process
+        }
+    ]
+    jsonl_scan.scan_gcs_jsonl(SOURCE, storage_client=storage, input_format="gemini_jsonl", workers=2)  # type: ignore[arg-type]
+    assert calls[-1]["workers"] == 2
+    assert storage.opened[-1] == ("rb", 8 * 1024 * 1024)
+    assert calls[-1]["limits"] == VERTEX_LIMITS and calls[-1]["enforce_limits"] is True
+
+
+def test_a_missing_or_vanished_gcs_object_names_its_uri() -> None:
+    with pytest.raises(InputValidationError) as caught:
+        jsonl_scan.scan_gcs_jsonl("gs://bucket/absent.jsonl", storage_client=_Storage({}))  # type: ignore[arg-type]
+    assert caught.value.source == "gs://bucket/absent.jsonl"
+    assert [str(issue) for issue in caught.value.issues] == [
+        "gs://bucket/absent.jsonl: the object does not exist; check the path and the data interval"
+    ]
+    storage = _Storage({("bucket", "gone.jsonl"): None})
+    with pytest.raises(InputValidationError) as caught:
+        jsonl_scan.scan_gcs_jsonl("gs://bucket/gone.jsonl", storage_client=storage)  # type: ignore[arg-type]
+    assert caught.value.source == "gs://bucket/gone.jsonl"
+    assert [str(issue) for issue in caught.value.issues] == [
+        "gs://bucket/gone.jsonl: the object disappeared: 404 gone"
+    ]
+
+
+# The strict reading's columns, on the text as written (a raw string: one backslash is one byte).
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [
+        (r'"\ud800"', 2),  # a high half at the end
+        (r'"\udc00"', 2),  # a low half alone
+        (r'"\ud83d\ude00"', None),  # a pair
+        (r'"\uDBFF\uDFFF"', None),  # a pair in upper case
+        (r'"\udbff\udfff"', None),
+        (r'"\ud83d\ude00\udc00"', 14),  # a pair, then a low half alone
+        (r'"\ud83dx\ude00"', 2),  # a high half not followed by its low half
+        (r'"\ud83d\ud83d\ude00"', 2),  # two high halves
+        (r'"\uDA00"', 2),
+        (r'"\\ud800"', None),  # an escaped backslash, then 'ud800'
+        (r'"\\ud800 \udc00"', 10),
+        (r'"\\\ud800"', 4),  # an escaped backslash, then an escape
+    ],
+)
+def test_a_lone_surrogate_escape_is_found_at_its_column(text: str, column: int | None) -> None:
+    assert jsonl_scan._lone_surrogate_column(text) == column
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"a": "NaN", "b": NaN}', "invalid JSON at column 19: NaN is not JSON"),
+        ('{"a": -Infinity}', "invalid JSON at column 7: -Infinity is not JSON"),
+        (
+            '{"a": 1, "b": 2, "b": 3}',
+            "invalid JSON at column 18: duplicate member 'b' in an object; keep one",
+        ),
+        ('{"k": "b:", "b" : 2, "b":3}', "invalid JSON at column 22: duplicate member 'b'"),
+        ('{"a": 1, "\\u0061": 2}', "invalid JSON at column 1: duplicate member 'a'"),  # written otherwise
+    ],
+)
+def test_a_strict_json_error_names_its_column(text: str, message: str) -> None:
+    (problem,), key = jsonl_scan._examine_line(text.encode(), "vertex_jsonl", "k", False)
+    assert problem.startswith(message) and key is None
+
+
+def test_a_gemini_line_without_a_key_is_told_its_form() -> None:
+    line = json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}]}}).encode()
+    assert jsonl_scan._examine_line(line, "gemini_jsonl", "k", False) == (
+        ['\'key\' is missing; Gemini API file lines are {"key": "...", "request": {...}}'],
+        None,
+    )
