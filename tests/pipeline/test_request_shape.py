@@ -645,7 +645,7 @@ INLINE_EXACT = [
     (3, "inline[0] must be an object like {'contents': [...]}, got a number"),
     ({}, "inline[0].contents is missing: every request needs at least one content with parts"),
     ({"contents": 3}, "inline[0].contents must be a list of contents or a string, got a number"),
-    ({"contents": [None]}, "inline[0].contents[0] must be a content object or a string, got null"),
+    ({"contents": [3]}, "inline[0].contents[0] must be a content object or a string, got a number"),
     # A dict with a role is a Content (not a Part), even without its parts.
     (
         {"contents": [{"role": "user"}]},
@@ -754,7 +754,11 @@ def test_json_type_names_the_json_type(value: object, name: str) -> None:
 
 
 def test_every_field_is_checked_after_an_unknown_one_and_nulls_are_absent_fields() -> None:
-    request = {"prompt": "x", **_request(TEXT, generationConfig={"temperature": 3}, systemInstruction=None)}
+    request = {
+        "prompt": "x",
+        "systemInstruction": None,
+        **_request(TEXT, generationConfig={"temperature": 3}),
+    }
     assert check_request(request) == [
         "request.prompt is not a field of GenerateContentRequest; fix the spelling or remove it (known: "
         "cachedContent, contents, generationConfig, labels, model, safetySettings, systemInstruction, "
