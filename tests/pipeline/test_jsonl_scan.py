@@ -624,3 +624,85 @@ def test_a_gemini_line_without_a_key_is_told_its_form() -> None:
         ['\'key\' is missing; Gemini API file lines are {"key": "...", "request": {...}}'],
         None,
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b'\xef\xbb\xbf{"request": {}}',
+            "the file starts with a UTF-8 byte order mark (column 1); save it as UTF-8 without a BOM",
+        ),
+        (
+            '{"é": "'.encode() + b'\xff"}',
+            "not valid UTF-8 at column 8 (byte 9 of the line): invalid start byte; save the file as UTF-8",
+        ),
+        (b"[1]", 'a line must be a JSON object like {"request": {...}}, got a list'),
+        (
+            b'{"f": 1, "e": 1, "d": 1, "c": 1, "b": 1, "a": 1}',
+            "'request' is missing (found a, b, c, d, e); each line is {\"request\": {...}}",
+        ),
+        (b"{}", "'request' is missing (found nothing); each line is {\"request\": {...}}"),
+    ],
+)
+def test_a_broken_line_is_told_what_is_wrong_and_what_to_do(content: bytes, message: str) -> None:
+    assert jsonl_scan._examine_line(content, "vertex_jsonl", "k", True) == ([message], None)
+
+
+def test_an_unknown_input_format_names_the_known_ones() -> None:
+    with pytest.raises(ValueError) as caught:
+        scan(GOOD, input_format="openai_jsonl")
+    assert str(caught.value) == "unknown input format 'openai_jsonl'; use 'vertex_jsonl' or 'gemini_jsonl'"
+
+
+def test_an_empty_file_is_refused_with_why() -> None:
+    with pytest.raises(InputValidationError) as caught:
+        scan("")
+    assert [str(issue) for issue in caught.value.issues] == [
+        f"{SOURCE}: the file holds no requests; a batch job needs at least one"
+    ]
+
+
+def test_problems_are_listed_up_to_25_by_default() -> None:
+    with pytest.raises(InputValidationError) as caught:
+        scan("{bad\n" * 30)
+    assert (len(caught.value.issues), caught.value.more) == (25, 5)
+
+
+def test_lines_after_an_overlong_one_are_still_checked() -> None:
+    data = vertex_line("k0", text="x" * 1000) + "\n" + "{bad\n"
+    with pytest.raises(InputValidationError) as caught:
+        scan(data, limits=JobLimits(max_requests=10, max_bytes=10**6, max_line_bytes=200))
+    assert [issue.location for issue in caught.value.issues] == [f"{SOURCE}:1", f"{SOURCE}:2"]
+
+
+def test_one_request_of_exactly_the_byte_limit_fits_a_job_and_one_byte_more_does_not() -> None:
+    line = vertex_line("k0") + "\n"
+    size = len(line.encode())
+    assert scan(line, limits=JobLimits(10, size)).bytes == size
+    with pytest.raises(InputValidationError) as caught:
+        scan(line, limits=JobLimits(10, size - 1), enforce_limits=False)
+    assert [str(issue) for issue in caught.value.issues] == [
+        f"{SOURCE}:1: one request of {size:,} bytes exceeds the Vertex AI batch limit of {size - 1:,} bytes "
+        "per job; it cannot be sharded"
+    ]
+
+
+def test_the_scan_names_its_source_format_and_numbered_shards() -> None:
+    data = "".join(gemini_line(f"k{i}") + "\n" for i in range(5))
+    result = scan(data, input_format="gemini_jsonl", limits=JobLimits(2, 10**6), enforce_limits=False)
+    assert (result.source, result.input_format) == (SOURCE, "gemini_jsonl")
+    assert [shard.index for shard in result.shards] == [0, 1, 2]
+
+
+def test_the_lines_are_judged_by_the_workers_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = []
+    real_judge_lines = jsonl_scan.judge_lines
+
+    def recording(lines: Any, judge: Any, *, workers: int) -> Any:
+        asked.append(workers)
+        return real_judge_lines(lines, judge, workers=1)
+
+    monkeypatch.setattr(jsonl_scan, "judge_lines", recording)
+    assert scan(GOOD, workers=3).requests == 1
+    assert asked == [3]
