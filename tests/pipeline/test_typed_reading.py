@@ -139,6 +139,23 @@ REFUSED = {
     ),
     "unknown field": vertex(generationConfg={}),
     "upper-case label": {**vertex(), "labels": {KEY_LABEL: "Row-1"}},
+    "upper-case label key": {**vertex(), "labels": {KEY_LABEL: "row-1", "Team": "x"}},
+    "text as a number": {**vertex(), "contents": [{"parts": [{"text": 3}]}]},
+    "no file MIME type": {**vertex(), "contents": [{"parts": [{"fileData": {"fileUri": "gs://b/i.png"}}]}]},
+    "blank file MIME type": {
+        **vertex(),
+        "contents": [{"parts": [{"fileData": {"mimeType": "", "fileUri": "gs://b/i.png"}}]}],
+    },
+    "unknown safety setting field": vertex(
+        safetySettings=[{"category": "HARM_CATEGORY_HARASSMENT", "treshold": "BLOCK_NONE"}]
+    ),
+    "stop sequences as a string": vertex(generationConfig={"stopSequences": "END"}),
+    "unknown field in a property's schema": vertex(
+        generationConfig={
+            "responseMimeType": "application/json",
+            "responseSchema": {"type": "OBJECT", "properties": {"a": {"typ": "STRING"}}},
+        }
+    ),
     "label with a newline": {**vertex(), "labels": {KEY_LABEL: "row-1\n"}},
     "no key": {**vertex(), "labels": {}},
     "empty key": {**vertex(), "labels": {KEY_LABEL: ""}},
@@ -170,6 +187,7 @@ def test_bad_requests_are_never_accepted(name: str) -> None:
 def test_gemini_lines_carry_a_non_empty_string_key() -> None:
     request = {"contents": [TEXT]}
     assert typed_line_key(line(request, key="k1"), "gemini_jsonl", KEY_LABEL) == "k1"
+    assert typed_line_key(line(request, key="k"), "gemini_jsonl", KEY_LABEL) == "k"
     for key in ("", 7, None):
         assert typed_line_key(line(request, key=key), "gemini_jsonl", KEY_LABEL) is None
     assert typed_line_key(line(request), "gemini_jsonl", KEY_LABEL) is None
