@@ -13,6 +13,7 @@ from gemini_batch.pipeline import jsonl_scan
 from gemini_batch.pipeline.findings import InputScan, InputValidationError
 from gemini_batch.pipeline.jsonl_scan import scan_jsonl
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
+from gemini_batch.pipeline.line_judging import scan_workers
 
 SOURCE = "gs://bucket/in/requests.jsonl"
 
@@ -491,8 +492,9 @@ def test_inputs_the_service_accepts_are_accepted(content: str, requests: int) ->
 class _Blob:
     """The few ``storage.Blob`` calls scan_gcs_jsonl makes: its size and a ranged-read stream."""
 
-    def __init__(self, data: bytes | None, opened: list) -> None:
-        self.data, self.size, self.opened = data, None if data is None else len(data), opened
+    def __init__(self, data: bytes | None, opened: list, size: int | None = None) -> None:
+        self.data, self.opened = data, opened
+        self.size = size if size is not None else None if data is None else len(data)
 
     def open(self, mode: str, *, chunk_size: int) -> io.BytesIO:
         from google.api_core.exceptions import NotFound
@@ -506,8 +508,8 @@ class _Blob:
 class _Storage:
     """A ``storage.Client`` over one dict of objects by (bucket, name)."""
 
-    def __init__(self, objects: dict[tuple[str, str], bytes | None]) -> None:
-        self.objects, self.opened = objects, []
+    def __init__(self, objects: dict[tuple[str, str], bytes | None], size: int | None = None) -> None:
+        self.objects, self.opened, self.size = objects, [], size
 
     def bucket(self, bucket: str) -> Any:
         storage = self
@@ -516,7 +518,7 @@ class _Storage:
             def get_blob(self, name: str) -> _Blob | None:
                 if (bucket, name) not in storage.objects:
                     return None
-                return _Blob(storage.objects[bucket, name], storage.opened)
+                return _Blob(storage.objects[bucket, name], storage.opened, storage.size)
 
         return Bucket()
 
@@ -527,7 +529,7 @@ def test_a_gcs_object_is_scanned_as_a_stream_in_ranged_reads(monkeypatch: pytest
 
     def recording_scan(stream: Any, **kwargs: Any) -> InputScan:
         calls.append(kwargs)
-        return real_scan(stream, **kwargs)
+        return real_scan(stream, **{**kwargs, "workers": 1})
 
     monkeypatch.setattr(jsonl_scan, "scan_jsonl", recording_scan)
     data = (gemini_line("a") + "\n").encode()
@@ -560,6 +562,14 @@ def test_a_gcs_object_is_scanned_as_a_stream_in_ranged_reads(monkeypatch: pytest
     assert calls[-1]["workers"] == 2
     assert storage.opened[-1] == ("rb", 8 * 1024 * 1024)
     assert calls[-1]["limits"] == VERTEX_LIMITS and calls[-1]["enforce_limits"] is True
+    vertex = _Storage({("bucket", "in/requests.jsonl"): GOOD.encode()}, size=10**9)  # as the object says
+    jsonl_scan.scan_gcs_jsonl(SOURCE, storage_client=vertex)  # type: ignore[arg-type]
+    assert (calls[-1]["input_format"], calls[-1]["max_issues"], calls[-1]["key_label"]) == (
+        "vertex_jsonl",
+        25,
+        "gemini_batch_key",
+    )
+    assert calls[-1]["workers"] == scan_workers(10**9)
 
 
 def test_a_missing_or_vanished_gcs_object_names_its_uri() -> None:
@@ -594,6 +604,8 @@ def test_a_missing_or_vanished_gcs_object_names_its_uri() -> None:
         (r'"\\ud800"', None),  # an escaped backslash, then 'ud800'
         (r'"\\ud800 \udc00"', 10),
         (r'"\\\ud800"', 4),  # an escaped backslash, then an escape
+        (r'"\\\ud83d\ude00"', None),  # an escaped backslash, then a pair
+        (r'"\\\\ud800"', None),  # two escaped backslashes, then 'ud800'
     ],
 )
 def test_a_lone_surrogate_escape_is_found_at_its_column(text: str, column: int | None) -> None:
