@@ -718,3 +718,17 @@ def test_the_lines_are_judged_by_the_workers_asked_for(monkeypatch: pytest.Monke
     monkeypatch.setattr(jsonl_scan, "judge_lines", recording)
     assert scan(GOOD, workers=3).requests == 1
     assert asked == [3]
+
+
+def test_a_line_that_goes_over_the_limit_in_the_next_chunk_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    long_line = vertex_line("k1", text="x" * 150)
+    monkeypatch.setattr(jsonl_scan, "_CHUNK_BYTES", len(GOOD) + 100)  # its first 100 bytes in chunk one
+    assert 100 < 200 < len(long_line) < 2 * len(GOOD) + 100
+    with pytest.raises(InputValidationError) as caught:
+        scan(GOOD + long_line + "\n", limits=JobLimits(max_requests=10, max_bytes=10**6, max_line_bytes=200))
+    assert [str(issue) for issue in caught.value.issues] == [
+        f"{SOURCE}:2: line is {len(long_line) + 1:,} bytes long (limit: 200 bytes per line); shorten the "
+        "request or move large media to fileData URIs"
+    ]
