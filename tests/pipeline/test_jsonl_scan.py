@@ -623,6 +623,7 @@ def test_a_lone_surrogate_escape_is_found_at_its_column(text: str, column: int |
         ),
         ('{"k": "b:", "b" : 2, "b":3}', "invalid JSON at column 22: duplicate member 'b'"),
         ('{"a": 1, "\\u0061": 2}', "invalid JSON at column 1: duplicate member 'a'"),  # written otherwise
+        ('{"it\'s": 1, "it\'s": 2}', 'invalid JSON at column 13: duplicate member "it\'s"'),
     ],
 )
 def test_a_strict_json_error_names_its_column(text: str, message: str) -> None:
