@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tracemalloc
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from gemini_batch.pipeline import jsonl_scan
 from gemini_batch.pipeline.findings import InputScan, InputValidationError
 from gemini_batch.pipeline.jsonl_scan import scan_jsonl
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
+from gemini_batch.pipeline.line_judging import scan_workers
 
 SOURCE = "gs://bucket/in/requests.jsonl"
 
@@ -485,3 +487,249 @@ ACCEPTED_FILES = [
 )
 def test_inputs_the_service_accepts_are_accepted(content: str, requests: int) -> None:
     assert scan(content).requests == requests
+
+
+class _Blob:
+    """The few ``storage.Blob`` calls scan_gcs_jsonl makes: its size and a ranged-read stream."""
+
+    def __init__(self, data: bytes | None, opened: list, size: int | None = None) -> None:
+        self.data, self.opened = data, opened
+        self.size = size if size is not None else None if data is None else len(data)
+
+    def open(self, mode: str, *, chunk_size: int) -> io.BytesIO:
+        from google.api_core.exceptions import NotFound
+
+        self.opened.append((mode, chunk_size))
+        if self.data is None:
+            raise NotFound("gone")
+        return io.BytesIO(self.data)
+
+
+class _Storage:
+    """A ``storage.Client`` over one dict of objects by (bucket, name)."""
+
+    def __init__(self, objects: dict[tuple[str, str], bytes | None], size: int | None = None) -> None:
+        self.objects, self.opened, self.size = objects, [], size
+
+    def bucket(self, bucket: str) -> Any:
+        storage = self
+
+        class Bucket:
+            def get_blob(self, name: str) -> _Blob | None:
+                if (bucket, name) not in storage.objects:
+                    return None
+                return _Blob(storage.objects[bucket, name], storage.opened, storage.size)
+
+        return Bucket()
+
+
+def test_a_gcs_object_is_scanned_as_a_stream_in_ranged_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real_scan = jsonl_scan.scan_jsonl
+
+    def recording_scan(stream: Any, **kwargs: Any) -> InputScan:
+        calls.append(kwargs)
+        return real_scan(stream, **{**kwargs, "workers": 1})
+
+    monkeypatch.setattr(jsonl_scan, "scan_jsonl", recording_scan)
+    data = (gemini_line("a") + "\n").encode()
+    storage = _Storage({("bucket", "in/requests.jsonl"): data})
+    limits = JobLimits(max_requests=5, max_bytes=10**6)
+    result = jsonl_scan.scan_gcs_jsonl(
+        SOURCE,
+        storage_client=storage,  # type: ignore[arg-type]
+        input_format="gemini_jsonl",
+        limits=limits,
+        enforce_limits=False,
+        key_label="my_key",
+        max_issues=3,
+        chunk_size=1024,
+    )
+    assert (result.source, result.requests, result.bytes, result.limits) == (SOURCE, 1, len(data), limits)
+    assert storage.opened == [("rb", 1024)]
+    assert calls == [
+        {
+            "source": SOURCE,
+            "input_format": "gemini_jsonl",
+            "limits": limits,
+            "enforce_limits": False,
+            "key_label": "my_key",
+            "max_issues": 3,
+            "workers": 1,  # a small object is judged in this process
+        }
+    ]
+    jsonl_scan.scan_gcs_jsonl(SOURCE, storage_client=storage, input_format="gemini_jsonl", workers=2)  # type: ignore[arg-type]
+    assert calls[-1]["workers"] == 2
+    assert storage.opened[-1] == ("rb", 8 * 1024 * 1024)
+    assert calls[-1]["limits"] == VERTEX_LIMITS and calls[-1]["enforce_limits"] is True
+    vertex = _Storage({("bucket", "in/requests.jsonl"): GOOD.encode()}, size=10**9)  # as the object says
+    jsonl_scan.scan_gcs_jsonl(SOURCE, storage_client=vertex)  # type: ignore[arg-type]
+    assert (calls[-1]["input_format"], calls[-1]["max_issues"], calls[-1]["key_label"]) == (
+        "vertex_jsonl",
+        25,
+        "gemini_batch_key",
+    )
+    assert calls[-1]["workers"] == scan_workers(10**9)
+
+
+def test_a_missing_or_vanished_gcs_object_names_its_uri() -> None:
+    with pytest.raises(InputValidationError) as caught:
+        jsonl_scan.scan_gcs_jsonl("gs://bucket/absent.jsonl", storage_client=_Storage({}))  # type: ignore[arg-type]
+    assert caught.value.source == "gs://bucket/absent.jsonl"
+    assert [str(issue) for issue in caught.value.issues] == [
+        "gs://bucket/absent.jsonl: the object does not exist; check the path and the data interval"
+    ]
+    storage = _Storage({("bucket", "gone.jsonl"): None})
+    with pytest.raises(InputValidationError) as caught:
+        jsonl_scan.scan_gcs_jsonl("gs://bucket/gone.jsonl", storage_client=storage)  # type: ignore[arg-type]
+    assert caught.value.source == "gs://bucket/gone.jsonl"
+    assert [str(issue) for issue in caught.value.issues] == [
+        "gs://bucket/gone.jsonl: the object disappeared: 404 gone"
+    ]
+
+
+# The strict reading's columns, on the text as written (a raw string: one backslash is one byte).
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [
+        (r'"\ud800"', 2),  # a high half at the end
+        (r'"\udc00"', 2),  # a low half alone
+        (r'"\ud83d\ude00"', None),  # a pair
+        (r'"\uDBFF\uDFFF"', None),  # a pair in upper case
+        (r'"\udbff\udfff"', None),
+        (r'"\ud83d\ude00\udc00"', 14),  # a pair, then a low half alone
+        (r'"\ud83dx\ude00"', 2),  # a high half not followed by its low half
+        (r'"\ud83d\ud83d\ude00"', 2),  # two high halves
+        (r'"\uDA00"', 2),
+        (r'"\\ud800"', None),  # an escaped backslash, then 'ud800'
+        (r'"\\ud800 \udc00"', 10),
+        (r'"\\\ud800"', 4),  # an escaped backslash, then an escape
+        (r'"\\\ud83d\ude00"', None),  # an escaped backslash, then a pair
+        (r'"\\\\ud800"', None),  # two escaped backslashes, then 'ud800'
+    ],
+)
+def test_a_lone_surrogate_escape_is_found_at_its_column(text: str, column: int | None) -> None:
+    assert jsonl_scan._lone_surrogate_column(text) == column
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"a": "NaN", "b": NaN}', "invalid JSON at column 19: NaN is not JSON"),
+        ('{"a": -Infinity}', "invalid JSON at column 7: -Infinity is not JSON"),
+        (
+            '{"a": 1, "b": 2, "b": 3}',
+            "invalid JSON at column 18: duplicate member 'b' in an object; keep one",
+        ),
+        ('{"k": "b:", "b" : 2, "b":3}', "invalid JSON at column 22: duplicate member 'b'"),
+        ('{"a": 1, "\\u0061": 2}', "invalid JSON at column 1: duplicate member 'a'"),  # written otherwise
+        ('{"it\'s": 1, "it\'s": 2}', 'invalid JSON at column 13: duplicate member "it\'s"'),
+    ],
+)
+def test_a_strict_json_error_names_its_column(text: str, message: str) -> None:
+    (problem,), key = jsonl_scan._examine_line(text.encode(), "vertex_jsonl", "k", False)
+    assert problem.startswith(message) and key is None
+
+
+def test_a_gemini_line_without_a_key_is_told_its_form() -> None:
+    line = json.dumps({"request": {"contents": [{"parts": [{"text": "x"}]}]}}).encode()
+    assert jsonl_scan._examine_line(line, "gemini_jsonl", "k", False) == (
+        ['\'key\' is missing; Gemini API file lines are {"key": "...", "request": {...}}'],
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b'\xef\xbb\xbf{"request": {}}',
+            "the file starts with a UTF-8 byte order mark (column 1); save it as UTF-8 without a BOM",
+        ),
+        (
+            '{"é": "'.encode() + b'\xff"}',
+            "not valid UTF-8 at column 8 (byte 9 of the line): invalid start byte; save the file as UTF-8",
+        ),
+        (b"[1]", 'a line must be a JSON object like {"request": {...}}, got a list'),
+        (
+            b'{"f": 1, "e": 1, "d": 1, "c": 1, "b": 1, "a": 1}',
+            "'request' is missing (found a, b, c, d, e); each line is {\"request\": {...}}",
+        ),
+        (b"{}", "'request' is missing (found nothing); each line is {\"request\": {...}}"),
+    ],
+)
+def test_a_broken_line_is_told_what_is_wrong_and_what_to_do(content: bytes, message: str) -> None:
+    assert jsonl_scan._examine_line(content, "vertex_jsonl", "k", True) == ([message], None)
+
+
+def test_an_unknown_input_format_names_the_known_ones() -> None:
+    with pytest.raises(ValueError) as caught:
+        scan(GOOD, input_format="openai_jsonl")
+    assert str(caught.value) == "unknown input format 'openai_jsonl'; use 'vertex_jsonl' or 'gemini_jsonl'"
+
+
+def test_an_empty_file_is_refused_with_why() -> None:
+    with pytest.raises(InputValidationError) as caught:
+        scan("")
+    assert [str(issue) for issue in caught.value.issues] == [
+        f"{SOURCE}: the file holds no requests; a batch job needs at least one"
+    ]
+
+
+def test_problems_are_listed_up_to_25_by_default() -> None:
+    with pytest.raises(InputValidationError) as caught:
+        scan("{bad\n" * 30)
+    assert (len(caught.value.issues), caught.value.more) == (25, 5)
+
+
+def test_lines_after_an_overlong_one_are_still_checked() -> None:
+    data = vertex_line("k0", text="x" * 1000) + "\n" + "{bad\n"
+    with pytest.raises(InputValidationError) as caught:
+        scan(data, limits=JobLimits(max_requests=10, max_bytes=10**6, max_line_bytes=200))
+    assert [issue.location for issue in caught.value.issues] == [f"{SOURCE}:1", f"{SOURCE}:2"]
+
+
+def test_one_request_of_exactly_the_byte_limit_fits_a_job_and_one_byte_more_does_not() -> None:
+    line = vertex_line("k0") + "\n"
+    size = len(line.encode())
+    assert scan(line, limits=JobLimits(10, size)).bytes == size
+    with pytest.raises(InputValidationError) as caught:
+        scan(line, limits=JobLimits(10, size - 1), enforce_limits=False)
+    assert [str(issue) for issue in caught.value.issues] == [
+        f"{SOURCE}:1: one request of {size:,} bytes exceeds the Vertex AI batch limit of {size - 1:,} bytes "
+        "per job; it cannot be sharded"
+    ]
+
+
+def test_the_scan_names_its_source_format_and_numbered_shards() -> None:
+    data = "".join(gemini_line(f"k{i}") + "\n" for i in range(5))
+    result = scan(data, input_format="gemini_jsonl", limits=JobLimits(2, 10**6), enforce_limits=False)
+    assert (result.source, result.input_format) == (SOURCE, "gemini_jsonl")
+    assert [shard.index for shard in result.shards] == [0, 1, 2]
+
+
+def test_the_lines_are_judged_by_the_workers_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = []
+    real_judge_lines = jsonl_scan.judge_lines
+
+    def recording(lines: Any, judge: Any, *, workers: int) -> Any:
+        asked.append(workers)
+        return real_judge_lines(lines, judge, workers=1)
+
+    monkeypatch.setattr(jsonl_scan, "judge_lines", recording)
+    assert scan(GOOD, workers=3).requests == 1
+    assert asked == [3]
+
+
+def test_a_line_that_goes_over_the_limit_in_the_next_chunk_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    long_line = vertex_line("k1", text="x" * 150)
+    monkeypatch.setattr(jsonl_scan, "_CHUNK_BYTES", len(GOOD) + 100)  # its first 100 bytes in chunk one
+    assert 100 < 200 < len(long_line) < 2 * len(GOOD) + 100
+    with pytest.raises(InputValidationError) as caught:
+        scan(GOOD + long_line + "\n", limits=JobLimits(max_requests=10, max_bytes=10**6, max_line_bytes=200))
+    assert [str(issue) for issue in caught.value.issues] == [
+        f"{SOURCE}:2: line is {len(long_line) + 1:,} bytes long (limit: 200 bytes per line); shorten the "
+        "request or move large media to fileData URIs"
+    ]

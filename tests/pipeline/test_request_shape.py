@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any, Optional, Union
 
+import pytest
+from pydantic import BaseModel
+
+from gemini_batch.backends import inline_request_bytes
 from gemini_batch.pipeline.findings import InputValidationError
 from gemini_batch.pipeline.limits import JobLimits
-from gemini_batch.pipeline.request_shape import check_request, validate_inline_requests
+from gemini_batch.pipeline.request_shape import (
+    FieldSpec,
+    _build_schema,
+    _field_spec,
+    _snake_names,
+    check_request,
+    validate_inline_requests,
+)
 
 
 @pytest.mark.parametrize(
@@ -447,3 +458,310 @@ def test_the_schema_knows_maps_lists_and_free_form_fields() -> None:
     assert WIRE_SCHEMA["GenerationConfig"]["stopSequences"].shape == "list"
     assert WIRE_SCHEMA["GenerationConfig"]["stopSequences"].model is None
     assert WIRE_SCHEMA["InlinedRequest"]["config"].model == "GenerateContentConfig"
+
+
+# The schema is built once, at import; these build it afresh, so they test the builder itself.
+class _Leaf(BaseModel):
+    x: int | None = None
+
+
+@pytest.mark.parametrize(
+    ("annotation", "shape", "model"),
+    [
+        (Optional[_Leaf], "object", "_Leaf"),  # noqa: UP045 (typing.Union, as the SDK writes it)
+        (_Leaf | None, "object", "_Leaf"),
+        (_Leaf, "object", "_Leaf"),
+        (Optional[list[_Leaf]], "list", "_Leaf"),  # noqa: UP045
+        (list[_Leaf], "list", "_Leaf"),
+        (Optional[list[str]], "list", None),  # noqa: UP045
+        (list[_Leaf | str], "list", None),
+        (Optional[dict[str, _Leaf]], "map", "_Leaf"),  # noqa: UP045
+        (dict[str, str], "any", None),
+        (tuple[_Leaf], "any", None),
+        (Optional[dict[str, Any]], "any", None),  # noqa: UP045
+        (Optional[str], "any", None),  # noqa: UP045
+        (int, "any", None),
+        (Any, "any", None),
+        (_Leaf | str | None, "any", None),
+        (Union[list[_Leaf], str], "any", None),  # noqa: UP007
+    ],
+)
+def test_a_field_shape_follows_its_sdk_annotation(annotation: Any, shape: str, model: str | None) -> None:
+    found: dict[str, type] = {}
+    assert _field_spec("wireName", annotation, found) == FieldSpec("wireName", shape, model)  # type: ignore[arg-type]
+    assert found == ({"_Leaf": _Leaf} if model else {})
+
+
+REQUEST_FIELDS = {
+    "contents": FieldSpec("contents", "list", "Content"),
+    "systemInstruction": FieldSpec("systemInstruction", "object", "Content"),
+    "generationConfig": FieldSpec("generationConfig", "object", "GenerationConfig"),
+    "safetySettings": FieldSpec("safetySettings", "list", "SafetySetting"),
+    "tools": FieldSpec("tools", "list", "Tool"),
+    "toolConfig": FieldSpec("toolConfig", "object", "ToolConfig"),
+    "labels": FieldSpec("labels", "any"),
+    "cachedContent": FieldSpec("cachedContent", "any"),
+    "model": FieldSpec("model", "any"),
+}
+INLINE_FIELDS = {
+    "model": FieldSpec("model", "any"),
+    "contents": FieldSpec("contents", "any"),
+    "metadata": FieldSpec("metadata", "any"),
+    "config": FieldSpec("config", "object", "GenerateContentConfig"),
+}
+SNAKE = {
+    "systemInstruction": "system_instruction",
+    "generationConfig": "generation_config",
+    "safetySettings": "safety_settings",
+    "toolConfig": "tool_config",
+    "cachedContent": "cached_content",
+}
+
+
+def test_the_request_fields_are_the_rest_references_in_both_spellings() -> None:
+    schema = _build_schema()
+    assert schema["GenerateContentRequest"] == {
+        **REQUEST_FIELDS,
+        **{SNAKE[name]: spec for name, spec in REQUEST_FIELDS.items() if name in SNAKE},
+    }
+    assert schema["InlinedRequest"] == INLINE_FIELDS
+
+
+def test_every_sdk_type_reachable_from_a_request_is_in_the_schema_in_both_spellings() -> None:
+    from google.genai import types
+
+    schema = _build_schema()
+    referenced = {spec.model for fields in schema.values() for spec in fields.values() if spec.model}
+    assert referenced <= set(schema)  # every level down
+    assert {"Part", "Blob", "FileData", "Schema", "ThinkingConfig", "FunctionDeclaration"} <= referenced
+    for name in set(schema) - {"GenerateContentRequest", "InlinedRequest"}:
+        sdk_fields = getattr(types, name).model_fields
+        expected = {}
+        for field_name, info in sdk_fields.items():
+            expected[field_name] = expected[info.alias] = _field_spec(info.alias, info.annotation, {})
+        assert schema[name] == expected, name
+    assert schema["Part"]["inline_data"] == FieldSpec("inlineData", "object", "Blob")
+    assert schema["Schema"]["any_of"] == FieldSpec("anyOf", "list", "Schema")
+
+
+def test_the_snake_spellings_are_only_those_that_differ() -> None:
+    snake = _snake_names()
+    assert snake["inlineData"] == "inline_data" and snake["systemInstruction"] == "system_instruction"
+    assert "text" not in snake and "contents" not in snake
+
+
+GOOD_REQUEST = {"contents": [{"parts": [TEXT]}]}
+
+
+def refusal(requests: list, **kwargs: Any) -> InputValidationError:
+    with pytest.raises(InputValidationError) as caught:
+        validate_inline_requests(requests, **kwargs)
+    return caught.value
+
+
+def messages(error: InputValidationError) -> list[str]:
+    return [str(issue) for issue in error.issues]
+
+
+def test_each_inline_item_is_named_by_its_position_with_what_is_wrong() -> None:
+    error = refusal(
+        [
+            "hi",
+            {"request": ["x"], "metadata": {"key": "a"}},
+            {"request": GOOD_REQUEST},  # no metadata: keyed by its position, as a bare request
+            {"request": GOOD_REQUEST, "metadata": {"key": 5}},
+            {"request": GOOD_REQUEST, "metadata": {"key": ""}},
+        ],
+        source="src",
+    )
+    assert error.source == "src"
+    assert messages(error) == [
+        "src[0]: must be an object, got a string",
+        "src[1]: request must be a JSON object (a GenerateContentRequest), got a list",
+        "src[3]: metadata.key must be a non-empty string, got 5",
+        "src[4]: metadata.key must be a non-empty string, got ''",
+    ]
+
+
+def test_a_bare_request_is_keyed_by_its_position_and_scanned_as_one_shard() -> None:
+    from types import MappingProxyType
+
+    from gemini_batch.backends import inline_request_bytes
+    from gemini_batch.pipeline.findings import InputScan, ShardSpan
+    from gemini_batch.pipeline.limits import GEMINI_API_INLINE_LIMITS
+
+    requests = [
+        GOOD_REQUEST,
+        MappingProxyType(GOOD_REQUEST),
+        {"request": GOOD_REQUEST, "metadata": {"key": "2"}},
+    ]
+    total = inline_request_bytes(requests)
+    assert validate_inline_requests(requests) == InputScan(
+        "inline requests",
+        "gemini_inline",
+        3,
+        total,
+        GEMINI_API_INLINE_LIMITS,
+        (ShardSpan(0, 0, total, 3, 1),),
+    )
+    with pytest.raises(InputValidationError) as caught:
+        validate_inline_requests([GOOD_REQUEST, {"request": GOOD_REQUEST, "metadata": {"key": "0"}}])
+    assert messages(caught.value) == ["inline requests[1]: duplicate key: the same metadata.key is at [0]"]
+
+
+def test_a_bare_request_with_inlined_metadata_is_told_the_field_is_unknown() -> None:
+    # The SDK's InlinedRequest form ({"contents", "metadata"}) without the "request" wrapper.
+    item = {**GOOD_REQUEST, "metadata": {"key": "a"}}
+    error = refusal([item, item])
+    assert [issue.location for issue in error.issues] == ["inline requests[0]", "inline requests[1]"]
+    assert all("request.metadata is not a field of GenerateContentRequest" in m for m in messages(error))
+
+
+def test_no_inline_requests_is_refused() -> None:
+    error = refusal([], source="src")
+    assert messages(error) == ["src: no requests; a batch job needs at least one"]
+
+
+def test_the_inline_limits_hold_up_to_and_including_the_limit() -> None:
+    requests = [{"request": GOOD_REQUEST, "metadata": {"key": str(i)}} for i in range(1001)]
+    total = inline_request_bytes(requests[:1000])
+    limits = JobLimits(max_requests=1000, max_bytes=total, name="Test inline")
+    assert validate_inline_requests(requests[:1000], limits=limits).bytes == total
+    error = refusal(requests, limits=limits)
+    over = inline_request_bytes(requests)
+    assert messages(error) == [
+        "inline requests: 1,001 requests exceed the Test inline limit of 1,000; submit a file instead",
+        f"inline requests: {over:,} bytes of inline requests exceed the Test inline limit of {total:,} "
+        f"bytes; upload them as a JSONL file (Files API) instead",
+    ]
+
+
+def test_inline_problems_are_listed_up_to_25_and_the_rest_counted() -> None:
+    error = refusal(["x"] * 30)
+    assert (len(error.issues), error.more) == (25, 5)
+
+
+INLINE_EXACT = [
+    (3, "inline[0] must be an object like {'contents': [...]}, got a number"),
+    ({}, "inline[0].contents is missing: every request needs at least one content with parts"),
+    ({"contents": 3}, "inline[0].contents must be a list of contents or a string, got a number"),
+    ({"contents": [3]}, "inline[0].contents[0] must be a content object or a string, got a number"),
+    # A dict with a role is a Content (not a Part), even without its parts.
+    (
+        {"contents": [{"role": "user"}]},
+        'inline[0].contents[0].parts must be a non-empty list of parts such as {"text": "..."}, got null',
+    ),
+    # One content given as an object, not in a list.
+    (
+        {"contents": {"role": "assistant", "parts": [TEXT]}},
+        "inline[0].contents.role is 'assistant': role must be 'user' or 'model' (not 'assistant' or "
+        "'system'); use systemInstruction for instructions",
+    ),
+    (
+        {"contents": "hi", "config": {"systemInstruction": " "}},
+        "inline[0].config.systemInstruction: text is empty or blank; the service rejects it: remove the "
+        "part or give text (an empty prompt in the prompts table gives one: filter them out)",
+    ),
+    (
+        {"contents": "hi", "config": {"systemInstruction": {"parts": []}}},
+        'inline[0].config.systemInstruction.parts must be a non-empty list of parts such as {"text": "..."}, '
+        "got a list",
+    ),
+]
+
+
+@pytest.mark.parametrize(("request_body", "message"), INLINE_EXACT)
+def test_inline_messages_name_the_path_the_problem_and_the_fix(request_body: object, message: str) -> None:
+    from gemini_batch.pipeline.request_shape import check_inline_request
+
+    assert check_inline_request(request_body) == [message]
+
+
+EXACT = [
+    (
+        _request({"text": "a", "fileData": {"mimeType": "a/b", "fileUri": "gs://b/o"}}),
+        "request.contents[0].parts[0] has several data fields; give one per part and split the rest "
+        "(text, fileData)",
+    ),
+    (
+        _request({"inlineData": {"mimeType": " "}}),
+        "request.contents[0].parts[0].inlineData needs mimeType and data as non-empty strings; "
+        "mimeType, data missing or empty",
+    ),
+    (
+        {"contents": [{"parts": None}]},
+        'request.contents[0].parts must be a non-empty list of parts such as {"text": "..."}, got null',
+    ),
+    (
+        {"contents": [{"parts": [TEXT], "rol": "user"}]},
+        "request.contents[0].rol is not a field of Content (did you mean 'role'?); fix the spelling or "
+        "remove it (known: parts, role)",
+    ),
+    ("hi", "request must be a JSON object (a GenerateContentRequest), got a string"),
+    (
+        _request(TEXT, generationConfig=[]),
+        "request.generationConfig must be a JSON object (GenerationConfig), got a list",
+    ),
+    (
+        _request(TEXT, generationConfig={"stopSequences": "END"}),
+        "request.generationConfig.stopSequences must be a non-empty list, got a string",
+    ),
+    (
+        _request(TEXT, safetySettings=3),
+        "request.safetySettings must be a non-empty list of SafetySetting objects, got a number",
+    ),
+    ({"contents": ["hi"]}, "request.contents[0] must be a JSON object (Content), got a string"),
+    (True, "request must be a JSON object (a GenerateContentRequest), got a boolean"),
+]
+
+
+@pytest.mark.parametrize(("request_body", "message"), EXACT)
+def test_messages_name_the_path_the_problem_and_the_fix(request_body: object, message: str) -> None:
+    assert check_request(request_body) == [message]
+
+
+def test_an_unknown_field_lists_the_first_twelve_known_names() -> None:
+    from gemini_batch.pipeline.request_shape import WIRE_SCHEMA, _walk, wire_names
+
+    for model in WIRE_SCHEMA:
+        problems: list[str] = []
+        _walk({"zzz": 1}, model, "x", problems)
+        listed = problems[0].split("(known: ", 1)[1].removesuffix(")")
+        names = wire_names(model)
+        if len(names) > 12:
+            assert listed == ", ".join(names[:12]) + ", ...", model
+        else:
+            assert listed == ", ".join(names), model
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        (None, "null"),
+        ({}, "an object"),
+        ([], "a list"),
+        ("", "a string"),
+        (False, "a boolean"),
+        (0, "a number"),
+        (1.5, "a number"),
+        (b"x", "bytes"),
+    ],
+)
+def test_json_type_names_the_json_type(value: object, name: str) -> None:
+    from gemini_batch.pipeline.request_shape import json_type
+
+    assert json_type(value) == name
+
+
+def test_every_field_is_checked_after_an_unknown_one_and_nulls_are_absent_fields() -> None:
+    request = {
+        "prompt": "x",
+        "systemInstruction": None,
+        **_request(TEXT, generationConfig={"temperature": 3}),
+    }
+    assert check_request(request) == [
+        "request.prompt is not a field of GenerateContentRequest; fix the spelling or remove it (known: "
+        "cachedContent, contents, generationConfig, labels, model, safetySettings, systemInstruction, "
+        "toolConfig, tools)",
+        "request.generationConfig.temperature must be a number from 0 to 2, got 3",
+    ]

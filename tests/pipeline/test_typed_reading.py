@@ -12,11 +12,23 @@ import json
 import msgspec
 import pytest
 
-from gemini_batch.pipeline import jsonl_scan
+from gemini_batch.pipeline import jsonl_scan, typed_reading
 from gemini_batch.pipeline.request_shape import DATA_FIELDS, KEY_LABEL, WIRE_SCHEMA
-from gemini_batch.pipeline.typed_reading import _STRUCTS, TYPED_MODELS, typed_line_key
+from gemini_batch.pipeline.typed_reading import TYPED_MODELS, typed_line_key
 
 TEXT = {"parts": [{"text": "Summarize: the report"}]}
+
+
+@pytest.fixture(autouse=True)
+def structs_built_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read with Structs and decoders built for the test (the module builds its own at import), so
+    these tests check the builders too."""
+    monkeypatch.setattr(typed_reading, "_STRUCTS", typed_reading._build_structs())
+    monkeypatch.setattr(
+        typed_reading,
+        "_DECODERS",
+        {name: typed_reading._line_decoder(name) for name in ("vertex_jsonl", "gemini_jsonl")},
+    )
 
 
 def line(request: dict, **top: object) -> bytes:
@@ -60,6 +72,17 @@ DECIDED = {
             "thinkingConfig": {"thinkingBudget": 0},
         }
     ),
+    "at the bounds": vertex(
+        generationConfig={"temperature": 2, "topP": 0.0, "maxOutputTokens": 1, "topK": 1, "candidateCount": 1}
+    ),
+    "escaped text": {**vertex(), "contents": [{"parts": [{"text": 'Say "hi"\n\tand go: \\ ok'}]}]},
+    "enum answer": vertex(
+        generationConfig={
+            "responseMimeType": "text/x.enum",
+            "responseSchema": {"type": "STRING", "enum": ["a"]},
+        }
+    ),
+    "labels beside the key": {**vertex(), "labels": {KEY_LABEL: "row-1", "team": "data-eng_2", "empty": ""}},
 }
 
 # Fine requests the typed reading leaves to the rules (the exact reading accepts each).
@@ -77,6 +100,18 @@ DECLINED = {
 REFUSED = {
     "assistant role": {**vertex(), "contents": [{"role": "assistant", **TEXT}]},
     "blank text": {**vertex(), "contents": [{"parts": [{"text": " \u2003"}]}]},
+    "empty text": {**vertex(), "contents": [{"parts": [{"text": ""}]}]},
+    "blank system instruction": vertex(systemInstruction={"parts": [{"text": " "}]}),
+    "system instruction without parts": vertex(systemInstruction={"parts": []}),
+    "no inline data": {**vertex(), "contents": [{"parts": [{"inlineData": {"mimeType": "image/png"}}]}]},
+    "blank file URI": {
+        **vertex(),
+        "contents": [{"parts": [{"fileData": {"mimeType": "image/png", "fileUri": "\t"}}]}],
+    },
+    "temperature below 0": vertex(generationConfig={"temperature": -0.1}),
+    "topP above 1": vertex(generationConfig={"topP": 1.5}),
+    "zero candidates": vertex(generationConfig={"candidateCount": 0}),
+    "role as a number": {**vertex(), "contents": [{"role": 1, **TEXT}]},
     "two data fields": {
         **vertex(),
         "contents": [
@@ -104,6 +139,23 @@ REFUSED = {
     ),
     "unknown field": vertex(generationConfg={}),
     "upper-case label": {**vertex(), "labels": {KEY_LABEL: "Row-1"}},
+    "upper-case label key": {**vertex(), "labels": {KEY_LABEL: "row-1", "Team": "x"}},
+    "text as a number": {**vertex(), "contents": [{"parts": [{"text": 3}]}]},
+    "no file MIME type": {**vertex(), "contents": [{"parts": [{"fileData": {"fileUri": "gs://b/i.png"}}]}]},
+    "blank file MIME type": {
+        **vertex(),
+        "contents": [{"parts": [{"fileData": {"mimeType": "", "fileUri": "gs://b/i.png"}}]}],
+    },
+    "unknown safety setting field": vertex(
+        safetySettings=[{"category": "HARM_CATEGORY_HARASSMENT", "treshold": "BLOCK_NONE"}]
+    ),
+    "stop sequences as a string": vertex(generationConfig={"stopSequences": "END"}),
+    "unknown field in a property's schema": vertex(
+        generationConfig={
+            "responseMimeType": "application/json",
+            "responseSchema": {"type": "OBJECT", "properties": {"a": {"typ": "STRING"}}},
+        }
+    ),
     "label with a newline": {**vertex(), "labels": {KEY_LABEL: "row-1\n"}},
     "no key": {**vertex(), "labels": {}},
     "empty key": {**vertex(), "labels": {KEY_LABEL: ""}},
@@ -135,6 +187,7 @@ def test_bad_requests_are_never_accepted(name: str) -> None:
 def test_gemini_lines_carry_a_non_empty_string_key() -> None:
     request = {"contents": [TEXT]}
     assert typed_line_key(line(request, key="k1"), "gemini_jsonl", KEY_LABEL) == "k1"
+    assert typed_line_key(line(request, key="k"), "gemini_jsonl", KEY_LABEL) == "k"
     for key in ("", 7, None):
         assert typed_line_key(line(request, key=key), "gemini_jsonl", KEY_LABEL) is None
     assert typed_line_key(line(request), "gemini_jsonl", KEY_LABEL) is None
@@ -148,11 +201,13 @@ def test_a_duplicate_member_is_never_accepted() -> None:
 
 def test_the_structs_hold_the_wire_schema_fields_of_the_typed_models() -> None:
     for model in TYPED_MODELS:
-        typed = {field.name for field in msgspec.structs.fields(_STRUCTS[model])}
+        typed = {field.name for field in msgspec.structs.fields(typed_reading._STRUCTS[model])}
         schema = {spec.name for spec in WIRE_SCHEMA[model].values()}
         untyped = {
             spec.name for spec in WIRE_SCHEMA[model].values() if spec.model and spec.model not in TYPED_MODELS
         }
         assert typed == schema - untyped, model
-    part_data = {field.name for field in msgspec.structs.fields(_STRUCTS["Part"])} & set(DATA_FIELDS)
+    part_data = {field.name for field in msgspec.structs.fields(typed_reading._STRUCTS["Part"])} & set(
+        DATA_FIELDS
+    )
     assert part_data == {"text", "inlineData", "fileData"}  # what _parts_fine counts

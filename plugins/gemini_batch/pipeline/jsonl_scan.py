@@ -204,7 +204,14 @@ def scan_jsonl(
 
 
 class _StrictJsonError(ValueError):
-    """A JSON text Python's parser takes but the services' parsers (and BigQuery's loads) refuse."""
+    """A JSON text Python's parser takes but the services' parsers (and BigQuery's loads) refuse.
+
+    :param member: The repeated member's name, or None for a NaN or Infinity (to find its column).
+    """
+
+    def __init__(self, message: str, member: str | None = None) -> None:
+        super().__init__(message)
+        self.member = member
 
 
 def _reject_constant(name: str) -> Any:
@@ -216,7 +223,7 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(record) != len(pairs):
         seen: set[str] = set()
         name = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
-        raise _StrictJsonError(f"duplicate member {name!r} in an object; keep one")
+        raise _StrictJsonError(f"duplicate member {name!r} in an object; keep one", name)
     return record
 
 
@@ -230,44 +237,41 @@ _SURROGATE_ESCAPE = re.compile(r"\\+u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 def _lone_surrogate_column(text: str) -> int | None:
     """The 1-based column of the first escaped lone surrogate (``\\ud800`` unpaired), else None."""
-    pending: int | None = None  # column of a high surrogate waiting for its low half
-    end = -1
+    pending: tuple[int, int] | None = None  # (column, end) of a high surrogate awaiting its low half
     for match in _SURROGATE_ESCAPE.finditer(text):
-        slashes = len(match.group()) - 5
-        if slashes % 2 == 0:  # an escaped backslash followed by 'u...': not an escape
-            continue
+        if len(match.group()) % 2 == 1:  # backslashes and 'uXXXX': an even count of backslashes
+            continue  # is escaped backslashes followed by 'u...': not an escape
         start = match.end() - 6
         high = match.group()[-3] in "89abAB"
-        if pending is not None and (high or start != end):
-            return pending
+        if pending is not None and (high or start != pending[1]):
+            return pending[0]
         if high:
-            pending, end = start + 1, match.end()
+            pending = (start + 1, match.end())
         elif pending is None:
             return start + 1
         else:
             pending = None
-    return pending
+    return None if pending is None else pending[0]
 
 
-def _strict_error_column(text: str, message: str) -> int:
-    """Best-effort column of a strict-JSON error (outside string literals), for the message."""
-    target = re.compile(r"-?Infinity|NaN") if "not JSON" in message else None
-    if target is None:
-        name = message.split("'", 2)[1] if "'" in message else ""
-        target = re.compile(re.escape(json.dumps(name)) + r"\s*:")
-        matches = [m.start() for m in _outside_strings(text, target, keys=True)]
-        return matches[1] + 1 if len(matches) > 1 else 1
-    found = next(iter(_outside_strings(text, target, keys=False)), None)
-    return found.start() + 1 if found else 1
+_CONSTANT = re.compile(r"-?Infinity|NaN")
 
 
-def _outside_strings(text: str, pattern: re.Pattern[str], *, keys: bool) -> Iterator[re.Match[str]]:
-    """Matches of ``pattern`` that are not inside a string literal (or that start one, ``keys``)."""
+def _strict_error_column(text: str, error: _StrictJsonError) -> int:
+    """Best-effort column of a strict-JSON error (outside string literals), for the message: the
+    first NaN or Infinity, or a repeated member's second name (1 when it is written otherwise)."""
+    if error.member is None:
+        return next((match.start() + 1 for match in _outside_strings(text, _CONSTANT)), 1)
+    target = re.compile(re.escape(json.dumps(error.member)) + r"\s*:")
+    starts = [match.start() for match in _outside_strings(text, target)]
+    return starts[1] + 1 if len(starts) > 1 else 1
+
+
+def _outside_strings(text: str, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    """Matches of ``pattern`` that do not start inside a string literal (a key's own quote is fine)."""
     inside = [(m.start(), m.end()) for m in re.finditer(r'"(?:[^"\\]|\\.)*"', text)]
     for match in pattern.finditer(text):
-        if not any(
-            start < match.start() < end or (not keys and start == match.start()) for start, end in inside
-        ):
+        if not any(start < match.start() < end for start, end in inside):
             yield match
 
 
@@ -345,7 +349,7 @@ def _examine_line(
     except json.JSONDecodeError as error:
         return [f"invalid JSON at column {error.colno}: {error.msg}; fix the line"], None
     except _StrictJsonError as error:
-        return [f"invalid JSON at column {_strict_error_column(text, str(error))}: {error}"], None
+        return [f"invalid JSON at column {_strict_error_column(text, error)}: {error}"], None
     if ("\\u" in text) and (column := _lone_surrogate_column(text)) is not None:
         return [
             f"invalid JSON at column {column}: a lone UTF-16 surrogate escape (\\ud800-\\udfff without "

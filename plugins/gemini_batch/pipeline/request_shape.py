@@ -163,9 +163,7 @@ def _build_schema() -> dict[str, dict[str, FieldSpec]]:
     }
     pending = dict(roots)
     while pending:
-        name, model = pending.popitem()
-        if name in schema:
-            continue
+        name, model = pending.popitem()  # never one already in schema: only new ones are pending
         found: dict[str, type] = {}
         fields: dict[str, FieldSpec] = {}
         for field_name, info in model.model_fields.items():
@@ -194,7 +192,7 @@ def wire_names(model: str) -> tuple[str, ...]:
 
 def suggest(name: str, known: Sequence[str]) -> str:
     """`` (did you mean 'temperature'?)`` for a near miss of a known name, else ``''``."""
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+    close = difflib.get_close_matches(name, known, cutoff=0.7)  # the best first
     if not close:
         close = [k for k in known if k.lower() == name.lower().replace("_", "")]
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -340,9 +338,9 @@ def _walk(value: dict[str, Any], model: str, path: str, problems: list[str]) -> 
                 f"{', ...' if len(wire_names(model)) > 12 else ''})"
             )
             continue
-        shape = spec.shape
-        if item is None or shape == "any":
+        if item is None:  # an absent field (the proto JSON parsers read null so)
             continue
+        shape = spec.shape
         if shape == "object":
             if isinstance(item, dict):
                 _walk(item, spec.model, f"{path}.{key}", problems)  # type: ignore[arg-type]
@@ -361,10 +359,10 @@ def _walk(value: dict[str, Any], model: str, path: str, problems: list[str]) -> 
                             f"{path}.{key}[{index}] must be a JSON object ({spec.model}), "
                             f"got {json_type(element)}"
                         )
-        elif isinstance(item, dict) and spec.model is not None:  # a map of objects
+        elif shape == "map" and isinstance(item, dict):  # string keys to objects
             for name, element in item.items():
                 if isinstance(element, dict):
-                    _walk(element, spec.model, f"{path}.{key}.{name}", problems)
+                    _walk(element, spec.model, f"{path}.{key}.{name}", problems)  # type: ignore[arg-type]
     rule = _OBJECT_RULES.get(model)
     if rule is not None:
         rule(value, path, problems)

@@ -103,8 +103,8 @@ def _field_type(spec: FieldSpec) -> Any:
         return spec.model
     if spec.shape == "list":
         return list[spec.model] if spec.model else list[Any]  # type: ignore[name-defined]
-    if spec.shape == "map":
-        return dict[str, spec.model] if spec.model else Any  # type: ignore[name-defined]
+    if spec.shape == "map":  # always of a model (request_shape._field_spec)
+        return dict[str, spec.model]  # type: ignore[name-defined]
     return Any
 
 
@@ -125,10 +125,10 @@ def _build_structs() -> dict[str, type[msgspec.Struct]]:
                 kind = _field_type(spec)
                 if kind is None:
                     continue
-                kind = Optional[kind] if kind is not Any else Any  # noqa: UP045 (a forward reference by name)
+                kind = Optional[kind]  # noqa: UP045 (a forward reference by name; Optional[Any] is Any)
             fields.append((name, kind) if default is _REQUIRED else (name, kind, default))
         fields.sort(key=len)  # required fields (no default) first, as a Struct needs them
-        namespace[model] = msgspec.defstruct(model, fields, bases=(_Wire,), module=__name__)
+        namespace[model] = msgspec.defstruct(model, fields, bases=(_Wire,))  # in this module, the caller's
     globals().update(namespace)  # where msgspec resolves the references by name, e.g. "Content"
     return namespace
 
@@ -142,7 +142,7 @@ def _line_decoder(input_format: str) -> msgspec.json.Decoder:
         fields = [("key", Annotated[str, Meta(min_length=1)]), ("request", request)]
     else:
         fields = [("request", request)]
-    line = msgspec.defstruct(f"Line_{input_format}", fields, bases=(_Wire,), module=__name__)
+    line = msgspec.defstruct(f"Line_{input_format}", fields, bases=(_Wire,))
     return msgspec.json.Decoder(line)
 
 
