@@ -13,7 +13,6 @@ from gemini_batch.pipeline import jsonl_scan
 from gemini_batch.pipeline.findings import InputScan, InputValidationError
 from gemini_batch.pipeline.jsonl_scan import scan_jsonl
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
-from gemini_batch.pipeline.line_judging import scan_workers
 
 SOURCE = "gs://bucket/in/requests.jsonl"
 
@@ -529,7 +528,7 @@ def test_a_gcs_object_is_scanned_as_a_stream_in_ranged_reads(monkeypatch: pytest
 
     def recording_scan(stream: Any, **kwargs: Any) -> InputScan:
         calls.append(kwargs)
-        return real_scan(stream, **{**kwargs, "workers": 1})
+        return real_scan(stream, **kwargs)
 
     monkeypatch.setattr(jsonl_scan, "scan_jsonl", recording_scan)
     data = (gemini_line("a") + "\n").encode()
@@ -555,11 +554,9 @@ def test_a_gcs_object_is_scanned_as_a_stream_in_ranged_reads(monkeypatch: pytest
             "enforce_limits": False,
             "key_label": "my_key",
             "max_issues": 3,
-            "workers": 1,  # a small object is judged in this process
         }
     ]
-    jsonl_scan.scan_gcs_jsonl(SOURCE, storage_client=storage, input_format="gemini_jsonl", workers=2)  # type: ignore[arg-type]
-    assert calls[-1]["workers"] == 2
+    jsonl_scan.scan_gcs_jsonl(SOURCE, storage_client=storage, input_format="gemini_jsonl")  # type: ignore[arg-type]
     assert storage.opened[-1] == ("rb", 8 * 1024 * 1024)
     assert calls[-1]["limits"] == VERTEX_LIMITS and calls[-1]["enforce_limits"] is True
     vertex = _Storage({("bucket", "in/requests.jsonl"): GOOD.encode()}, size=10**9)  # as the object says
@@ -569,7 +566,6 @@ def test_a_gcs_object_is_scanned_as_a_stream_in_ranged_reads(monkeypatch: pytest
         25,
         "gemini_batch_key",
     )
-    assert calls[-1]["workers"] == scan_workers(10**9)
 
 
 def test_a_missing_or_vanished_gcs_object_names_its_uri() -> None:
@@ -706,19 +702,6 @@ def test_the_scan_names_its_source_format_and_numbered_shards() -> None:
     result = scan(data, input_format="gemini_jsonl", limits=JobLimits(2, 10**6), enforce_limits=False)
     assert (result.source, result.input_format) == (SOURCE, "gemini_jsonl")
     assert [shard.index for shard in result.shards] == [0, 1, 2]
-
-
-def test_the_lines_are_judged_by_the_workers_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    asked = []
-    real_judge_lines = jsonl_scan.judge_lines
-
-    def recording(lines: Any, judge: Any, *, workers: int) -> Any:
-        asked.append(workers)
-        return real_judge_lines(lines, judge, workers=1)
-
-    monkeypatch.setattr(jsonl_scan, "judge_lines", recording)
-    assert scan(GOOD, workers=3).requests == 1
-    assert asked == [3]
 
 
 def test_a_line_that_goes_over_the_limit_in_the_next_chunk_is_refused(
