@@ -37,6 +37,7 @@ from .api_common import (
     paginate_offset,
     service_of,
 )
+from .api_tokens import count_gemini_tokens
 from .embedding import embedding_model
 from .errors import ApiError, invalid_argument, not_found
 from .files import file_view
@@ -319,10 +320,17 @@ async def delete_file(request: web.Request) -> web.Response:
     return json_response(b"{}")
 
 
+async def model_method(request: web.Request) -> web.StreamResponse:
+    """``POST /{v}/models/{model}:{method}``: countTokens, else a batch create."""
+    if request.match_info["model"].endswith(":countTokens"):
+        return await count_gemini_tokens(request)
+    return await create_batch(request)
+
+
 def add_routes(app: web.Application) -> None:
     """Register the Gemini API and Files API routes."""
     version = r"{version:v1|v1beta|v1alpha}"
-    app.router.add_post(f"/{version}/models/{{model}}", create_batch)
+    app.router.add_post(f"/{version}/models/{{model}}", model_method)
     app.router.add_get(f"/{version}/batches", list_batches)
     app.router.add_get(f"/{version}/batches/{{batch}}", get_batch)
     app.router.add_post(f"/{version}/batches/{{batch}}", batch_action)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import api_admin, api_gemini, api_models, api_vertex
+from . import api_admin, api_gemini, api_models, api_tokens, api_vertex
 from .api_common import SERVICE_KEY, error_response
 from .errors import ApiError
 from .service import Service, Settings
@@ -57,4 +57,5 @@ def create_app(settings: Settings) -> web.Application:
     api_vertex.add_routes(app)
     api_gemini.add_routes(app)
     api_models.add_routes(app)
+    api_tokens.add_routes(app)
     return app

@@ -331,6 +331,11 @@ def _tokens(chars: int) -> int:
     return max(1, math.ceil(chars / 4))
 
 
+def prompt_tokens(request: dict[str, Any]) -> int:
+    """The ``promptTokenCount`` of a request (what countTokens answers for it too)."""
+    return _tokens(_prompt_chars(request))
+
+
 def answer_text(model_id: str, request: dict[str, Any], broken: str | None = None) -> str:
     """The text of the single candidate, honouring ``responseMimeType`` and the schema.
 
@@ -391,7 +396,7 @@ def generate_content(model_id: str, request: Any, broken: str | None = None) -> 
     """
     validate_request(request)
     text = answer_text(model_id, request, broken)
-    prompt_tokens = _tokens(_prompt_chars(request))
+    prompt_count = prompt_tokens(request)
     candidate_tokens = _tokens(len(text))
     return {
         "candidates": [
@@ -401,9 +406,9 @@ def generate_content(model_id: str, request: Any, broken: str | None = None) -> 
             }
         ],
         "usageMetadata": {
-            "promptTokenCount": prompt_tokens,
+            "promptTokenCount": prompt_count,
             "candidatesTokenCount": candidate_tokens,
-            "totalTokenCount": prompt_tokens + candidate_tokens,
+            "totalTokenCount": prompt_count + candidate_tokens,
         },
         "modelVersion": model_id,
         "responseId": _digest(model_id, text)[:24],
