@@ -3,9 +3,8 @@
 
 google-genai 2.x drops both when it converts a Gemini API batch (and reads an embedding's token
 count from an older field than the API's ``usageMetadata.promptTokenCount``, filled in here too).
-We read the raw body through
-the client's own transport (same auth, endpoint, timeouts: ``client._api_client.request`` /
-``async_request``) and convert it with the SDK's own converter (``batches._BatchJob_from_mldev``
+We read the raw body through the client's own transport (same auth, endpoint, timeouts:
+``client._api_client.request`` / ``async_request``) and convert it with the SDK's own converter (``batches._BatchJob_from_mldev``
 and ``types.BatchJob._from_response``), then add the two fields back. There is no maintained
 library for this: the SDK is the library, and these are its private names.
 
