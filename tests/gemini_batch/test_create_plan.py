@@ -33,6 +33,7 @@ def plan(**kwargs: Any):
             "8e20bec74c70bb65",
         ),
         ({"src": INLINE, "model": "m"}, "ec5389a033459b08"),
+        ({"model": "gemini-embedding-001"}, "41bbc28e5e8240fe"),
     ],
 )
 def test_the_fingerprint_is_the_one_earlier_releases_recorded(kwargs, fingerprint):

@@ -45,6 +45,7 @@ STATIC_OK = [
     ("templated dest", {"src": "bq://p.d.t", "dest": "{{ params.dest }}"}),
     ("templated create_config", {"src": "bq://p.d.t", "create_config": "{{ params.cfg }}"}),
     ("templated labels", {"src": "bq://p.d.t", "labels": "{{ params.labels }}"}),
+    ("templated task, inline source", {"src": INLINE, "task": "{{ params.task }}"}),
 ]
 
 
@@ -74,6 +75,12 @@ STATIC_BAD = [
         "labels for the Gemini API",
         {"src": INLINE, "labels": {"team": "ml"}},
         "labels apply to Vertex AI jobs only; the Gemini API has no job labels. Remove labels.",
+    ),
+    (
+        "task embed overrides a generation model: inline rules of embeddings",
+        {"src": [{"contents": INLINE[0]["contents"] * 2}], "task": "embed"},
+        "Inline embedding request #0 must have 'contents' with exactly one Content (one vector per request), "
+        "e.g. {'contents': [{'parts': [{'text': '...'}]}]}.",
     ),
 ]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -21,6 +23,7 @@ from gemini_batch.polling import (
     Fail,
     Poller,
     Wait,
+    drive_sync,
     failure_exception,
     raise_failure,
     retry_read,
@@ -296,3 +299,22 @@ def test_retry_read_rebuilds_the_client_after_a_401(sleeps, exact_jitter):
     assert retry_read(Log(), "Reading", Calls(E401), budget=3, rebuild=lambda: rebuilt.append(1)) == "value"
     assert rebuilt == [1]
     assert sleeps == [2.0]
+
+
+# ---------------------------------------------------------------------------- drive_sync, the real sleeps
+
+
+@pytest.mark.parametrize(("spread", "first_sleep"), [(False, 0.0), (True, 10.0)])
+def test_drive_sync_spreads_its_first_read_only_when_asked(sleeps, spread, first_sleep):
+    """A worker that has just read the job asks for a spread first read; one that has not reads at once."""
+    result = drive_sync(poller(), lambda: job(SUCCEEDED), rebuild=lambda: None, log=Log(), spread=spread)
+    assert summary(result) == ("done", "succeeded")
+    assert sleeps == [first_sleep]
+
+
+def test_the_real_sleeps_wait_the_seconds_asked():
+    """Every other test replaces them; these are the waits a deployed worker and trigger really make."""
+    started = time.monotonic()
+    polling.sleep(0.02)
+    asyncio.run(polling.asleep(0.02))
+    assert time.monotonic() - started >= 0.04

@@ -18,6 +18,7 @@ from google.cloud import bigquery
 from gemini_batch.costs import Usage, load_prices
 from gemini_batch.pipeline.costs_table import (
     COSTS_SCHEMA,
+    COSTS_SUMMARY_SCHEMA,
     COSTS_SUMMARY_TABLE,
     COSTS_TABLE,
     JobCost,
@@ -25,6 +26,7 @@ from gemini_batch.pipeline.costs_table import (
     RunIdentity,
     TokenSums,
     job_cost,
+    read_embedding_sums,
     record_costs,
     summarize_costs,
     token_sums,
@@ -233,10 +235,16 @@ def test_an_unpriced_job_has_a_null_cost_and_the_load_none(bq: DuckBigQuery) -> 
 def test_the_load_logs_its_tokens_and_cost(bq: DuckBigQuery, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="gemini_batch.pipeline.costs_table"):
         record(bq, GEMINI_JOB)
-    assert (
+    assert caplog.messages[-1] == (
         f"costs of 1 job(s) for 2026-01-01 written to {COSTS.uri}: tokens prompt=7 output=3 thinking=2 "
         "total=12; estimated cost 0.000012300 USD at batch prices"
-    ) in caplog.text
+    )  # no billable characters: a generation load has none, so the line says nothing of them
+
+
+def test_a_manifest_without_a_backend_records_none_and_no_price() -> None:
+    manifest = {"job_name": "jobs/old", "model": "gemini-2.5-flash"}
+    got = job_cost(manifest, TokenSums(1, {"standard": Usage(prompt=10)}), PRICES)
+    assert (got.backend, got.usd) == ("", None)
 
 
 def test_the_summary_has_the_cost_per_day_and_model(bq: DuckBigQuery) -> None:
@@ -508,3 +516,62 @@ def test_an_existing_costs_table_gets_the_billable_characters_column(bq: DuckBig
     record(bq, FLASH_JOB)
 
     assert costs_rows(bq)["jobs/flash"]["billable_characters"] == 0
+
+
+def test_embedding_sums_per_job_and_none_for_a_day_without_vectors(embedded: DuckBigQuery) -> None:
+    sums = read_embedding_sums(embedded, [TEXT_JOB, GEMINI_EMBED_JOB], embeddings=EMBEDDINGS, day=DAY)
+    assert sums == {
+        "jobs/embed": TokenSums(2, {"standard": Usage(prompt=6, characters=14)}),
+        "batches/e1": TokenSums(2, {"standard": Usage(prompt=1_500)}),
+    }
+    quiet_day = dt.date(2026, 1, 3)
+    sums = read_embedding_sums(embedded, [TEXT_JOB, GEMINI_EMBED_JOB], embeddings=EMBEDDINGS, day=quiet_day)
+    assert sums == {
+        "jobs/embed": TokenSums(0, {"standard": Usage()}),
+        "batches/e1": TokenSums(0, {"standard": Usage()}),
+    }
+
+
+def test_an_embeddings_load_logs_its_billable_characters(
+    embedded: DuckBigQuery, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="gemini_batch.pipeline.costs_table"):
+        record_costs(
+            embedded, [TEXT_JOB], results=EMBEDDINGS, costs=COSTS, logical_date=DAY, prices=PRICES, run=RUN
+        )
+    assert caplog.messages[-1].endswith(" USD at batch prices (14 billable characters)")
+
+
+def test_the_task_entry_reads_the_answers_table_it_is_given(
+    embedded: DuckBigQuery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow.sdk
+
+    from gemini_batch.pipeline.costs_table import record_load_costs
+    from gemini_batch.pipeline.settings import PipelineSettings
+
+    monkeypatch.setattr(airflow.sdk.Variable, "get", staticmethod(lambda key, default=None: default))
+    load = record_load_costs(
+        embedded,
+        [TEXT_JOB],
+        settings=PipelineSettings(project="proj", dataset="ds"),
+        logical_date=DAY,
+        answers=EMBEDDINGS,
+    )
+    assert (load.tokens.prompt, load.tokens.characters) == (6, 14)
+    assert costs_rows(embedded)["jobs/embed"]["requests"] == 2
+
+
+def test_an_existing_summary_table_gets_the_columns_it_lacks(bq: DuckBigQuery) -> None:
+    old = [
+        bigquery.SchemaField(name, kind)
+        for name, kind, _ in COSTS_SUMMARY_SCHEMA
+        if name not in ("billable_characters", "unpriced_jobs")
+    ]
+    bq.create_table(bigquery.Table(SUMMARY.api_repr, schema=old))
+    record(bq, FLASH_JOB)
+
+    summarize_costs(bq, costs=COSTS, summary=SUMMARY, days=None, sql_path=str(SUMMARY_SQL))
+
+    (row,) = bq.rows(SUMMARY.uri, order_by="model")
+    assert (row["model"], row["billable_characters"], row["unpriced_jobs"]) == ("gemini-2.5-flash", 0, 0)

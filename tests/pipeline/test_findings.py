@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from gemini_batch.pipeline import findings
 from gemini_batch.pipeline.findings import InputValidationError, Issues, KeyIndex, ShardSpan, ValidationIssue
+
+
+@pytest.fixture
+def blake2b_digests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest of a platform whose ``hash`` is narrower than 64 bits: deterministic, unlike ``hash``."""
+    monkeypatch.setattr(findings, "_digest", findings._blake2b_digest)
 
 
 @pytest.mark.parametrize(
@@ -63,8 +70,24 @@ def test_a_span_counts_its_bytes():
     assert ShardSpan(index=0, start=10, end=25, requests=2, first_line=3).bytes == 15
 
 
-def test_a_digest_whose_bits_spell_a_float_nan_is_still_compared_as_an_integer():
+def test_a_digest_whose_bits_spell_a_float_nan_is_still_compared_as_an_integer(blake2b_digests):
     index = KeyIndex()
     index.add("k670", 1)  # blake2b-64 of "k670", read as a float64, is a NaN (NaN != NaN)
     index.add("k670", 2)
     assert list(index.duplicates()) == [(2, 1)]
+
+
+def test_blake2b_digests_of_many_keys_find_every_duplicate(blake2b_digests):
+    """Half of all 64-bit digests have the top bit set: each must fit the index's signed slots."""
+    index = KeyIndex()
+    keys = [f"k{i}" for i in range(200)]
+    for line, key in enumerate(keys + keys[:3], start=1):
+        index.add(key, line)
+    assert list(index.duplicates()) == [(201, 1), (202, 2), (203, 3)]
+
+
+def test_line_numbers_up_to_32_bits_are_kept():
+    index = KeyIndex()
+    index.add("k", 1)
+    index.add("k", 2**32 - 1)
+    assert list(index.duplicates()) == [(2**32 - 1, 1)]

@@ -113,19 +113,23 @@ def test_shard_round_trips_through_xcom_form() -> None:
 # --- the same SQL, executed on DuckDB (unit speed) --------------------------------------------
 
 
-def duck_requests(count: int) -> tuple[DuckBigQuery, TableRef]:
+def duck_requests(count: int, request_type: str = "JSON") -> tuple[DuckBigQuery, TableRef]:
     bq = DuckBigQuery()
     table = TableRef("proj", "ds", "requests")
     bq.create_table(
         bigquery.Table(
             table.api_repr,
-            schema=[bigquery.SchemaField("key", "STRING"), bigquery.SchemaField("request", "JSON")],
+            schema=[bigquery.SchemaField("key", "STRING"), bigquery.SchemaField("request", request_type)],
         )
     )
-    bq.insert(
-        table.uri, [{"key": f"k{i:04d}", "request": Answer(f"k{i:04d}").request()} for i in range(count)]
-    )
+    bq.insert(table.uri, [{"key": f"k{i:04d}", "request": request(i, request_type)} for i in range(count)])
     return bq, table
+
+
+def request(index: int, request_type: str) -> object:
+    """Request ``index`` as a JSON column holds it, or as JSON text in a STRING column."""
+    value = Answer(f"k{index:04d}").request()
+    return value if request_type == "JSON" else json.dumps(value, separators=(",", ":"))
 
 
 def shard_keys(bq: DuckBigQuery, shards: list[Shard]) -> list[list[str]]:
@@ -154,10 +158,32 @@ def test_table_of_exactly_the_byte_limit_is_one_shard_and_one_byte_less_splits_i
     bq, table = duck_requests(10)
     size = shard_bigquery_table(bq, table)[0].bytes  # the whole table: one request line is its JSON + 1
     assert size > 10 * len(json.dumps(Answer("k0000").request(), separators=(",", ":")))
-    assert len(shard_bigquery_table(bq, table, limits=JobLimits(max_requests=100, max_bytes=size))) == 1
+    exact = shard_bigquery_table(bq, table, limits=JobLimits(max_requests=100, max_bytes=size))
+    assert exact == [Shard(0, 1, table.uri, 10, size)]  # the table itself, not a copy
+    assert bq.table_names("proj.ds") == {"requests"}
     shards = shard_bigquery_table(bq, table, limits=JobLimits(max_requests=100, max_bytes=size - 1))
     assert len(shards) >= 2
     assert all(s.bytes <= size - 1 for s in shards) and sum(s.bytes for s in shards) == size
+
+
+def test_a_shard_of_exactly_the_byte_limit_is_kept_and_not_split_further() -> None:
+    bq, table = duck_requests(13)
+    by_count = shard_bigquery_table(bq, table, limits=JobLimits(max_requests=12, max_bytes=10**9))
+    largest = max(shard.bytes for shard in by_count)
+    limits = JobLimits(max_requests=12, max_bytes=largest)
+    assert shard_bigquery_table(bq, table, limits=limits) == by_count
+
+
+def test_an_empty_table_is_its_own_only_shard() -> None:
+    bq, table = duck_requests(0)
+    assert shard_bigquery_table(bq, table) == [Shard(0, 1, table.uri, 0, 0)]
+
+
+def test_a_string_request_column_is_measured_by_its_text() -> None:
+    """JSON text in a STRING column is sent as is: its bytes, not those of a quoted JSON string."""
+    bq, table = duck_requests(3, request_type="STRING")
+    text_bytes = sum(len(str(request(i, "STRING")).encode()) + 1 for i in range(3))  # + 1: the newline
+    assert shard_bigquery_table(bq, table) == [Shard(0, 1, table.uri, 3, text_bytes)]
 
 
 def test_bigquery_shards_are_stable_across_reruns() -> None:

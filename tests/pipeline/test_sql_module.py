@@ -89,6 +89,26 @@ def test_array_parameters_are_typed(value, kind):
     assert parameter == bigquery.ArrayQueryParameter("keys", kind, list(value))
 
 
+@pytest.mark.parametrize(
+    ("value", "wire_type"),
+    [
+        (True, {"type": "BOOL"}),
+        (3, {"type": "INT64"}),
+        (1.5, {"type": "FLOAT64"}),
+        (dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc), {"type": "TIMESTAMP"}),
+        (dt.date(2026, 1, 2), {"type": "DATE"}),
+        ("x", {"type": "STRING"}),
+        ([1, 2], {"type": "ARRAY", "arrayType": {"type": "INT64"}}),
+        (["a"], {"type": "ARRAY", "arrayType": {"type": "STRING"}}),
+    ],
+)
+def test_parameters_reach_bigquery_with_the_documented_type_names(value, wire_type):
+    """The request carries the type names of the BigQuery REST reference (upper case): the client
+    library compares parameters case-blind but sends the name as given."""
+    (parameter,) = sql.job_config({"p": value}).query_parameters
+    assert parameter.to_api_repr()["parameterType"] == wire_type
+
+
 def test_an_unsupported_parameter_is_named():
     with pytest.raises(TypeError) as caught:
         sql.job_config({"blob": b"x"})
