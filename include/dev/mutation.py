@@ -57,6 +57,11 @@ TEST_ARGS = [
     # SDK's calls through compat's once-per-process probe, so its second run sees the first's calls.
     "--deselect",
     "tests/gemini_batch/test_compat.py::test_contract_with_the_installed_google_genai",
+    # A unit test takes well under a second; a mutant that loops forever (in _iter_lines, say) fails
+    # its test after 20 s instead of waiting out the suite's 300 s limit, which made one module take
+    # longer than a session.
+    "-o",
+    "timeout=20",
 ]
 
 

@@ -716,3 +716,30 @@ def test_a_line_that_goes_over_the_limit_in_the_next_chunk_is_refused(
         f"{SOURCE}:2: line is {len(long_line) + 1:,} bytes long (limit: 200 bytes per line); shorten the "
         "request or move large media to fileData URIs"
     ]
+
+
+@pytest.mark.parametrize("final_newline", [True, False])
+@pytest.mark.parametrize("chunk", [10**6, 64])  # the line in one chunk, or across several
+def test_a_line_of_exactly_the_line_limit_is_read_and_one_byte_more_is_refused(
+    monkeypatch: pytest.MonkeyPatch, chunk: int, final_newline: bool
+) -> None:
+    monkeypatch.setattr(jsonl_scan, "_CHUNK_BYTES", chunk)
+    line = vertex_line("k1", text="x" * 200)
+    end = "\n" if final_newline else ""
+    exact = JobLimits(max_requests=10, max_bytes=10**6, max_line_bytes=len(line))
+    assert scan(GOOD + line + end, limits=exact).requests == 2
+    under = JobLimits(max_requests=10, max_bytes=10**6, max_line_bytes=len(line) - 1)
+    with pytest.raises(InputValidationError) as caught:
+        scan(GOOD + line + end, limits=under)
+    assert [str(issue) for issue in caught.value.issues] == [
+        f"{SOURCE}:2: line is {len(line) + len(end):,} bytes long (limit: {len(line) - 1:,} bytes per line); "
+        "shorten the request or move large media to fileData URIs"
+    ]
+
+
+def test_one_blank_line_inside_the_file_is_one_problem_with_its_words() -> None:
+    with pytest.raises(InputValidationError) as caught:
+        scan(GOOD + "\n" + vertex_line("k1") + "\n" + vertex_line("k2") + "\n" + vertex_line("k3") + "\n")
+    assert [str(issue) for issue in caught.value.issues] == [
+        f"{SOURCE}:2: blank line inside the file; remove it"
+    ]
