@@ -68,7 +68,7 @@ RESULTS_SCHEMA: tuple[tuple[str, str, str, str], ...] = (
 )
 
 #: The answers of an embeddings job (job_task.py): one vector per key and date, MERGEd like the
-#: results (same key, date and bookkeeping columns); its failed rows go to the same errors table.
+#: results (same key, date and bookkeeping columns); its failed rows go to embedding_errors.
 EMBEDDINGS_SCHEMA: tuple[tuple[str, str, str, str], ...] = (
     (
         "key",
