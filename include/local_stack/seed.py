@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from google.cloud import bigquery, storage
 
+    from gemini_batch.pipeline.refs import TableRef
+
 INCLUDE = Path(__file__).resolve().parent.parent
 SAMPLE_PROMPTS = INCLUDE / "sample_data" / "prompts.json"
 PROMPTS_SQL = INCLUDE / "sql" / "prompts_for_interval.sql"
@@ -123,6 +125,19 @@ def _replace_day_rows(
     client.load_table_from_file(io.BytesIO(body), ref.api_repr, job_config=config).result()
 
 
+def _day_partitioned_table(
+    client: bigquery.Client, ref: TableRef, schema: Sequence[tuple[str, str, str]]
+) -> bigquery.Table:
+    """Create (if missing) ``ref``'s dataset and table, partitioned by day on ``created_at``."""
+    from google.cloud import bigquery
+
+    client.create_dataset(f"{ref.project}.{ref.dataset}", exists_ok=True)
+    table = bigquery.Table(ref.api_repr, schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in schema])
+    table.time_partitioning = bigquery.TimePartitioning(field="created_at")
+    client.create_table(table, exists_ok=True)
+    return table
+
+
 def seed_documents(
     *,
     rows: int,
@@ -137,19 +152,13 @@ def seed_documents(
     Ids are the prompts' (``YYYYMMDD`` and a row number), unique across dates; a date's rows are
     replaced, never added twice.
     """
-    from google.cloud import bigquery
 
     from gemini_batch.pipeline.refs import TableRef
 
     if bigquery_client is None:
         bigquery_client, _ = clients(project)
-    bigquery_client.create_dataset(f"{project}.{dataset}", exists_ok=True)
     ref = TableRef(project, dataset, table)
-    documents = bigquery.Table(
-        ref.api_repr, schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in DOCUMENTS_SCHEMA]
-    )
-    documents.time_partitioning = bigquery.TimePartitioning(field="created_at")
-    bigquery_client.create_table(documents, exists_ok=True)
+    documents = _day_partitioned_table(bigquery_client, ref, DOCUMENTS_SCHEMA)
     for date in dates:
         _replace_day_rows(bigquery_client, ref, documents.schema, document_rows(date, rows), date)
     return [SeededDate(date.isoformat(), rows, None) for date in dates]
@@ -201,7 +210,6 @@ def seed(
     :param gcs: Optional. Also write the per-date JSONL inputs (default True).
     """
     from google.api_core.exceptions import NotFound
-    from google.cloud import bigquery
 
     from gemini_batch.pipeline import sql
     from gemini_batch.pipeline.builder import RequestTemplate, export_requests_jsonl
@@ -209,13 +217,8 @@ def seed(
 
     if bigquery_client is None or storage_client is None:
         bigquery_client, storage_client = clients(project)
-    bigquery_client.create_dataset(f"{project}.{dataset}", exists_ok=True)
     ref = TableRef(project, dataset, table)
-    prompts = bigquery.Table(
-        ref.api_repr, schema=[bigquery.SchemaField(n, t, mode=m) for n, t, m in PROMPTS_SCHEMA]
-    )
-    prompts.time_partitioning = bigquery.TimePartitioning(field="created_at")
-    bigquery_client.create_table(prompts, exists_ok=True)
+    prompts = _day_partitioned_table(bigquery_client, ref, PROMPTS_SCHEMA)
     if gcs:
         try:
             storage_client.get_bucket(bucket)

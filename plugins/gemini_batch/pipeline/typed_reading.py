@@ -175,7 +175,7 @@ def typed_line_key(content: bytes, input_format: str, key_label: str) -> str | N
         key = labels.get(key_label) if labels is not None else None
         if not key:
             return None
-    return key if no_duplicate_members(content, line, _encode) else None
+    return key if no_duplicate_members(content, line, _ENCODER.encode) else None
 
 
 def _parts_fine(content: Any) -> bool:
@@ -188,10 +188,6 @@ def _parts_fine(content: Any) -> bool:
         if text is not None and (not text or text.isspace()):
             return False
     return True
-
-
-def _encode(value: Any) -> bytes:
-    return _ENCODER.encode(value)
 
 
 def no_duplicate_members(content: bytes, record: Any, encode: Callable[[Any], bytes]) -> bool:
