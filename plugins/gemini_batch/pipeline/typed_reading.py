@@ -4,9 +4,16 @@ The first of the three readings of a line in :mod:`gemini_batch.pipeline.jsonl_s
 then orjson with the rules in Python, then the strict stdlib decoder that names each problem's
 column). msgspec decodes the line straight into Structs that hold the common request shapes, and
 checks, in C while it parses: unknown fields, objects and lists where the schema has them, roles,
-non-empty ``contents`` and ``parts``, non-blank text, the blob fields, the generationConfig number
-ranges and the label rules. What is left (one data field per part, a responseSchema's MIME type,
-the key, no duplicate members) is a few attribute reads per line.
+non-empty ``contents`` and ``parts``, the blob fields, the generationConfig number ranges and the
+label rules. Two small hooks run as each Part and generationConfig is decoded (one data field per
+part and non-blank text; a responseSchema's MIME type). What is left is the key, UTF-8 and no
+duplicate members.
+
+A part's text stays raw JSON (:class:`msgspec.Raw`): texts are most of a request's bytes, and
+building a ``str`` of each cost more than parsing the rest of the line. msgspec still checks the
+text's JSON (escapes, surrogate pairs, control characters) as it skips it; it does not check its
+UTF-8, so a line that is not ASCII is decoded once more to check that (:func:`typed_line_key`), and
+a text is decoded only when its first character is not a letter or digit (:func:`_text_fine`).
 
 Invariants:
 
@@ -61,6 +68,7 @@ TYPED_MODELS = (
 # one definition of whitespace (Py_UNICODE_ISSPACE).
 _NonBlank = Annotated[str, Meta(pattern=r"\S")]
 _REQUIRED = msgspec.NODEFAULT
+_NO_TEXT = msgspec.Raw()  # Part.text when the part has none: empty, and left out when encoded
 
 
 def _constraints() -> dict[tuple[str, str], tuple[Any, Any]]:
@@ -82,7 +90,7 @@ def _constraints() -> dict[tuple[str, str], tuple[Any, Any]]:
         ),
         ("Content", "role"): (Literal[ROLES] | None, None),
         ("Content", "parts"): (Annotated[list["Part"], Meta(min_length=1)], _REQUIRED),  # noqa: F821
-        ("Part", "text"): (str | None, None),  # non-blank: checked with the parts (cheaper than a pattern)
+        ("Part", "text"): (msgspec.Raw, _NO_TEXT),  # the raw JSON: see the module's docstring
         ("Blob", "mimeType"): (_NonBlank, _REQUIRED),
         ("Blob", "data"): (_NonBlank, _REQUIRED),
         ("FileData", "mimeType"): (_NonBlank, _REQUIRED),
@@ -112,6 +120,46 @@ class _Wire(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """A wire object: unknown fields are refused; absent fields are left out when encoded again."""
 
 
+def _check_part(part: Any) -> None:
+    """Part's ``__post_init__``: exactly one of its typed data fields (text, inlineData,
+    fileData), and a text that is a non-blank string (as request_shape's ``_blank``)."""
+    text = part.text
+    if (len(text) > 0) + (part.inlineData is not None) + (part.fileData is not None) != 1:
+        raise ValueError("a part holds exactly one data field")
+    if text and not _text_fine(text):
+        raise ValueError("a part's text is a non-blank string")
+
+
+def _check_generation_config(config: Any) -> None:
+    """GenerationConfig's ``__post_init__``: a responseSchema needs a JSON responseMimeType."""
+    if config.responseSchema is not None and config.responseMimeType not in SCHEMA_MIME_TYPES:
+        raise ValueError("a responseSchema needs a JSON responseMimeType")
+
+
+# The rules a Struct checks as it is decoded; the ValueError becomes msgspec's ValidationError.
+_POST_INIT: dict[str, Callable[[Any], None]] = {
+    "Part": _check_part,
+    "GenerationConfig": _check_generation_config,
+}
+# A first byte that is an ASCII letter or digit starts a non-blank text (an escape starts with \).
+_WORD_START = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TEXT = msgspec.json.Decoder(str)
+
+
+def _text_fine(raw: msgspec.Raw) -> bool:
+    """True when the raw JSON value ``raw`` is a string that is not blank."""
+    view = memoryview(raw)
+    if view[0] != ord('"'):
+        return False
+    if view[1] in _WORD_START:
+        return True
+    try:
+        text = _TEXT.decode(view)
+    except _DECLINED:
+        return False
+    return bool(text) and not text.isspace()
+
+
 def _build_structs() -> dict[str, type[msgspec.Struct]]:
     """One Struct per typed model, its fields the schema's camelCase names (references by name)."""
     rules = _constraints()
@@ -128,11 +176,13 @@ def _build_structs() -> dict[str, type[msgspec.Struct]]:
                 kind = Optional[kind]  # noqa: UP045 (a forward reference by name; Optional[Any] is Any)
             fields.append((name, kind) if default is _REQUIRED else (name, kind, default))
         fields.sort(key=len)  # required fields (no default) first, as a Struct needs them
-        namespace[model] = msgspec.defstruct(model, fields, bases=(_Wire,))  # in this module, the caller's
+        hooks = {"__post_init__": _POST_INIT[model]} if model in _POST_INIT else None
+        namespace[model] = msgspec.defstruct(model, fields, bases=(_Wire,), namespace=hooks)  # in this module
     globals().update(namespace)  # where msgspec resolves the references by name, e.g. "Content"
     return namespace
 
 
+_DECLINED = (msgspec.DecodeError, msgspec.ValidationError)
 _STRUCTS = _build_structs()
 
 
@@ -148,7 +198,6 @@ def _line_decoder(input_format: str) -> msgspec.json.Decoder:
 
 _DECODERS = {name: _line_decoder(name) for name in ("vertex_jsonl", "gemini_jsonl")}
 _ENCODER = msgspec.json.Encoder()
-_DECLINED = (msgspec.DecodeError, msgspec.ValidationError)
 
 
 def typed_line_key(content: bytes, input_format: str, key_label: str) -> str | None:
@@ -157,37 +206,19 @@ def typed_line_key(content: bytes, input_format: str, key_label: str) -> str | N
         line = _DECODERS[input_format].decode(content)
     except _DECLINED:
         return None
-    request = line.request
-    for content_ in request.contents:
-        if not _parts_fine(content_):
-            return None
-    instruction = request.systemInstruction
-    if instruction is not None and not _parts_fine(instruction):
-        return None
-    config = request.generationConfig
-    if config is not None and config.responseSchema is not None:
-        if config.responseMimeType not in SCHEMA_MIME_TYPES:
-            return None
     if input_format == "gemini_jsonl":
         key = line.key
     else:
-        labels = request.labels
+        labels = line.request.labels
         key = labels.get(key_label) if labels is not None else None
         if not key:
             return None
+    if not content.isascii():  # the raw texts' UTF-8 is checked nowhere else
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     return key if no_duplicate_members(content, line, _ENCODER.encode) else None
-
-
-def _parts_fine(content: Any) -> bool:
-    """Every part of ``content`` holds exactly one of its typed data fields (text, inlineData,
-    fileData), and its text, if any, is not blank (as request_shape's ``_blank``)."""
-    for part in content.parts:
-        text = part.text
-        if (text is not None) + (part.inlineData is not None) + (part.fileData is not None) != 1:
-            return False
-        if text is not None and (not text or text.isspace()):
-            return False
-    return True
 
 
 def no_duplicate_members(content: bytes, record: Any, encode: Callable[[Any], bytes]) -> bool:
