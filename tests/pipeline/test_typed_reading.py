@@ -210,4 +210,46 @@ def test_the_structs_hold_the_wire_schema_fields_of_the_typed_models() -> None:
     part_data = {field.name for field in msgspec.structs.fields(typed_reading._STRUCTS["Part"])} & set(
         DATA_FIELDS
     )
-    assert part_data == {"text", "inlineData", "fileData"}  # what _parts_fine counts
+    assert part_data == {"text", "inlineData", "fileData"}  # what _check_part counts
+
+
+# A part's text as raw JSON: whether the typed reading takes it, and whether the exact reading does.
+RAW_TEXTS = {
+    b'"hi"': True,
+    b'" x"': True,  # first character blank, a later one not: decoded, then found fine
+    b'"\\u3000x"': True,
+    b'"\\ud83d\\ude00"': True,  # a surrogate pair
+    b'"   "': False,
+    b'"\\u0020"': False,
+    b'"\\u3000"': False,  # ideographic space, escaped
+    b'"\xe3\x80\x80"': False,  # the same, as UTF-8
+    b'"\\n\\t"': False,
+    b'""': False,
+    b'"\xff"': False,  # not UTF-8, which msgspec does not check in a raw value
+    b'"a\xff"': False,
+    b'"\xed\xa0\x80"': False,  # an encoded surrogate
+    b'"\\ud83d"': False,  # a lone surrogate escape
+    b"5": False,
+    b"null": False,
+    b'["a"]': False,
+    b'{"a": 1}': False,
+}
+
+
+@pytest.mark.parametrize("text", RAW_TEXTS, ids=repr)
+def test_a_text_is_taken_only_when_it_is_a_non_blank_string(text: bytes) -> None:
+    content = b'{"request": {"contents": [{"parts": [{"text": %s}]}], "labels": {"%s": "row-1"}}}' % (
+        text,
+        KEY_LABEL.encode(),
+    )
+    fine = RAW_TEXTS[text]
+    assert typed_line_key(content, "vertex_jsonl", KEY_LABEL) == ("row-1" if fine else None)
+    problems, _ = jsonl_scan._examine_line(content, "vertex_jsonl", KEY_LABEL, True)
+    assert not problems if fine else problems
+
+
+def test_a_part_with_a_text_and_a_file_is_never_taken() -> None:
+    part = {"text": "hi", "fileData": {"mimeType": "image/png", "fileUri": "gs://b/i.png"}}
+    assert (
+        typed_line_key(line({**vertex(), "contents": [{"parts": [part]}]}), "vertex_jsonl", KEY_LABEL) is None
+    )
