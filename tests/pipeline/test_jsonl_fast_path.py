@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
-from gemini_batch.pipeline import findings, jsonl_scan
+from gemini_batch.pipeline import findings, jsonl_scan, typed_reading
 from gemini_batch.pipeline.findings import KeyIndex
 from gemini_batch.pipeline.request_shape import KEY_LABEL
-from gemini_batch.pipeline.typed_reading import no_duplicate_members, typed_line_key
+from gemini_batch.pipeline.typed_reading import no_duplicate_members, typed_keys, typed_line_key
 
 FORMATS = ("vertex_jsonl", "gemini_jsonl")
 
@@ -261,10 +261,10 @@ def test_fast_reading_decides_good_lines(text: str) -> None:
 
 
 def test_no_duplicate_members_counts_every_colon() -> None:
-    assert no_duplicate_members(b'{"a": "x:y", "b": {"c": 1}}', {"a": "x:y", "b": {"c": 1}}, orjson.dumps)
-    assert not no_duplicate_members(b'{"a": 1, "a": 1}', {"a": 1}, orjson.dumps)
-    assert not no_duplicate_members(b'{"a": "\\u003a"}', {"a": ":"}, orjson.dumps)  # undecided: False
-    assert not no_duplicate_members(b'{"a": 1e400}', {"a": 2**1100}, orjson.dumps)  # cannot encode: False
+    assert no_duplicate_members([b'{"a": "x:y", "b": {"c": 1}}'], [{"a": "x:y", "b": {"c": 1}}], orjson.dumps)
+    assert not no_duplicate_members([b'{"a": 1, "a": 1}'], [{"a": 1}], orjson.dumps)
+    assert not no_duplicate_members([b'{"a": "\\u003a"}'], [{"a": ":"}], orjson.dumps)  # undecided: False
+    assert not no_duplicate_members([b'{"a": 1e400}'], [{"a": 2**1100}], orjson.dumps)  # cannot encode: False
 
 
 def test_key_index_blake2b_digest_finds_the_same_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -274,3 +274,42 @@ def test_key_index_blake2b_digest_finds_the_same_duplicates(monkeypatch: pytest.
         for line, key in enumerate(["a", "b", "a", "c", "b", "a"], start=1):
             index.add(key, line)
         assert list(index.duplicates()) == [(3, 1), (5, 2), (6, 1)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_batch_gets_the_keys_its_lines_get_one_by_one(seed: int) -> None:
+    """One duplicate-member check covers a batch: a broken line among good ones (a duplicate
+    member, an escaped colon) loses its own key and no other line's."""
+    lines: list[bytes | None] = list(_lines(seed, 600))
+    lines[::37] = [None] * len(lines[::37])  # a line over the length limit is never read
+    for input_format in FORMATS:
+        one_by_one = [typed_line_key(line, input_format, KEY_LABEL) if line else None for line in lines]
+        assert typed_keys(lines, input_format, KEY_LABEL) == one_by_one
+
+
+@pytest.mark.parametrize(("name", "text"), NOT_FAST[:4], ids=[case[0] for case in NOT_FAST[:4]])
+def test_a_duplicate_in_a_full_batch_is_found_in_its_line(name: str, text: str) -> None:
+    good = _line(GOOD)
+    lines = [good] * 300
+    lines[257] = _line(text)  # in the second batch (256 lines a batch)
+    keys = typed_keys(lines, "vertex_jsonl", KEY_LABEL)
+    assert keys[257] is None
+    assert keys[:257] == ["k"] * 257 and keys[258:] == ["k"] * 42
+
+
+def test_a_batch_ends_at_its_byte_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long lines close a batch before 256 lines, so a batch's copies stay small."""
+    checked: list[int] = []
+    check = typed_reading._drop_duplicates
+    monkeypatch.setattr(
+        typed_reading,
+        "_drop_duplicates",
+        lambda keys, batch, *rest: checked.append(len(batch)) or check(keys, batch, *rest),
+    )
+    long_good = _line(GOOD.replace('"a:b"', '"' + "x" * 100_000 + '"'))
+    duplicate = _line(NOT_FAST[2][1].replace('"a:b"', '"' + "x" * 100_000 + '"'))
+    keys = typed_keys(
+        [long_good, long_good, duplicate, long_good, long_good, long_good], "vertex_jsonl", KEY_LABEL
+    )
+    assert keys == ["k", "k", None, "k", "k", "k"]
+    assert checked == [3, 3]  # 256 KiB reached at the third line of each batch

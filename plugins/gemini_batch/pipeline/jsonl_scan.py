@@ -43,7 +43,7 @@ from gemini_batch.pipeline.findings import (
 )
 from gemini_batch.pipeline.limits import VERTEX_LIMITS, JobLimits
 from gemini_batch.pipeline.request_shape import KEY_LABEL, check_request, json_type
-from gemini_batch.pipeline.typed_reading import no_duplicate_members, typed_line_key
+from gemini_batch.pipeline.typed_reading import no_duplicate_members, typed_keys, typed_line_key
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -55,8 +55,12 @@ InputFormat = Literal["vertex_jsonl", "gemini_jsonl"]
 _CHUNK_BYTES = 4 * 1024 * 1024
 
 
-def _iter_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, int, int, bytes | None]]:
-    """Yield ``(line_number, offset, length, content)`` for each line of a binary stream.
+_Line = tuple[int, int, int, "bytes | None"]
+
+
+def _iter_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[list[_Line]]:
+    """Yield the lines of a binary stream, a chunk's worth at a time, each line as
+    ``(line_number, offset, length, content)``.
 
     ``length`` counts the newline. ``content`` excludes it, and is None for a line longer than
     ``max_line_bytes``, which is skipped without being held. A final line without a newline is
@@ -70,6 +74,7 @@ def _iter_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, in
     while chunk := stream.read(_CHUNK_BYTES):
         pieces = chunk.split(b"\n")
         tail = pieces.pop()
+        lines: list[_Line] = []
         for piece in pieces:
             line_number += 1
             if carried_length:
@@ -80,8 +85,10 @@ def _iter_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, in
             else:
                 length = len(piece)
                 content = piece if length <= max_line_bytes else None
-            yield line_number, offset, length + 1, content
+            lines.append((line_number, offset, length + 1, content))
             offset += length + 1
+        if lines:
+            yield lines
         if tail:
             carried_length += len(tail)
             if carried_length <= max_line_bytes:
@@ -90,7 +97,7 @@ def _iter_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, in
                 carried.clear()
     if carried_length:
         content = bytes(carried) if carried_length <= max_line_bytes else None
-        yield line_number + 1, offset, carried_length, content
+        yield [(line_number + 1, offset, carried_length, content)]
 
 
 def scan_jsonl(
@@ -131,42 +138,47 @@ def scan_jsonl(
     shard_start = shard_requests = shard_first_line = 0
     previous_blank: int | None = None
 
-    for line_number, offset, length, content in _iter_lines(stream, limits.max_line_bytes):
-        total = offset + length
-        if content is None:
-            issues.add(
-                f"{source}:{line_number}",
-                f"line is {length:,} bytes long (limit: {limits.max_line_bytes:,} bytes per line); "
-                f"shorten the request or move large media to fileData URIs",
-            )
-            continue
-        if not content or content.isspace():  # as ``not content.strip()``, without a copy
-            previous_blank = line_number
-            continue
-        if previous_blank is not None:
-            issues.add(f"{source}:{previous_blank}", "blank line inside the file; remove it")
-            previous_blank = None
-        problems, key = _check_line(content, input_format, key_label, line_number == 1)
-        for problem in problems:
-            issues.add(f"{source}:{line_number}", problem)
-        if key is not None:
-            keys.add(key, line_number)
-        requests += 1
-        # Plan shards on the fly: close the current shard when this line would break a limit.
-        if length > limits.max_bytes:
-            issues.add(
-                f"{source}:{line_number}",
-                f"one request of {length:,} bytes exceeds the {limits.name} limit of "
-                f"{limits.max_bytes:,} bytes per job; it cannot be sharded",
-            )
-        if shard_requests and (
-            shard_requests + 1 > limits.max_requests or offset + length - shard_start > limits.max_bytes
-        ):
-            shards.append(ShardSpan(len(shards), shard_start, offset, shard_requests, shard_first_line))
-            shard_requests = 0
-        if not shard_requests:
-            shard_start, shard_first_line = offset, line_number
-        shard_requests += 1
+    for lines in _iter_lines(stream, limits.max_line_bytes):
+        typed = typed_keys([line[3] for line in lines], input_format, key_label)
+        for (line_number, offset, length, content), typed_key in zip(lines, typed, strict=True):
+            total = offset + length
+            if content is None:
+                issues.add(
+                    f"{source}:{line_number}",
+                    f"line is {length:,} bytes long (limit: {limits.max_line_bytes:,} bytes per line); "
+                    f"shorten the request or move large media to fileData URIs",
+                )
+                continue
+            if not content or content.isspace():  # as ``not content.strip()``, without a copy
+                previous_blank = line_number
+                continue
+            if previous_blank is not None:
+                issues.add(f"{source}:{previous_blank}", "blank line inside the file; remove it")
+                previous_blank = None
+            if typed_key is not None:  # nearly every line of a good file
+                key = typed_key
+            else:
+                problems, key = _check_line(content, input_format, key_label, line_number == 1)
+                for problem in problems:
+                    issues.add(f"{source}:{line_number}", problem)
+            if key is not None:
+                keys.add(key, line_number)
+            requests += 1
+            # Plan shards on the fly: close the current shard when this line would break a limit.
+            if length > limits.max_bytes:
+                issues.add(
+                    f"{source}:{line_number}",
+                    f"one request of {length:,} bytes exceeds the {limits.name} limit of "
+                    f"{limits.max_bytes:,} bytes per job; it cannot be sharded",
+                )
+            if shard_requests and (
+                shard_requests + 1 > limits.max_requests or offset + length - shard_start > limits.max_bytes
+            ):
+                shards.append(ShardSpan(len(shards), shard_start, offset, shard_requests, shard_first_line))
+                shard_requests = 0
+            if not shard_requests:
+                shard_start, shard_first_line = offset, line_number
+            shard_requests += 1
     if shard_requests:
         shards.append(ShardSpan(len(shards), shard_start, total, shard_requests, shard_first_line))
 
@@ -320,7 +332,7 @@ def _clean_line_key(content: bytes, input_format: InputFormat, key_label: str) -
     if not isinstance(record, dict) or "request" not in record or check_request(record["request"]):
         return None
     key, problem = _line_key(record, input_format, key_label)
-    if problem is not None or not no_duplicate_members(content, record, orjson.dumps):
+    if problem is not None or not no_duplicate_members([content], [record], orjson.dumps):
         return None
     return key
 

@@ -62,9 +62,10 @@ def round_lines(stream: BinaryIO, keys: frozenset[str], key_label: str = KEY_LAB
     """
     from gemini_batch.pipeline.jsonl_scan import _iter_lines
 
-    for _, _, _, line in _iter_lines(stream, max_line_bytes=2**62):
-        if line and line.strip() and line_key(line, key_label) in keys:
-            yield line + b"\n"
+    for lines in _iter_lines(stream, max_line_bytes=2**62):
+        for _, _, _, line in lines:
+            if line and line.strip() and line_key(line, key_label) in keys:
+                yield line + b"\n"
 
 
 def select_round_file(
