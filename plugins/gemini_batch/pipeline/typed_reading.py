@@ -13,7 +13,7 @@ A part's text stays raw JSON (:class:`msgspec.Raw`): texts are most of a request
 building a ``str`` of each cost more than parsing the rest of the line. msgspec still checks the
 text's JSON (escapes, surrogate pairs, control characters) as it skips it; it does not check its
 UTF-8, so a line that is not ASCII is decoded once more to check that (:func:`_read`), and
-a text is decoded only when its first character is not a letter or digit (:func:`_text_fine`).
+a text is decoded only when its first character is not a letter or digit (:func:`_check_part`).
 
 Invariants:
 
@@ -121,8 +121,11 @@ def _check_part(part: Any) -> None:
     fileData), and a text that is a non-blank string (as request_shape's ``_blank``)."""
     text = part.text  # runs for every part of a file: the common case first, in few steps
     if text:
-        if part.inlineData is None and part.fileData is None and _text_fine(text):
-            return
+        if part.inlineData is None and part.fileData is None:
+            view = memoryview(text)
+            # A string that starts with a letter or digit is not blank (an escape starts with \).
+            if (view[0] == _QUOTE and view[1] in _WORD_START) or _text_fine(view):
+                return
         raise ValueError("a part holds exactly one data field, and its text is a non-blank string")
     if (part.inlineData is None) == (part.fileData is None):
         raise ValueError("a part holds exactly one data field")
@@ -139,21 +142,15 @@ _POST_INIT: dict[str, Callable[[Any], None]] = {
     "Part": _check_part,
     "GenerationConfig": _check_generation_config,
 }
-# A first byte that is an ASCII letter or digit starts a non-blank text (an escape starts with \).
 _WORD_START = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _TEXT = msgspec.json.Decoder(str)
 _QUOTE = ord('"')
 
 
-def _text_fine(raw: msgspec.Raw) -> bool:
+def _text_fine(raw: memoryview) -> bool:
     """True when the raw JSON value ``raw`` is a string that is not blank."""
-    view = memoryview(raw)
-    if view[0] != _QUOTE:
-        return False
-    if view[1] in _WORD_START:
-        return True
     try:
-        text = _TEXT.decode(view)
+        text = _TEXT.decode(raw)
     except _DECLINED:
         return False
     return bool(text) and not text.isspace()
