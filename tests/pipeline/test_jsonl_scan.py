@@ -743,3 +743,21 @@ def test_one_blank_line_inside_the_file_is_one_problem_with_its_words() -> None:
     assert [str(issue) for issue in caught.value.issues] == [
         f"{SOURCE}:2: blank line inside the file; remove it"
     ]
+
+
+@pytest.mark.parametrize(
+    "nesting",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # deeper than the stdlib decoder reads (it recurses per level)
+        b'{"a": ' * 1_100 + b"1" + b"}" * 1_100,
+    ],
+    ids=["arrays", "objects"],
+)
+def test_a_line_nested_too_deeply_is_a_problem_of_its_line_not_a_crash(nesting: bytes) -> None:
+    line = (
+        b'{"request": {"contents": [{"parts": [{"text": "x"}]}], "labels": {"gemini_batch_key": "k"}, '
+        b'"generationConfig": {"responseMimeType": "application/json", "responseSchema": %s}}}\n' % nesting
+    )
+    with pytest.raises(InputValidationError) as raised:
+        scan_jsonl(io.BytesIO(GOOD.encode() + line), source="deep.jsonl")
+    assert "deep.jsonl:2: the line nests arrays or objects too deeply" in str(raised.value)

@@ -362,6 +362,8 @@ def _examine_line(
         return [f"invalid JSON at column {error.colno}: {error.msg}; fix the line"], None
     except _StrictJsonError as error:
         return [f"invalid JSON at column {_strict_error_column(text, error)}: {error}"], None
+    except RecursionError:  # the stdlib decoder recurses once per level
+        return [_TOO_DEEP], None
     if ("\\u" in text) and (column := _lone_surrogate_column(text)) is not None:
         return [
             f"invalid JSON at column {column}: a lone UTF-16 surrogate escape (\\ud800-\\udfff without "
@@ -377,6 +379,11 @@ def _examine_line(
     if problem is not None:
         problems.append(problem)
     return problems, key
+
+
+_TOO_DEEP = (
+    "the line nests arrays or objects too deeply to be read (about a thousand levels); flatten the request"
+)
 
 
 def _line_key(
