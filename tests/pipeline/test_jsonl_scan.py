@@ -391,7 +391,7 @@ class _GeneratedStream(io.RawIOBase):
             index = next(self._lines, None)
             if index is None:
                 return b""
-            self._pending = (vertex_line(f"k{index}", text="lorem ipsum " * 20) + "\n").encode()
+            self._pending = (vertex_line(f"k{index}", text="lorem ipsum " * 280) + "\n").encode()
         chunk, self._pending = self._pending[:size], self._pending[size:]
         return chunk
 
@@ -399,7 +399,7 @@ class _GeneratedStream(io.RawIOBase):
 def test_memory_is_bounded_by_chunk_and_keys_not_by_file_size() -> None:
     import numpy  # noqa: F401  (imported before tracing: the import is not the scan's memory)
 
-    lines = 30_000  # about 10 MB
+    lines = 3_000  # about 10 MB (few long lines: under mutmut's trampolines, 30,000 took over 20 s)
     tracemalloc.start()
     try:
         result = scan_jsonl(_GeneratedStream(lines), source=SOURCE)  # type: ignore[arg-type]
