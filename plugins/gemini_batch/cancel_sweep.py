@@ -35,8 +35,8 @@ from typing import Any, Literal, Protocol
 
 from gemini_batch.backends import Backend
 from gemini_batch.exceptions import GeminiBatchConfigError
-from gemini_batch.identity import DISPLAY_TAG_PREFIX, WorkIdentity
-from gemini_batch.states import is_terminal, normalize_state
+from gemini_batch.identity import DISPLAY_TAG_PREFIX, WORK_ID_LABEL, WorkIdentity
+from gemini_batch.states import TERMINAL_STATES, is_terminal, normalize_state
 from gemini_batch.task_state import USER_ENDED_TI_STATES
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "decide",
     "find_owner",
     "sweep",
+    "sweep_filter",
     "sweep_jobs",
     "work_id_of",
 ]
@@ -264,6 +265,21 @@ class SdkTaskInstances:
         return value.get("job_name") if isinstance(value, Mapping) else None
 
 
+def sweep_filter(backend: Backend) -> str | None:
+    """The list filter of a sweep: on Vertex AI, only jobs with the operator's work-id label that
+    are not finished, so a sweep every few minutes does not page through every job the project
+    ever ran. The Gemini API cannot filter a list (None): its sweep pages through all of them.
+
+    Vertex AI's list filter takes ``state`` with ``=`` and ``!=``, and ``labels.KEY:*`` for a
+    label's presence (ListBatchPredictionJobs reference). A job of ours made before the operator
+    labelled its jobs is not listed; the display-name tag still guards every cancel.
+    """
+    if backend != "vertex":
+        return None
+    finished = " AND ".join(f"state!={state}" for state in sorted(TERMINAL_STATES))
+    return f"labels.{WORK_ID_LABEL}:* AND {finished}"
+
+
 def sweep(backend: Backend, conn_id: str, log: Any, *, cancel_orphans: bool = False) -> list[dict[str, Any]]:
     """One sweep of one backend's jobs from a task; a backend without a connection is skipped, said so.
 
@@ -278,7 +294,11 @@ def sweep(backend: Backend, conn_id: str, log: Any, *, cancel_orphans: bool = Fa
         log.warning("Not sweeping %s jobs: %s", backend, exc)
         return []
     results = sweep_jobs(
-        hook.iter_jobs(), SdkTaskInstances(), hook.cancel_job, log, cancel_orphans=cancel_orphans
+        hook.iter_jobs(filter=sweep_filter(backend)),
+        SdkTaskInstances(),
+        hook.cancel_job,
+        log,
+        cancel_orphans=cancel_orphans,
     )
     cancelled = sum(result.cancelled for result in results)
     log.info("Swept %d running %s job(s) of ours: %d cancelled", len(results), backend, cancelled)

@@ -74,6 +74,7 @@ class FakeService:
         display_name: str = "x",
         state: str = PENDING,
         script: list[dict] | None = None,
+        labels: dict[str, str] | None = None,
         **fields: Any,
     ) -> str:
         """Put a job into the service directly (a job created 'elsewhere')."""
@@ -83,6 +84,7 @@ class FakeService:
             name=name, display_name=display_name, state=state, create_time=self._clock, **fields
         )
         self.jobs[name] = FakeJob(job, list(script if script is not None else self.default_script))
+        self.jobs[name].labels = labels
         return name
 
     def _advance(self, fake: FakeJob) -> None:
@@ -135,10 +137,8 @@ class FakeService:
         self._maybe_fail("list")
         self.page_size_seen.append(config.get("page_size"))
         jobs = [f.job for f in self.jobs.values()]
-        label_filter = config.get("filter")
-        if label_filter and "airflow-work-id" in label_filter:
-            wanted = label_filter.split('"')[1]
-            jobs = [f.job for f in self.jobs.values() if (f.labels or {}).get("airflow-work-id") == wanted]
+        if config.get("filter"):
+            jobs = [f.job for f in self.jobs.values() if _matches(config["filter"], f)]
         size = int(config.get("page_size") or 50)
         start = int(config.get("page_token") or 0)
         end = start + size
@@ -331,3 +331,22 @@ class FakeReads:
     def model(self, model: str) -> str:
         self.reads.append(("model", model))
         return self.models.get(model, "found")
+
+
+def _matches(text: str, fake: Any) -> bool:
+    """The few list-filter clauses the product sends, ANDed (the local stack's emulator implements
+    the whole AIP-160 subset; this fake only needs ``labels.K="V"``, ``labels.K:*``, ``state!=S``)."""
+    labels = fake.labels or {}
+    for clause in text.split(" AND "):
+        if clause.startswith("labels.") and clause.endswith(":*"):
+            ok = clause[len("labels.") : -2] in labels
+        elif clause.startswith("labels."):
+            key, value = clause[len("labels.") :].split("=", 1)
+            ok = labels.get(key) == value.strip('"')
+        elif clause.startswith("state!="):
+            ok = str(fake.job.state.value if fake.job.state else None) != clause[len("state!=") :]
+        else:
+            raise AssertionError(f"the fake cannot read the filter clause {clause!r}")
+        if not ok:
+            return False
+    return True

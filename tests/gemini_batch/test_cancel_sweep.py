@@ -256,8 +256,16 @@ def test_orphans_are_cancelled_only_when_asked():
 
 
 def test_sweep_of_a_backend_through_the_hook(vertex, monkeypatch):
-    ended = vertex.add_job(display_name=WORK.display_name(), state="JOB_STATE_RUNNING", script=[])
-    kept = vertex.add_job(display_name=MAPPED.display_name(), state="JOB_STATE_RUNNING", script=[])
+    ended = vertex.add_job(
+        display_name=WORK.display_name(), state="JOB_STATE_RUNNING", script=[], labels=WORK.labels()
+    )
+    kept = vertex.add_job(
+        display_name=MAPPED.display_name(), state="JOB_STATE_RUNNING", script=[], labels=MAPPED.labels()
+    )
+    vertex.add_job(  # finished: not even listed
+        display_name=WORK.display_name(), state="JOB_STATE_SUCCEEDED", script=[], labels=WORK.labels()
+    )
+    vertex.add_job(display_name=WORK.display_name(), state="JOB_STATE_RUNNING", script=[])  # unlabelled
     states = {("daily", "batch"): {WORK.run_id: {"batch": "failed", "batch_3": "deferred"}}}
     monkeypatch.setattr(cancel_sweep, "SdkTaskInstances", lambda: FakeTaskInstances(states))
 
@@ -303,3 +311,15 @@ def test_sdk_task_instances_ask_for_one_task_or_all(monkeypatch):
     assert lookup.returned_job(WorkIdentity("d", "t", "r", 2)) == "jobs/1"
     assert lookup.returned_job(WorkIdentity("d", "t", "other")) is None
     assert pulled[0] == {"key": "return_value", "dag_id": "d", "task_id": "t", "run_id": "r", "map_index": 2}
+
+
+def test_the_vertex_sweep_lists_only_unfinished_jobs_with_the_work_id_label() -> None:
+    from gemini_batch.cancel_sweep import sweep_filter
+    from gemini_batch.states import TERMINAL_STATES
+
+    vertex = sweep_filter("vertex")
+    assert vertex is not None
+    clauses = vertex.split(" AND ")
+    assert clauses[0] == "labels.airflow-work-id:*"
+    assert sorted(clauses[1:]) == sorted(f"state!={state}" for state in TERMINAL_STATES)
+    assert sweep_filter("gemini_api") is None  # the Gemini API cannot filter a list

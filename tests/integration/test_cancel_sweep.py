@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import time
 import uuid
 from typing import Any
 
@@ -95,3 +96,33 @@ def test_the_sweep_cancels_the_job_of_a_marked_failed_task_only(run_dag, stack_a
         job_of(stack_admin, cleared)["name"]: ("keep", False),
         job_of(stack_admin, handed_on)["name"]: ("keep", False),
     }
+    # The sweep lists only what it may act on: the Vertex AI list filter (our work-id label, a
+    # state that is not final), applied by the stack's AIP-160 filter, gives the unfinished jobs of
+    # ours and leaves out a finished one.
+    from gemini_batch.backends import DEFAULT_GCP_CONN_ID
+    from gemini_batch.cancel_sweep import sweep_filter
+    from gemini_batch.hooks import GeminiBatchHook
+    from gemini_batch.identity import WORK_ID_LABEL
+    from gemini_batch.states import TERMINAL_STATES
+
+    stack_admin.set_faults(queue_delay_s=0)
+    day = dt.datetime(2026, 2, 4, tzinfo=dt.timezone.utc)
+    finished = run_dag(dag, logical_date=day, run_after=day)
+    deadline = time.monotonic() + 60
+    while job_of(stack_admin, finished)["state"] not in TERMINAL_STATES:
+        assert time.monotonic() < deadline, job_of(stack_admin, finished)
+        time.sleep(0.2)
+    hook = GeminiBatchHook("vertex", DEFAULT_GCP_CONN_ID)
+    listed = {job.name for job in hook.iter_jobs(filter=sweep_filter("vertex"))}
+    unfinished = {
+        job["name"]
+        for job in stack_admin.jobs()
+        if job["backend"] == "vertex"
+        and not job["deleted"]
+        and WORK_ID_LABEL in (job.get("labels") or {})
+        and job["state"] not in TERMINAL_STATES
+    }
+    cancelling = job_of(stack_admin, marked_failed)["name"]  # may finish cancelling meanwhile
+    assert listed - {cancelling} == unfinished - {cancelling}
+    assert job_of(stack_admin, finished)["name"] not in listed
+    assert {job_of(stack_admin, run)["name"] for run in (cleared, handed_on)} <= listed
