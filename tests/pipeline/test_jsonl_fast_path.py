@@ -10,6 +10,7 @@ surrogates; byte order marks; invalid UTF-8; control characters; truncations and
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from typing import Any
@@ -313,3 +314,44 @@ def test_a_batch_ends_at_its_byte_size(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert keys == ["k", "k", None, "k", "k", "k"]
     assert checked == [3, 3]  # 256 KiB reached at the third line of each batch
+
+
+def _refuse(name: str) -> Any:
+    def refused(*args: object) -> Any:
+        raise AssertionError(f"{name} read a line a faster reading decides")
+
+    return refused
+
+
+def test_a_common_line_is_decided_by_the_typed_reading_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsonl_scan, "_clean_line_key", _refuse("the orjson reading"))
+    monkeypatch.setattr(jsonl_scan, "_examine_line", _refuse("the exact reading"))
+    assert jsonl_scan._check_line(_line(GOOD), "vertex_jsonl", KEY_LABEL, True) == ([], "k")
+    gemini = '{"key": "g", "request": {"contents": [{"parts": [{"text": "x"}]}]}}'
+    assert jsonl_scan._check_line(_line(gemini), "gemini_jsonl", KEY_LABEL, True) == ([], "g")
+
+
+def test_a_fine_line_the_typed_reading_declines_is_decided_by_the_orjson_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(jsonl_scan, "_examine_line", _refuse("the exact reading"))
+    tools = GOOD.replace('"labels"', '"tools": [{"codeExecution": {}}], "labels"')  # not typed
+    assert typed_line_key(_line(tools), "vertex_jsonl", KEY_LABEL) is None
+    assert jsonl_scan._check_line(_line(tools), "vertex_jsonl", KEY_LABEL, True) == ([], "k")
+
+
+@pytest.mark.parametrize("input_format", FORMATS)
+def test_a_good_file_is_read_by_the_typed_reading_alone(
+    monkeypatch: pytest.MonkeyPatch, input_format: str
+) -> None:
+    monkeypatch.setattr(jsonl_scan, "_check_line", _refuse("a slower reading"))
+    lines = [
+        f'{{"key": "g{i}", "request": {{"contents": [{{"parts": [{{"text": "x{i}"}}]}}]}}}}'
+        if input_format == "gemini_jsonl"
+        else GOOD.replace('"k"', f'"k{i}"')
+        for i in range(600)
+    ]
+    scan = jsonl_scan.scan_jsonl(
+        io.BytesIO(("\n".join(lines) + "\n").encode()), source="f", input_format=input_format
+    )
+    assert scan.requests == 600
