@@ -20,7 +20,8 @@ figures are the client's. No figure is asserted anywhere.
 
 Run: ``PYTHONPATH=plugins:include .venv/bin/python bench/triggerer.py --n 1000``
 (``--n 10000`` for the full size; ``--which bare,ours`` for our CPU per poll against the floor).
-``--real`` runs a real ``airflow triggerer`` on Postgres instead (bench/triggerer_real.py).
+``--real`` runs a real ``airflow triggerer`` on Postgres instead (bench/triggerer_real.py), then
+the ``bare`` loop at the same N and polls, and prints their CPU per poll side by side.
 """
 
 from __future__ import annotations
@@ -333,34 +334,18 @@ def child(which: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=1000, help="concurrent waits (up to 10,000)")
-    parser.add_argument("--poll-interval", type=float, default=10.0, help="seconds between polls")
-    parser.add_argument("--hold", type=float, default=30.0, help="seconds each job stays PENDING")
-    parser.add_argument("--which", default="bare,ours,google", help="bare, ours, google (comma-separated)")
-    parser.add_argument(
-        "--real",
-        action="store_true",
-        help="a real airflow triggerer on a Postgres metadata DB (bench/triggerer_real.py)",
-    )
-    parser.add_argument("--child", choices=["ours", "bare", "google"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        return child(args.child, args)
-    if args.real:
-        from triggerer_real import run_real
+def sides_of(args: argparse.Namespace) -> list[str]:
+    return [w.strip() for w in args.which.split(",") if w.strip()]
 
-        say(
-            f"bench/triggerer.py --real: N={args.n:,}, poll every {args.poll_interval:g} s, jobs end {args.hold:g} s after setup"
-        )
-        run_real(args.n, args.poll_interval, args.hold).report()
-        return 0
 
+def run_sides(args: argparse.Namespace, sides: list[str]) -> dict[str, dict[str, float]]:
+    """Run each side in its own process, one after another, against one fresh local stack.
+
+    :return: Each side's :func:`figures`.
+    """
     from local_stack.admin import AdminClient
     from local_stack.stack import start
 
-    say(f"bench/triggerer.py: N={args.n:,}, poll every {args.poll_interval:g} s, jobs held {args.hold:g} s")
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-triggerer-") as state:
         stack = start(Path(state), ephemeral=True)
@@ -379,7 +364,7 @@ def main() -> int:
             say(
                 f"open-file limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]:,}; python {sys.version.split()[0]}"
             )
-            for which in [w.strip() for w in args.which.split(",") if w.strip()]:
+            for which in sides:
                 command = [
                     sys.executable, __file__, "--child", which, "--n", str(args.n),
                     "--poll-interval", str(args.poll_interval), "--hold", str(args.hold),
@@ -397,6 +382,62 @@ def main() -> int:
                 proc.wait()
         finally:
             stack.stop()
+    return results
+
+
+def real_with_baseline(args: argparse.Namespace) -> None:
+    """The real triggerer, then the bare google-genai loop at the same N and polls: one run, side by side.
+
+    The baseline runs after the triggerer has stopped (two cores: run together, each would slow
+    the other), on the same machine within minutes, with ``--which bare`` (``--which ""`` skips it).
+    """
+    from triggerer_real import run_real
+
+    say(
+        f"bench/triggerer.py --real: N={args.n:,}, poll every {args.poll_interval:g} s, jobs end {args.hold:g} s after setup"
+    )
+    real = run_real(args.n, args.poll_interval, args.hold)
+    real.report()
+    if "bare" not in sides_of(args):
+        return
+    say(f"\n== baseline: a bare google-genai async batches.get loop, N={args.n:,}, same polls")
+    bare = run_sides(args, ["bare"]).get("bare")
+    if bare is None:
+        say("  the baseline did not report")
+        return
+    floor = bare["cpu_s_per_1000_polls"]
+    runner, tree = real.per_1000_polls(real.runner_cpu_s), real.per_1000_polls(real.cpu_s)
+    say(f"\n== side by side at N={args.n:,}: CPU s per 1,000 polls")
+    say(f"  bare google-genai loop      {floor:7.3f}")
+    say(
+        f"  real triggerer: runner      {runner:7.3f}  ({runner / floor:.2f}x the bare loop; target: within 1.5x)"
+    )
+    say(
+        f"  real triggerer: whole tree  {tree:7.3f}  ({tree / floor:.2f}x; the supervisor and its DB work included)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1000, help="concurrent waits (up to 10,000)")
+    parser.add_argument("--poll-interval", type=float, default=10.0, help="seconds between polls")
+    parser.add_argument("--hold", type=float, default=30.0, help="seconds each job stays PENDING")
+    parser.add_argument("--which", default="bare,ours,google", help="bare, ours, google (comma-separated)")
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="a real airflow triggerer on a Postgres metadata DB (bench/triggerer_real.py)",
+    )
+    parser.add_argument("--child", choices=["ours", "bare", "google"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child, args)
+    if args.real:
+        real_with_baseline(args)
+        return 0
+
+    say(f"bench/triggerer.py: N={args.n:,}, poll every {args.poll_interval:g} s, jobs held {args.hold:g} s")
+    results = run_sides(args, sides_of(args))
     sides = [side for side in ("bare", "ours", "google") if side in results]
     if len(sides) >= 2:
         say(f"\n== side by side at N={args.n:,}: {' | '.join(sides)}")

@@ -145,9 +145,12 @@ class Figures:
     #: The longest gap between two heartbeats of the triggerer job (s), whole run; 0 if none logged.
     longest_heartbeat_gap_s: float
 
+    def per_1000_polls(self, cpu_s: float) -> float:
+        """CPU seconds per 1,000 polls of the waiting window, for ``cpu_s`` spent in it."""
+        return 1000 * cpu_s / self.polls if self.polls else float("nan")
+
     def report(self) -> None:
-        per = 1000 * self.cpu_s / self.polls if self.polls else float("nan")
-        runner_per = 1000 * self.runner_cpu_s / self.polls if self.polls else float("nan")
+        per, runner_per = self.per_1000_polls(self.cpu_s), self.per_1000_polls(self.runner_cpu_s)
         say(f"\n== real airflow triggerer (Postgres metadata DB): N={self.n:,}")
         say(
             f"  start-up           every trigger polled once {self.startup_s:6.0f} s after the insert"
@@ -165,7 +168,7 @@ class Figures:
             f"  CPU while waiting  {self.cpu_s:7.2f} s (process tree), {self.runner_cpu_s:7.2f} s (trigger runner)"
             f" for {self.polls:,} polls = {per:.3f} / {runner_per:.3f} CPU s per 1,000 polls"
         )
-        above = 1000 * (self.cpu_s - self.idle_cpu_s) / self.polls if self.polls else float("nan")
+        above = self.per_1000_polls(self.cpu_s - self.idle_cpu_s)
         say(
             f"  above the idle triggerer's {self.idle_cpu_s:.2f} s: {above:.3f} CPU s per 1,000 polls"
             " (the watchdog logging every tick is part of idle)"
