@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `make airflow`: the local stack plus `airflow standalone` serving our DAGs at 127.0.0.1:8080 (or
-# a free port when 8080 is taken). Login: admin / admin (only this machine can reach it). New DAG
-# files are picked up within seconds; the ad hoc and summary DAGs start unpaused, the scheduled ones
-# paused (unpause them in the UI). Every server it
-# starts binds 127.0.0.1 on a free port (API, worker and triggerer log servers), so a second Airflow
-# on the machine does not break this one's logs. Ctrl-C stops every process this script started
-# (Airflow's process group, then the local stack).
+# a free port when 8080 is taken), on a PostgreSQL metadata database of its own. Login: admin /
+# admin (only this machine can reach it). New DAG files are picked up within seconds; the ad hoc,
+# summary and cancel-sweep DAGs start unpaused, the scheduled ones paused (unpause them in the UI).
+# Every server it starts binds 127.0.0.1 on a free port (API, worker and triggerer log servers,
+# PostgreSQL), so a second Airflow on the machine does not break this one. Ctrl-C stops every
+# process this script started (Airflow's process group, then PostgreSQL, then the local stack).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -32,15 +32,18 @@ python -c 'import sys; from local_stack.admin import AdminClient; AdminClient().
 
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$root/.airflow/standalone}"
 mkdir -p "$AIRFLOW_HOME"
-AIRFLOW_HOME="$(cd "$AIRFLOW_HOME" && pwd)"  # absolute: SQLite needs it
-# SQLite: a writer waits up to 30 s for the lock (sqlite3's default is 5 s). The scheduler, the
-# dag-processor, the triggerer and the API server all write to this one file; on a busy laptop a
-# write can hold the lock past 5 s, and the API then answers 500 "Database error" ("database is
-# locked") to a click in the UI.
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///$AIRFLOW_HOME/airflow.db?timeout=30}"
+AIRFLOW_HOME="$(cd "$AIRFLOW_HOME" && pwd)"  # absolute: the database folder and the logs are under it
+# The metadata database: PostgreSQL (from the machine's packages), started here on a free port and
+# stopped on exit; its data stays in $AIRFLOW_HOME/postgres. Not SQLite: the API server's audit log
+# commits on its event loop, which deadlocks against SQLite's one write lock and answers a click
+# with 500 "Database error" (include/local_stack/postgres.py says how). Set
+# AIRFLOW__DATABASE__SQL_ALCHEMY_CONN to use a database of your own instead.
+started_postgres=0
 export AIRFLOW__CORE__DAGS_FOLDER="$root/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$root/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
+# Every Airflow process writes its log lines as they happen (standalone reads them through pipes).
+export PYTHONUNBUFFERED=1
 export GEMINI_BATCH_POLL_INTERVAL="${GEMINI_BATCH_POLL_INTERVAL:-2}"
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-5}"
@@ -83,9 +86,16 @@ stop() {
     fi
     kill -KILL -- "-$airflow_pid" 2>/dev/null || true
   fi
+  if [ "$started_postgres" = 1 ]; then python -m local_stack.postgres stop "$AIRFLOW_HOME"; fi
   if [ "$started_stack" = 1 ]; then python -m local_stack down; fi
 }
 trap stop INT TERM EXIT
+if [ -z "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" ]; then
+  "$root/include/dev/system_packages.sh" postgresql  # installs PostgreSQL when missing (Debian, Ubuntu)
+  started_postgres=1
+  AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="$(python -m local_stack.postgres start "$AIRFLOW_HOME")"
+  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+fi
 
 echo "Airflow UI: $AIRFLOW__API__BASE_URL  (login admin / admin; gemini_batch_adhoc is ready: Trigger it. Scheduled DAGs start paused)."
 echo "Gemini batch view: $AIRFLOW__API__BASE_URL/plugin/gemini-batch  (Browse > Gemini batch). Ctrl-C stops everything."

@@ -9,7 +9,6 @@ Nothing else is ever signalled.
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import shutil
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from local_stack.postgres import postgres_bin, service_user
 
 MARKER = "GEMINI_BATCH_DEPLOYMENT_TEST"
 
@@ -46,19 +47,6 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, interva
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
-
-
-def postgres_bin(program: str) -> str:
-    """A PostgreSQL server program: on PATH, else Debian's ``/usr/lib/postgresql/<newest>/bin``."""
-    found = shutil.which(program)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{program}"), key=lambda p: int(p.split("/")[4]))
-    if not candidates:
-        raise FileNotFoundError(
-            f"{program} not found: install Debian's postgresql (include/dev/system_packages.sh)"
-        )
-    return candidates[-1]
 
 
 @dataclass
@@ -179,19 +167,6 @@ class Processes:
         psutil.wait_procs(self.marked(), timeout=10)
         for folder in self.folders:
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def service_user() -> str | None:
-    """The user Postgres runs as: ourselves, or when we are root (initdb refuses it) ``postgres``/``nobody``."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        try:
-            pwd.getpwnam(name)
-            return name
-        except KeyError:
-            continue
-    raise RuntimeError("running as root and no 'postgres' or 'nobody' user to run PostgreSQL as")
 
 
 @dataclass(frozen=True)
