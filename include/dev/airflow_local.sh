@@ -80,7 +80,8 @@ stop() {
     # A grace period of 30 s (Airflow's own shutdown takes a few seconds, more on a loaded machine).
     for _ in $(seq 1 150); do kill -0 "$airflow_pid" 2>/dev/null || break; sleep 0.2; done
     if kill -0 "$airflow_pid" 2>/dev/null; then
-      echo "Airflow did not stop within 30 s: SIGKILL to its process group."
+      echo "Airflow did not stop within 30 s: SIGKILL to its process group, where these still ran:"
+      pgrep -a -g "$airflow_pid" | cut -c1-160 || true
     else
       echo "Airflow stopped."
     fi
