@@ -22,9 +22,11 @@ def servers_of(root: str) -> list[psutil.Process]:
     """Live PostgreSQL server processes whose data folder is under ``root``."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if root in cmdline and proc.status() != psutil.STATUS_ZOMBIE:
-            found.append(proc)
+        try:
+            if root in " ".join(proc.info["cmdline"] or []) and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.NoSuchProcess:  # ended while we looked
+            continue
     return found
 
 
