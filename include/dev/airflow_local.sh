@@ -72,13 +72,25 @@ export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="${AIRFLOW__LOGGING__WORKER_LOG_
 export AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="${AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT:-$(free_port 0)}"
 [ -f "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" ] || echo '{"admin": "admin"}' > "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
 
+# Wait up to $1 seconds for Airflow (standalone, which waits for its components) to exit.
+wait_for_airflow() {
+  local _
+  for _ in $(seq 1 $(($1 * 5))); do kill -0 "$airflow_pid" 2>/dev/null || return 0; sleep 0.2; done
+}
+
 stop() {
   trap - INT TERM EXIT
   if [ -n "${airflow_pid:-}" ] && kill -0 "$airflow_pid" 2>/dev/null; then
     echo "Stopping Airflow..."
     kill -INT -- "-$airflow_pid" 2>/dev/null || true
-    # A grace period of 30 s (Airflow's own shutdown takes a few seconds, more on a loaded machine).
-    for _ in $(seq 1 150); do kill -0 "$airflow_pid" 2>/dev/null || break; sleep 0.2; done
+    wait_for_airflow 10
+    # Airflow's scheduler can hang in its own exit, waiting for its LocalExecutor workers, which
+    # ignore SIGINT (standalone's SIGTERM to the scheduler races its shutdown); SIGTERM ends them.
+    if kill -0 "$airflow_pid" 2>/dev/null; then
+      echo "Airflow still runs after 10 s: SIGTERM to its process group."
+      kill -TERM -- "-$airflow_pid" 2>/dev/null || true
+      wait_for_airflow 20
+    fi
     if kill -0 "$airflow_pid" 2>/dev/null; then
       echo "Airflow did not stop within 30 s: SIGKILL to its process group, where these still ran:"
       pgrep -a -g "$airflow_pid" | cut -c1-160 || true
